@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine:
+#   make run    set up .venv (pinned, from requirements.lock) and run the daily flow on the bundled sample
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: setup run test serve clean-store
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==26.3"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/lstm-forecast run $(ARGS)
+
+serve: $(STAMP)
+	$(VENV)/bin/lstm-forecast serve $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+clean-store:
+	rm -rf data/store

@@ -1,0 +1,13 @@
+"""The pipeline's stages: one module per stage, pure functions plus a thin Prefect task each."""
+
+import os
+
+# Quiet, offline defaults for libraries imported later; they must be set before those imports, and an
+# explicit value in the environment always wins.
+_ENVIRONMENT_DEFAULTS = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",  # TensorFlow's C++ start-up chatter
+    "GX_ANALYTICS_ENABLED": "false",  # Great Expectations telemetry: a scheduled job makes no such calls
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # Prefect server telemetry (also "database is locked" noise)
+}
+for _name, _value in _ENVIRONMENT_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)

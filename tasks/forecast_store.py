@@ -1,0 +1,114 @@
+"""Where published forecasts live: a Parquet dataset and a SQL table that always agree.
+
+- Parquet: `<data-dir>/forecasts/run_date=YYYY-MM-DD/forecasts.parquet` (Hive partition on the run date,
+  which readers see as a `run_date` column).
+- SQL: table `forecasts` (any SQLAlchemy URL; SQLite by default) with the same columns plus `run_date`.
+
+A run date's forecasts are replaced as a unit, never appended: the new Parquet file is staged under a
+hidden name, the SQL delete+insert commits in one transaction, and only then is the file renamed into
+place. If the database write fails, the staged file is discarded and both stores still hold the previous
+publication. All SQL goes through SQLAlchemy Core with bound parameters.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from tasks import storage
+from tasks.columns import (FORECAST_COLUMNS, MODEL_VERSION, ORIGIN, RUN_DATE, RUN_ID, SERIES_ID, STEP, TIMESTAMP,
+                           YHAT, YHAT_LOWER, YHAT_UPPER)
+
+TABLE_NAME = "forecasts"
+PARQUET_NAME = "forecasts.parquet"
+
+_metadata = sa.MetaData()
+forecasts_table = sa.Table(
+    TABLE_NAME, _metadata,
+    sa.Column(SERIES_ID, sa.String(1024), nullable=False),
+    sa.Column(ORIGIN, sa.DateTime(timezone=True), nullable=False),
+    sa.Column(TIMESTAMP, sa.DateTime(timezone=True), nullable=False),
+    sa.Column(STEP, sa.Integer, nullable=False),
+    sa.Column(YHAT, sa.Float, nullable=False),
+    sa.Column(YHAT_LOWER, sa.Float, nullable=False),
+    sa.Column(YHAT_UPPER, sa.Float, nullable=False),
+    sa.Column(MODEL_VERSION, sa.String(128), nullable=False),
+    sa.Column(RUN_ID, sa.String(64), nullable=False),
+    sa.Column(RUN_DATE, sa.Date, nullable=False),
+    sa.UniqueConstraint(RUN_DATE, SERIES_ID, STEP, name="forecasts_run_date_series_step"),
+)
+
+PARQUET_SCHEMA = pa.schema([
+    (SERIES_ID, pa.string()), (ORIGIN, pa.timestamp("us", tz="UTC")), (TIMESTAMP, pa.timestamp("us", tz="UTC")),
+    (STEP, pa.int32()), (YHAT, pa.float64()), (YHAT_LOWER, pa.float64()), (YHAT_UPPER, pa.float64()),
+    (MODEL_VERSION, pa.string()), (RUN_ID, pa.string()),
+])
+
+
+def parquet_path(data_dir: Path, run_date: date) -> Path:
+    return storage.partition_dir(data_dir / "forecasts", run_date) / PARQUET_NAME
+
+
+def publish_forecasts_atomically(forecasts: pd.DataFrame, run_date: date, data_dir: Path, database_url: str) -> int:
+    """Replace the run date's forecasts in both stores; returns the rows written."""
+    forecasts = forecasts[list(FORECAST_COLUMNS)].sort_values([SERIES_ID, STEP]).reset_index(drop=True)
+    table = pa.Table.from_pandas(forecasts, schema=PARQUET_SCHEMA, preserve_index=False)
+    with storage.atomic_path(parquet_path(data_dir, run_date)) as staged:
+        pq.write_table(table, staged)
+        replace_sql_rows(forecasts, run_date, database_url)
+    return table.num_rows
+
+
+def replace_sql_rows(forecasts: pd.DataFrame, run_date: date, database_url: str) -> None:
+    """Delete the run date's rows and insert the new ones in a single transaction."""
+    engine = sa.create_engine(database_url)
+    try:
+        _metadata.create_all(engine, checkfirst=True)
+        records = [
+            {**row, ORIGIN: row[ORIGIN].to_pydatetime(), TIMESTAMP: row[TIMESTAMP].to_pydatetime(),
+             STEP: int(row[STEP]), RUN_DATE: run_date}
+            for row in forecasts.to_dict("records")
+        ]
+        with engine.begin() as connection:
+            connection.execute(sa.delete(forecasts_table).where(forecasts_table.c[RUN_DATE] == run_date))
+            if records:
+                connection.execute(sa.insert(forecasts_table), records)
+    finally:
+        engine.dispose()
+
+
+def read_sql_forecasts(database_url: str, run_date: date | None = None) -> pd.DataFrame:
+    """The forecasts table (optionally one run date) as a DataFrame with UTC timestamps."""
+    engine = sa.create_engine(database_url)
+    try:
+        query = sa.select(forecasts_table)
+        if run_date is not None:
+            query = query.where(forecasts_table.c[RUN_DATE] == run_date)
+        with engine.connect() as connection:
+            frame = pd.DataFrame(connection.execute(query).mappings().all())
+    finally:
+        engine.dispose()
+    for column in (ORIGIN, TIMESTAMP):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def read_parquet_forecasts(data_dir: Path) -> pd.DataFrame:
+    """Every published run date as one frame (with the `run_date` partition column)."""
+    import pyarrow.dataset as ds
+
+    root = data_dir / "forecasts"
+    if not root.exists():
+        return pd.DataFrame(columns=[*FORECAST_COLUMNS, RUN_DATE])
+    return ds.dataset(root, format="parquet", partitioning="hive").to_table().to_pandas()
+
+
+def redacted_url(database_url: str) -> str:
+    """The URL with any password masked, for logs."""
+    return sa.engine.make_url(database_url).render_as_string(hide_password=True)

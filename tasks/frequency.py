@@ -1,0 +1,97 @@
+"""Per-series frequency inference and the defaults that depend on frequency.
+
+A frequency is kept as a pandas offset alias string ("D", "h", "7D", "MS", ...) so it is JSON-friendly
+and can rebuild the regular grid with `pandas.date_range`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tasks.columns import SERIES_ID, TIMESTAMP
+
+
+@dataclass(frozen=True)
+class FrequencyDefaults:
+    """What a sensible user would pick for data of one frequency."""
+
+    lookback: int
+    horizon: int
+    season: int  # periods in the dominant seasonal cycle, used by seasonal fill and seasonal naive
+
+
+# Lookbacks are kept short on purpose: they set the cost of every training step on a 2-core CPU.
+_DEFAULTS = {
+    "min": FrequencyDefaults(lookback=120, horizon=60, season=60),
+    "h": FrequencyDefaults(lookback=72, horizon=24, season=24),
+    "D": FrequencyDefaults(lookback=28, horizon=14, season=7),
+    "W": FrequencyDefaults(lookback=52, horizon=8, season=52),
+    "M": FrequencyDefaults(lookback=24, horizon=12, season=12),
+}
+_FALLBACK = FrequencyDefaults(lookback=32, horizon=8, season=1)
+
+
+def defaults_for(freq: str) -> FrequencyDefaults:
+    """Defaults for an offset alias; unknown multiples fall back to generic values."""
+    if freq in ("MS", "ME"):
+        return _DEFAULTS["M"]
+    step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+    for unit, size in (("min", "1min"), ("h", "1h"), ("D", "1D"), ("W", "7D")):
+        if step == pd.Timedelta(size):
+            return _DEFAULTS[unit]
+    return _FALLBACK
+
+
+def infer_frequency(timestamps: pd.Series) -> str | None:
+    """Frequency of one series from its (sorted, unique, UTC) timestamps; None with fewer than 2.
+
+    The most common spacing wins, so a series with gaps still gets its true frequency. Month-start and
+    month-end series are recognised as calendar months, which have no fixed spacing.
+    """
+    ts = pd.DatetimeIndex(timestamps.dropna().unique()).sort_values()
+    if len(ts) < 2:
+        return None
+    deltas = pd.Series(ts[1:] - ts[:-1])
+    if deltas.between(pd.Timedelta(days=28), pd.Timedelta(days=31)).all():
+        at_midnight = (ts == ts.normalize()).all()
+        if at_midnight and ts.is_month_start.all():
+            return "MS"
+        if at_midnight and ts.is_month_end.all():
+            return "ME"
+    return _alias(deltas.mode().iloc[0])
+
+
+def _alias(step: pd.Timedelta) -> str:
+    """Readable offset alias for a fixed spacing: 1 day is "D", 6 hours "6h", 90 seconds "90s"."""
+    for unit, size in (("D", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)),
+                       ("min", pd.Timedelta(minutes=1)), ("s", pd.Timedelta(seconds=1))):
+        if step % size == pd.Timedelta(0):
+            count = step // size
+            return unit if count == 1 else f"{count}{unit}"
+    return pd.tseries.frequencies.to_offset(step).freqstr
+
+
+def infer_frequencies(frame: pd.DataFrame, *, series_id: str = SERIES_ID, timestamp: str = TIMESTAMP) -> pd.Series:
+    """Frequency alias (or None) per series id."""
+    return frame.groupby(series_id, sort=True)[timestamp].agg(infer_frequency)
+
+
+def on_grid(timestamps: pd.Series, freq: str) -> np.ndarray:
+    """True where a timestamp lies on the regular grid of `freq` anchored at the series' first timestamp."""
+    valid = timestamps.dropna()
+    result = np.zeros(len(timestamps), dtype=bool)
+    if valid.empty:
+        return result
+    grid = pd.date_range(valid.min(), valid.max(), freq=freq)
+    result[timestamps.notna().to_numpy()] = valid.isin(grid).to_numpy()
+    return result
+
+
+def periods_between(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> int:
+    """Whole periods of `freq` from start to end (0 when end <= start)."""
+    if end <= start:
+        return 0
+    return max(len(pd.date_range(start, end, freq=freq)) - 1, 0)

@@ -1,0 +1,153 @@
+"""Stage 3, gap-filling: put each series on its regular grid and fill the holes, marking every fill.
+
+Methods (setting `fill_method`): `ffill`, `bfill`, `linear` (by position), `time` (by timestamp), and
+`seasonal` (the value one season earlier, e.g. 7 days for daily data; linear where no such value exists).
+A series whose longest gap exceeds `max_gap` periods is quarantined rather than filled: inventing that
+much data would teach the model made-up patterns.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+
+from tasks import storage
+from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
+from tasks.frequency import defaults_for
+from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
+from tasks.settings import FillMethod, Settings
+
+FILL_METHODS: tuple[str, ...] = ("ffill", "bfill", "linear", "time", "seasonal")
+
+
+def regularize(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """Each series reindexed onto its full grid from first to last timestamp; inserted rows have NaN values
+    and `imputed=True`. Input: sorted, unique long-format rows of one frequency."""
+    parts = []
+    for series, group in frame.groupby(SERIES_ID, sort=True):
+        grid = pd.date_range(group[TIMESTAMP].iloc[0], group[TIMESTAMP].iloc[-1], freq=freq)
+        part = group.set_index(TIMESTAMP).drop(columns=SERIES_ID).reindex(grid)
+        part.index.name = TIMESTAMP
+        part = part.reset_index()
+        part.insert(0, SERIES_ID, series)
+        part[IMPUTED] = ~part[TIMESTAMP].isin(group[TIMESTAMP]).to_numpy()
+        parts.append(part)
+    if not parts:
+        return frame.assign(**{IMPUTED: pd.Series(dtype=bool)})
+    result = pd.concat(parts, ignore_index=True)
+    result[SERIES_ID] = result[SERIES_ID].astype("string")
+    result[TIMESTAMP] = result[TIMESTAMP].astype("datetime64[us, UTC]")
+    return result
+
+
+def longest_gaps(regular: pd.DataFrame) -> pd.DataFrame:
+    """Per series: the longest run of imputed points, with where it starts and ends."""
+    rows = []
+    for series, group in regular.groupby(SERIES_ID, sort=True):
+        missing = group[IMPUTED].to_numpy()
+        if not missing.any():
+            rows.append((series, 0, pd.NaT, pd.NaT))
+            continue
+        run_id = np.cumsum(~missing)  # constant along each run of missing points
+        lengths = pd.Series(missing).groupby(run_id).sum()
+        longest_run = lengths.idxmax()
+        where = np.flatnonzero(missing & (run_id == longest_run))
+        stamps = group[TIMESTAMP].to_numpy()
+        rows.append((series, int(lengths.max()), stamps[where[0]], stamps[where[-1]]))
+    return pd.DataFrame(rows, columns=[SERIES_ID, "longest_gap", "gap_start", "gap_end"])
+
+
+def fill_values(regular: pd.DataFrame, method: FillMethod, season: int) -> pd.DataFrame:
+    """Fill NaN values per series with `method`; covariates are carried forward (then back)."""
+    if method not in FILL_METHODS:
+        raise ValueError(f"fill method {method!r} is not one of {FILL_METHODS}")
+    filled = regular.copy()
+    by_series = filled.groupby(SERIES_ID, sort=False)
+    if method == "ffill":
+        filled[VALUE] = by_series[VALUE].ffill()
+    elif method == "bfill":
+        filled[VALUE] = by_series[VALUE].bfill()
+    elif method == "linear":
+        filled[VALUE] = by_series[VALUE].transform(lambda s: s.interpolate("linear", limit_direction="both"))
+    elif method == "time":
+        values = filled[VALUE].copy()
+        for index in by_series.groups.values():
+            values.loc[index] = _time_interpolate(filled.loc[index])
+        filled[VALUE] = values
+    else:
+        filled[VALUE] = by_series[VALUE].transform(lambda s: _seasonal_fill(s.to_numpy(), season))
+    covariates = [c for c in filled.columns if c not in (SERIES_ID, TIMESTAMP, VALUE, IMPUTED)]
+    for column in covariates:
+        filled[column] = filled.groupby(SERIES_ID, sort=False)[column].transform(lambda s: s.ffill().bfill())
+    return filled
+
+
+def _time_interpolate(group: pd.DataFrame) -> np.ndarray:
+    return group.set_index(TIMESTAMP)[VALUE].interpolate("time", limit_direction="both").to_numpy()
+
+
+def _seasonal_fill(values: np.ndarray, season: int) -> np.ndarray:
+    """Copy the value one season back into each hole (in time order, so long holes chain); linear otherwise."""
+    out = values.astype("float64", copy=True)
+    for position in np.flatnonzero(np.isnan(out)):
+        if position >= season and not np.isnan(out[position - season]):
+            out[position] = out[position - season]
+    return pd.Series(out).interpolate("linear", limit_direction="both").to_numpy()
+
+
+@dataclass
+class GapFillResult:
+    clean: pd.DataFrame
+    quarantined: pd.DataFrame
+    gaps: pd.DataFrame
+
+
+def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int) -> GapFillResult:
+    """Regularise, quarantine series with a gap longer than `max_gap` periods, fill the rest."""
+    regular = regularize(valid, freq)
+    gaps = longest_gaps(regular)
+    too_long = gaps[gaps["longest_gap"] > max_gap]
+    rejected = valid[valid[SERIES_ID].isin(too_long[SERIES_ID])]
+    reasons = rejected[SERIES_ID].map({
+        row.series_id: (f"series {row.series_id!r} has a gap of {row.longest_gap} periods from "
+                        f"{row.gap_start.isoformat()} to {row.gap_end.isoformat()}, over the fill limit of "
+                        f"{max_gap} (setting max_gap)")
+        for row in too_long.itertuples()})
+    quarantined = quarantine_records(rejected, stage="gapfill", reason=reasons.to_numpy())
+    kept = regular[~regular[SERIES_ID].isin(too_long[SERIES_ID])]
+    clean = fill_values(kept, method, season=defaults_for(freq).season)
+    return GapFillResult(clean=clean.reset_index(drop=True), quarantined=quarantined, gaps=gaps)
+
+
+@task(name="gap-fill")
+def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
+    """Prefect task: regularise and fill the validated rows of this run."""
+    log = get_run_logger()
+    started = time.perf_counter()
+    run_date = pd.Timestamp(validated["run_date"]).date()
+    valid = storage.read_parquet(validated["valid_path"])
+    result = gapfill(valid, validated["frequency"], settings.fill_method, settings.max_gap)
+    write_quarantine(result.quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
+    for reason in result.quarantined["reason"].unique():
+        log.warning("Quarantined series: %s", reason)
+    clean_path = storage.partition_dir(settings.data_dir / "clean", run_date) / "series.parquet"
+    storage.write_parquet(result.clean, clean_path)
+    imputed = int(result.clean[IMPUTED].sum())
+    share = imputed / max(len(result.clean), 1)
+    log.info("Gap-fill (%s): %d rows in %d series, %d imputed (%.2f%%), %d series quarantined",
+             settings.fill_method, len(result.clean), result.clean[SERIES_ID].nunique(), imputed, 100 * share,
+             result.quarantined[SERIES_ID].nunique())
+    return {
+        "clean_path": str(clean_path),
+        "rows": len(result.clean),
+        "series": int(result.clean[SERIES_ID].nunique()),
+        "imputed": imputed,
+        "imputed_share": round(share, 6),
+        "series_quarantined": int(result.quarantined[SERIES_ID].nunique()),
+        "duration_s": round(time.perf_counter() - started, 3),
+    }

@@ -1,0 +1,221 @@
+"""Stage 1, ingestion: archive new raw files unchanged, parse them, and add them to the series store.
+
+Layout under the data dir:
+- `raw/<hh>/<sha256>.<ext>`: every raw file ever seen, byte for byte, named by content hash;
+- `raw/manifest.json`: one entry per content hash (original name, size, status, rows, reason), so a file is
+  never ingested twice, whatever it is called;
+- `series/<sha256>.parquet`: the parsed rows of each accepted file, with lineage columns.
+
+The store keeps every parsed row, including rows whose timestamp or value did not parse: validation
+decides what is usable and quarantines the rest with a reason, so nothing is dropped silently here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from prefect import get_run_logger, task
+
+from tasks import storage
+from tasks.columns import RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
+from tasks.errors import PipelineError, RawFileError
+from tasks.quarantine import quarantine_records, write_quarantine
+from tasks.settings import Settings
+
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+INGEST_SEQ = "ingest_seq"  # order in which files entered the store; a later file restates an earlier one
+
+
+def discover_files(input_path: Path) -> list[Path]:
+    """The CSV/Parquet files at `input_path` (a file, or a folder searched recursively), sorted by path."""
+    if not input_path.exists():
+        raise PipelineError(f"input path '{input_path}' does not exist; pass --input with a CSV/Parquet file or folder")
+    if input_path.is_file():
+        if input_path.suffix.lower() not in SUFFIXES:
+            raise PipelineError(f"input file '{input_path}' is not .csv or .parquet")
+        return [input_path]
+    return sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                  and not p.name.startswith((".", "_")))
+
+
+def read_raw_file(path: Path, name: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Parse one raw file into the long format plus lineage columns; returns (rows, notes).
+
+    Raises RawFileError when the file as a whole cannot be used (unreadable, empty, missing columns).
+    Rows whose timestamp or value does not parse are kept with NaT/NaN and their raw text.
+    """
+    name = name or path.name
+    raw = _read_table(path, name)
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    missing = [c for c in REQUIRED if c not in raw.columns]
+    if missing:
+        raise RawFileError(name, f"missing required column(s) {missing}; found {list(raw.columns)}. "
+                           f"Expected long format: {', '.join(REQUIRED)}[, numeric covariates]")
+    if raw.columns.duplicated().any():
+        raise RawFileError(name, f"duplicate column names {sorted(set(raw.columns[raw.columns.duplicated()]))}")
+    if raw.empty:
+        raise RawFileError(name, "has a header but no data rows")
+
+    first_row = 2 if path.suffix.lower() in CSV_SUFFIXES else 1  # CSV line 1 is the header
+    rows = pd.DataFrame({
+        SERIES_ID: _parse_series_id(raw[SERIES_ID]),
+        TIMESTAMP: _parse_timestamps(raw[TIMESTAMP]),
+        VALUE: pd.to_numeric(raw[VALUE], errors="coerce").astype("float64"),
+    })
+    rows[RAW_TIMESTAMP] = _unparsed_text(raw[TIMESTAMP], rows[TIMESTAMP].isna())
+    rows[RAW_VALUE] = _unparsed_text(raw[VALUE], rows[VALUE].isna())
+    notes = []
+    for column in (c for c in raw.columns if c not in REQUIRED):
+        numeric = pd.to_numeric(raw[column], errors="coerce")
+        present = raw[column].notna() & (raw[column].astype("string").str.strip() != "")
+        if (numeric.notna() | ~present).all():
+            rows[column] = numeric.astype("float64")
+        else:
+            bad = raw[column][present & numeric.isna()]
+            notes.append(f"file '{name}': covariate column '{column}' is not numeric "
+                         f"(e.g. {bad.iloc[0]!r} at row {bad.index[0] + first_row}); it is ignored")
+    rows[SOURCE_ROW] = np.arange(first_row, first_row + len(rows), dtype="int64")
+    return rows, notes
+
+
+def _read_table(path: Path, name: str) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            return pq.read_table(path).to_pandas()
+        # Everything as text first: parsing is done column by column so errors can quote the bad value.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+                           skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise RawFileError(name, "is empty") from None
+    except UnicodeDecodeError as exc:
+        raise RawFileError(name, f"is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} "
+                           f"at offset {exc.start}); re-export it as UTF-8") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        # OSError is not caught: a failing disk or share is transient and the task retries it.
+        kind = "Parquet" if suffix in PARQUET_SUFFIXES else "CSV"
+        raise RawFileError(name, f"cannot be read as {kind}: {str(exc).splitlines()[0][:300]}") from None
+
+
+def _parse_series_id(column: pd.Series) -> pd.Series:
+    ids = column.astype("string").str.strip()
+    return ids.mask(ids == "")
+
+
+def _parse_timestamps(column: pd.Series) -> pd.Series:
+    """UTC timestamps; naive values mean UTC, offsets are converted; unparseable values become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        parsed = pd.to_datetime(column, utc=True)
+    else:
+        parsed = pd.to_datetime(column.astype("string").str.strip(), utc=True, errors="coerce", format="ISO8601")
+    return parsed.astype("datetime64[us, UTC]")
+
+
+def _unparsed_text(raw: pd.Series, failed: pd.Series) -> pd.Series:
+    """The raw text where parsing failed on a non-empty value, else missing."""
+    text = raw.astype("string")
+    return text.where(failed.to_numpy() & text.notna().to_numpy() & (text.str.strip() != "").fillna(False).to_numpy())
+
+
+@dataclass
+class IngestSummary:
+    files_seen: int = 0
+    files_new: int = 0
+    files_already_ingested: int = 0
+    files_rejected: list[dict[str, str]] = field(default_factory=list)
+    rows_new: int = 0
+    notes: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
+    """Archive and parse every file under `input_path` not yet in the manifest."""
+    started = time.perf_counter()
+    summary = IngestSummary()
+    manifest_path = data_dir / "raw" / "manifest.json"
+    manifest: dict[str, dict[str, Any]] = storage.read_json(manifest_path, default={})
+    for path in discover_files(input_path):
+        summary.files_seen += 1
+        digest = storage.content_hash(path)
+        if digest in manifest:
+            summary.files_already_ingested += 1
+            continue
+        suffix = ".parquet" if path.suffix.lower() in PARQUET_SUFFIXES else ".csv"
+        storage.copy_file(path, data_dir / "raw" / digest[:2] / f"{digest}{suffix}")
+        entry: dict[str, Any] = {
+            "original_name": path.name, "size": path.stat().st_size, "seq": len(manifest),
+            "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            rows, notes = read_raw_file(path)
+        except RawFileError as exc:
+            entry.update(status="rejected", reason=exc.reason, rows=0)
+            summary.files_rejected.append({"file": path.name, "sha256": digest, "reason": exc.reason})
+            write_quarantine(quarantine_records(None, stage="ingest", reason=str(exc), source_file=digest),
+                             data_dir / "quarantine" / "ingest" / f"{digest[:16]}.parquet")
+            if log:
+                log.warning("Rejected %s", exc)
+        else:
+            rows[SOURCE_FILE] = digest
+            storage.write_parquet(rows, data_dir / "series" / f"{digest}.parquet")
+            entry.update(status="ingested", rows=len(rows))
+            summary.files_new += 1
+            summary.rows_new += len(rows)
+            summary.notes.extend(notes)
+            for note in notes:
+                if log:
+                    log.warning(note)
+        manifest[digest] = entry
+        # Written after each file so a crash or retry never ingests a file twice nor forgets one.
+        storage.write_json(manifest, manifest_path)
+    summary.duration_s = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def read_series_store(data_dir: Path) -> pd.DataFrame:
+    """Every stored row of every accepted file, with INGEST_SEQ giving the files' arrival order."""
+    manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
+    parts = []
+    for digest, entry in sorted(manifest.items(), key=lambda item: item[1]["seq"]):
+        if entry.get("status") != "ingested":
+            continue
+        part = storage.read_parquet(data_dir / "series" / f"{digest}.parquet")
+        part[INGEST_SEQ] = entry["seq"]
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=[*REQUIRED, SOURCE_FILE, SOURCE_ROW, INGEST_SEQ])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _retry_on_io_error(task_, task_run, state) -> bool:
+    """Retry only what can heal by itself: I/O errors, not bad data or bugs."""
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001 - anything else is not transient
+        return False
+    return False
+
+
+@task(name="ingest", retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_retry_on_io_error)
+def ingest_files(settings: Settings) -> dict[str, Any]:
+    """Prefect task: ingest new files from `settings.input_path` into the store under `settings.data_dir`."""
+    log = get_run_logger()
+    summary = ingest(settings.input_path, settings.data_dir, log=log)
+    log.info("Ingest: %d file(s) seen, %d new (%d rows), %d already ingested, %d rejected",
+             summary.files_seen, summary.files_new, summary.rows_new, summary.files_already_ingested,
+             len(summary.files_rejected))
+    return summary.as_dict()

@@ -1,0 +1,83 @@
+"""One typed configuration for the whole pipeline.
+
+Precedence, highest first: explicit overrides (CLI options and flow parameters), environment variables
+(`LSTM_FORECAST_<FIELD>`, e.g. `LSTM_FORECAST_DATA_DIR`), a TOML file (`lstm-forecast.toml` in the working
+directory, or the path in `LSTM_FORECAST_CONFIG`), then the defaults below. The README's "Settings" table
+documents the same fields.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_INPUT = PROJECT_ROOT / "data" / "sample"
+CONFIG_ENV = "LSTM_FORECAST_CONFIG"
+DEFAULT_CONFIG_FILE = "lstm-forecast.toml"
+
+FillMethod = Literal["ffill", "bfill", "linear", "time", "seasonal"]
+
+
+class Settings(BaseSettings):
+    """Paths, database and model hyper-parameters. Sizes are in periods of the data's frequency."""
+
+    model_config = SettingsConfigDict(env_prefix="LSTM_FORECAST_", extra="forbid", validate_default=True)
+
+    input_path: Path = Field(SAMPLE_INPUT, description="CSV/Parquet file or folder of them to ingest.")
+    data_dir: Path = Field(Path("data/store"), description="Root of every store the pipeline writes.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the forecasts table; default: SQLite file in data_dir."
+    )
+    horizon: int | None = Field(None, ge=1, le=1000, description="Steps to forecast; default by frequency.")
+    lookback: int | None = Field(None, ge=2, le=5000, description="Input window length; default by frequency.")
+    max_epochs: int = Field(40, ge=1, le=10_000)
+    patience: int = Field(4, ge=1, description="Early-stopping patience in epochs (validation loss).")
+    batch_size: int = Field(128, ge=1)
+    units: int = Field(32, ge=1, description="Units per LSTM layer.")
+    layers: int = Field(2, ge=1, le=8, description="Stacked LSTM layers.")
+    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout after each LSTM layer.")
+    learning_rate: float = Field(1e-3, gt=0.0)
+    val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="Share of the time range held out.")
+    fill_method: FillMethod = "linear"
+    max_gap: int = Field(14, ge=0, description="Longest gap (periods) gap-fill may fill; longer: quarantine.")
+    max_staleness: int = Field(7, ge=0, description="Periods a series may lag the as-of before quarantine.")
+    interval_level: float = Field(0.8, gt=0.0, lt=1.0, description="Coverage of the prediction interval.")
+    seed: int = 42
+
+    @field_validator("data_dir", "input_path", mode="after")
+    @classmethod
+    def _expand(cls, path: Path) -> Path:
+        return Path(os.path.expanduser(str(path)))
+
+    @model_validator(mode="after")
+    def _default_database(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'forecasts.sqlite').resolve()}"
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        elif CONFIG_ENV in os.environ:
+            raise FileNotFoundError(f"{CONFIG_ENV}={config_file} does not exist; unset it or point it at a TOML file")
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from defaults, config file and environment, with non-None overrides applied on top."""
+    return Settings(**{name: value for name, value in overrides.items() if value is not None})
