@@ -2,7 +2,7 @@
 
 The champion model predicts all `horizon` steps from the last `lookback` points of every series, the
 per-series scaling is inverted, and the interval is the model's validation residual quantiles added to
-the point forecast. Output rows follow the contract (README, "Output"): Parquet and SQL, replaced per
+the point forecast (clipped at zero for series that have never been negative). Output rows follow the contract (README, "Output"): Parquet and SQL, replaced per
 run date, plus a Prefect table artifact of the forecasts and a markdown artifact of the run's metrics.
 """
 
@@ -52,7 +52,10 @@ def forecast(champion: ModelVersion, clean: pd.DataFrame) -> pd.DataFrame:
     upper = point + np.asarray(meta["interval"]["upper"])[None, :]
     # Keep the point inside its interval even when the residuals are skewed to one side.
     lower, upper = np.minimum(lower, point), np.maximum(upper, point)
-    unscale = champion.scaler.inverse_transform
+    point, lower, upper = (champion.scaler.inverse_transform(series_ids, v) for v in (point, lower, upper))
+    # A series that never went below zero (counts, volumes, page views) gets no negative forecasts.
+    non_negative = clean.groupby(SERIES_ID)[VALUE].min().reindex(series_ids).to_numpy() >= 0
+    point, lower, upper = (np.where(non_negative[:, None], np.maximum(v, 0.0), v) for v in (point, lower, upper))
     steps = np.arange(1, horizon + 1)
     timestamps = np.concatenate([pd.date_range(origin, periods=horizon + 1, freq=freq)[1:] for origin in origins])
     return pd.DataFrame({
@@ -60,9 +63,9 @@ def forecast(champion: ModelVersion, clean: pd.DataFrame) -> pd.DataFrame:
         ORIGIN: np.repeat(origins.to_numpy(), horizon),
         TIMESTAMP: pd.DatetimeIndex(timestamps).tz_convert("UTC"),
         STEP: np.tile(steps, len(series_ids)).astype("int32"),
-        YHAT: unscale(series_ids, point).ravel(),
-        YHAT_LOWER: unscale(series_ids, lower).ravel(),
-        YHAT_UPPER: unscale(series_ids, upper).ravel(),
+        YHAT: point.ravel(),
+        YHAT_LOWER: lower.ravel(),
+        YHAT_UPPER: upper.ravel(),
     })
 
 

@@ -25,6 +25,15 @@ import pyarrow.parquet as pq
 HASH_CHUNK = 1 << 20
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def content_hash(path: Path) -> str:
     """SHA-256 hex digest of a file's bytes."""
     digest = hashlib.sha256()
@@ -46,6 +55,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; published files should be readable as usual
     try:
         yield tmp
         _fsync(tmp)
@@ -89,6 +99,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a hidden temporary folder beside `target`; it becomes `target` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
         if target.exists():

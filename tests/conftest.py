@@ -1,0 +1,68 @@
+"""Shared fixtures: one Prefect test server per session, seeded slices of the real sample data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import prefect  # noqa: F401 - sets up Prefect's log handlers once, before any per-test output capture
+import pytest
+
+from tasks.settings import PROJECT_ROOT
+
+SAMPLE_CSV = PROJECT_ROOT / "data" / "sample" / "wikipedia_traffic_daily.csv"
+WEATHER_CSV = PROJECT_ROOT / "data" / "examples" / "seattle_weather_daily.csv"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch, tmp_path):
+    """No developer's LSTM_FORECAST_* variables or config file leak into a test."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("LSTM_FORECAST_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> str:
+    """A real, temporary Prefect API for the whole session (flows, task runs, artifacts); yields its URL."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from prefect.settings import PREFECT_API_URL
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()  # for subprocesses, e.g. the console script
+
+
+@pytest.fixture(scope="session")
+def sample() -> pd.DataFrame:
+    """The bundled real sample, parsed: 10 daily Wikipedia page-view series, 2015-07-01..2016-12-31."""
+    frame = pd.read_csv(SAMPLE_CSV)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).astype("datetime64[us, UTC]")
+    frame["series_id"] = frame["series_id"].astype("string")
+    frame["value"] = frame["value"].astype("float64")
+    return frame
+
+
+@pytest.fixture
+def sample_slice(sample) -> pd.DataFrame:
+    """Three real series, last 160 days: small enough for tiny-epoch flow tests."""
+    ids = sorted(sample["series_id"].unique())[:3]
+    part = sample[sample["series_id"].isin(ids)]
+    return part[part["timestamp"] > part["timestamp"].max() - pd.Timedelta(days=160)].reset_index(drop=True)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = frame.copy()
+    if "timestamp" in out and pd.api.types.is_datetime64_any_dtype(out["timestamp"]):
+        out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    out.to_csv(path, index=False)
+    return path

@@ -1,0 +1,73 @@
+"""End to end: the real daily flow on real sample data, against a real (temporary) Prefect API."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from flows.daily import daily_forecast
+from tasks.columns import FORECAST_COLUMNS
+from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts
+from tests.conftest import write_csv
+
+HORIZON, LOOKBACK = 7, 14
+
+
+def run(inbox, data_dir, as_of=None):
+    return daily_forecast(input_path=str(inbox), data_dir=str(data_dir), as_of=as_of, horizon=HORIZON,
+                          lookback=LOOKBACK, max_epochs=2)
+
+
+def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_server, tmp_path, sample_slice, rng):
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "store"
+    holes = rng.choice(len(sample_slice), size=12, replace=False)
+    write_csv(sample_slice.drop(index=holes), inbox / "day1.csv")
+    (inbox / "garbage.csv").write_bytes(b"\x00\x01binary\xff garbage")
+    as_of = "2016-12-24"
+
+    result = run(inbox, data_dir, as_of)
+    assert result["ingest"]["files_new"] == 1 and len(result["ingest"]["files_rejected"]) == 1
+    assert result["gapfill"]["imputed"] > 0
+
+    parquet = read_parquet_forecasts(data_dir)
+    sql = read_sql_forecasts(f"sqlite:///{(data_dir / 'forecasts.sqlite').resolve()}")
+    # Contract: columns, one row per series and step, origin = last observed timestamp up to the as-of.
+    assert list(parquet.columns[:len(FORECAST_COLUMNS)]) == list(FORECAST_COLUMNS)
+    assert len(parquet) == 3 * HORIZON
+    assert set(parquet["series_id"]) == set(sample_slice["series_id"])
+    assert (parquet["origin"] == pd.Timestamp(as_of, tz="UTC")).all()
+    assert sorted(parquet["step"].unique()) == list(range(1, HORIZON + 1))
+    assert (parquet["timestamp"] == parquet["origin"] + pd.to_timedelta(parquet["step"], unit="D")).all()
+    assert (parquet["yhat_lower"] <= parquet["yhat"]).all() and (parquet["yhat"] <= parquet["yhat_upper"]).all()
+    assert parquet["model_version"].nunique() == 1 and parquet["run_id"].nunique() == 1
+    assert (data_dir / "models" / parquet["model_version"].iloc[0] / "model.keras").is_file()
+
+    # Parquet and SQL agree row for row.
+    key = ["series_id", "step"]
+    left = parquet.sort_values(key).reset_index(drop=True)
+    right = sql.sort_values(key).reset_index(drop=True)
+    right["run_date"] = right["run_date"].astype(str)
+    columns = [*FORECAST_COLUMNS, "run_date"]
+    pd.testing.assert_frame_equal(left[columns].astype({"run_date": str}), right[columns], check_dtype=False)
+
+    # A second run with the same as-of replaces that run's rows: same count, new run id.
+    again = run(inbox, data_dir, as_of)
+    assert again["ingest"]["files_new"] == 0
+    parquet2 = read_parquet_forecasts(data_dir)
+    sql2 = read_sql_forecasts(f"sqlite:///{(data_dir / 'forecasts.sqlite').resolve()}")
+    assert len(parquet2) == len(sql2) == len(parquet)
+    assert parquet2["run_id"].nunique() == 1 and parquet2["run_id"].iloc[0] != parquet["run_id"].iloc[0]
+
+    # The run left its artifacts in the Prefect API.
+    from prefect.artifacts import Artifact
+
+    for key in ("validation-summary", "forecast-table", "run-metrics"):
+        assert Artifact.get(key) is not None, key
+    assert "validation loss" in Artifact.get("run-metrics").data
+
+
+def test_flow_fails_with_a_reason_when_nothing_is_valid(prefect_server, tmp_path, sample_slice):
+    inbox = tmp_path / "inbox"
+    write_csv(sample_slice, inbox / "old.csv")
+    with pytest.raises(Exception, match="nothing valid is left after validation.*stale"):
+        run(inbox, tmp_path / "store", as_of="2020-01-01")

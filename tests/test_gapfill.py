@@ -1,0 +1,94 @@
+"""Gap-filling: regular grids, every method, imputed flags, and the gap limit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.gapfill import FILL_METHODS, gapfill, regularize
+
+
+def series(values, start="2020-01-01", freq="D", name="a"):
+    stamps = pd.date_range(start, periods=len(values), freq=freq, tz="UTC")
+    frame = pd.DataFrame({"series_id": pd.array([name] * len(values), dtype="string"), "timestamp": stamps,
+                          "value": np.asarray(values, dtype="float64")})
+    return frame
+
+
+def drop(frame, positions):
+    return frame.drop(index=positions).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("method, expected", [
+    ("ffill", [2.0, 2.0]),
+    ("bfill", [5.0, 5.0]),
+    ("linear", [3.0, 4.0]),
+    ("time", [3.0, 4.0]),
+])
+def test_each_method_fills_and_marks(method, expected):
+    frame = drop(series([0, 1, 2, 3, 4, 5, 6]), [3, 4])
+    result = gapfill(frame, "D", method, max_gap=5)
+    clean = result.clean
+    assert len(clean) == 7
+    assert clean["imputed"].tolist() == [False, False, False, True, True, False, False]
+    assert clean.loc[clean["imputed"], "value"].tolist() == expected
+
+
+def test_time_interpolation_on_an_hourly_grid():
+    frame = series([0.0, 3.0, 6.0, 9.0], freq="h")
+    frame = drop(frame, [1, 2])
+    clean = gapfill(frame, "h", "time", max_gap=5).clean
+    assert clean["value"].tolist() == pytest.approx([0.0, 3.0, 6.0, 9.0])
+
+
+def test_seasonal_fill_copies_last_season():
+    weekly_pattern = np.tile([10, 20, 30, 40, 50, 60, 70], 3).astype(float)
+    frame = drop(series(weekly_pattern), [15, 16])  # positions 15, 16 are weekday 1 and 2
+    clean = gapfill(frame, "D", "seasonal", max_gap=5).clean
+    assert clean.loc[[15, 16], "value"].tolist() == [20.0, 30.0]
+    assert clean.loc[[15, 16], "imputed"].all()
+
+
+def test_gap_over_the_limit_quarantines_the_series_only():
+    good = drop(series(range(30), name="good"), [10])
+    bad = drop(series(range(30), name="bad"), list(range(5, 15)))
+    result = gapfill(pd.concat([good, bad], ignore_index=True), "D", "linear", max_gap=7)
+    assert set(result.clean["series_id"]) == {"good"}
+    assert len(result.quarantined) == 20  # every observed row of the bad series is kept in quarantine
+    reason = result.quarantined["reason"].iloc[0]
+    assert "gap of 10 periods" in reason and "2020-01-06" in reason and "fill limit of 7" in reason
+
+
+def test_real_sample_with_injected_gaps_is_regular_again(sample, rng):
+    holes = rng.choice(len(sample), size=200, replace=False)
+    frame = sample.drop(index=holes).reset_index(drop=True)
+    result = gapfill(frame, "D", "linear", max_gap=14)
+    clean = result.clean
+    assert len(clean) == len(sample)
+    assert int(clean["imputed"].sum()) == 200 - _holes_at_series_edges(sample, holes)
+    assert clean["value"].notna().all()
+    observed = clean[~clean["imputed"]].merge(sample, on=["series_id", "timestamp"], suffixes=("", "_orig"))
+    assert (observed["value"] == observed["value_orig"]).all()  # observed values are never changed
+    steps = clean.groupby("series_id")["timestamp"].diff().dropna()
+    assert (steps == pd.Timedelta(days=1)).all()
+
+
+def _holes_at_series_edges(sample, holes):
+    """Rows dropped at a series' very start or end shorten it instead of leaving a gap."""
+    dropped = sample.loc[holes]
+    edges = 0
+    for sid, group in sample.groupby("series_id"):
+        kept = group.drop(index=[h for h in holes if h in group.index])
+        gone = dropped[dropped["series_id"] == sid]["timestamp"]
+        edges += int(((gone < kept["timestamp"].min()) | (gone > kept["timestamp"].max())).sum())
+    return edges
+
+
+def test_regularize_keeps_covariates_and_methods_are_known():
+    frame = drop(series([1, 2, 3, 4]), [1]).assign(temp=[5.0, 7.0, 8.0])
+    regular = regularize(frame, "D")
+    assert regular["imputed"].tolist() == [False, True, False, False]
+    clean = gapfill(frame, "D", "linear", 3).clean
+    assert clean["temp"].tolist() == [5.0, 5.0, 7.0, 8.0]  # covariates are carried forward
+    assert set(FILL_METHODS) == {"ffill", "bfill", "linear", "time", "seasonal"}

@@ -1,0 +1,108 @@
+"""Ingestion: parsing the contract, archiving unchanged, never ingesting a file twice, rejecting bad files."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tasks import storage
+from tasks.errors import PipelineError, RawFileError
+from tasks.ingest import discover_files, ingest, read_raw_file, read_series_store
+from tests.conftest import write_csv
+
+
+def test_parses_contract_with_lineage_and_keeps_unparseable_text(tmp_path):
+    path = tmp_path / "day.csv"
+    path.write_text("series_id,timestamp,value,temp\n"
+                    "a,2020-01-01,1.5,3\n"
+                    "a,yesterday,2,4\n"
+                    "b,2020-01-01T05:00:00+02:00,abc,\n")
+    rows, notes = read_raw_file(path)
+    assert notes == []
+    assert rows["series_id"].tolist() == ["a", "a", "b"]
+    # naive means UTC; offsets are converted to UTC
+    assert rows["timestamp"].iloc[0] == pd.Timestamp("2020-01-01", tz="UTC")
+    assert rows["timestamp"].iloc[2] == pd.Timestamp("2020-01-01T03:00", tz="UTC")
+    assert pd.isna(rows["timestamp"].iloc[1]) and rows["raw_timestamp"].iloc[1] == "yesterday"
+    assert pd.isna(rows["value"].iloc[2]) and rows["raw_value"].iloc[2] == "abc"
+    assert rows["source_row"].tolist() == [2, 3, 4]  # CSV line numbers, header is line 1
+    assert rows["temp"].tolist()[:2] == [3.0, 4.0]
+
+
+def test_non_numeric_covariate_is_ignored_with_a_note(tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_text("series_id,timestamp,value,weather\ns,2020-01-01,1,rain\n")
+    rows, notes = read_raw_file(path)
+    assert "weather" not in rows.columns
+    assert notes and "'weather' is not numeric" in notes[0] and "'rain'" in notes[0]
+
+
+def test_header_names_are_matched_case_and_space_insensitively(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text(" Series_ID , Timestamp ,VALUE\na,2020-01-01,1\n")
+    rows, _ = read_raw_file(path)
+    assert rows["value"].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"series_id,timestamp,value\n", "no data rows"),
+    (b"id,time,val\na,2020-01-01,1\n", "missing required column"),
+    (b"series_id,timestamp,value\na,2020-01-01,\xff\xfe1\n", "not UTF-8"),
+])
+def test_bad_files_raise_a_named_error(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(RawFileError, match=message) as info:
+        read_raw_file(path)
+    assert "bad.csv" in str(info.value)
+
+
+def test_truncated_parquet_is_a_bad_file(tmp_path, sample_slice):
+    good = tmp_path / "good.parquet"
+    sample_slice.to_parquet(good)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(RawFileError, match="cannot be read as Parquet"):
+        read_raw_file(broken)
+    rows, _ = read_raw_file(good)
+    assert len(rows) == len(sample_slice)
+    assert rows["source_row"].iloc[0] == 1
+
+
+def test_ingest_archives_unchanged_skips_repeats_and_goes_on_past_a_bad_file(tmp_path, sample_slice):
+    inbox, store = tmp_path / "inbox", tmp_path / "store"
+    good = write_csv(sample_slice, inbox / "day1.csv")
+    (inbox / "broken.csv").write_text("nothing,useful\n1,2\n")
+
+    first = ingest(inbox, store)
+    assert (first.files_seen, first.files_new, len(first.files_rejected)) == (2, 1, 1)
+    assert first.rows_new == len(sample_slice)
+    digest = storage.content_hash(good)
+    archived = store / "raw" / digest[:2] / f"{digest}.csv"
+    assert archived.read_bytes() == good.read_bytes()  # archived byte for byte
+    rejected = first.files_rejected[0]
+    assert (store / "raw" / rejected["sha256"][:2] / f"{rejected['sha256']}.csv").exists()  # bad files too
+    assert list((store / "quarantine" / "ingest").glob("*.parquet"))
+
+    # The same content under another name is not ingested again; the store does not grow.
+    write_csv(sample_slice, inbox / "day1-copy.csv")
+    second = ingest(inbox, store)
+    assert (second.files_new, second.files_already_ingested) == (0, 3)
+    assert len(read_series_store(store)) == len(sample_slice)
+
+
+def test_store_orders_files_by_arrival(tmp_path, sample_slice):
+    inbox, store = tmp_path / "inbox", tmp_path / "store"
+    write_csv(sample_slice.iloc[:10], inbox / "b.csv")
+    ingest(inbox, store)
+    write_csv(sample_slice.iloc[10:20], inbox / "a.csv")  # arrives later although it sorts first
+    ingest(inbox, store)
+    stored = read_series_store(store)
+    assert stored.groupby("ingest_seq").size().tolist() == [10, 10]
+    assert stored["ingest_seq"].iloc[-1] == 1
+
+
+def test_missing_input_path_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="does not exist"):
+        discover_files(tmp_path / "nope")

@@ -1,0 +1,132 @@
+"""Publication: forecasts from the latest window, and Parquet + SQL replaced together per run date."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tasks.columns import FORECAST_COLUMNS
+from tasks.forecast_store import (parquet_path, publish_forecasts_atomically, read_parquet_forecasts,
+                                  read_sql_forecasts, redacted_url)
+from tasks.model import build_lstm_model
+from tasks.publish import forecast
+from tasks.registry import ModelVersion
+from tasks.scaling import SeriesScaler
+
+RUN_DATE = date(2016, 12, 31)
+
+
+def champion_for(clean, lookback=7, horizon=3):
+    scaler = SeriesScaler().fit(clean)
+    model = build_lstm_model(lookback=lookback, horizon=horizon, units=4, layers=1, seed=0)
+    metadata = {"lookback": lookback, "horizon": horizon, "frequency": "D",
+                "interval": {"level": 0.8, "lower": [-0.5, -0.6, -0.7], "upper": [0.5, 0.6, 0.7]}}
+    return ModelVersion("v-test", model, scaler, metadata)
+
+
+def test_forecast_rows_follow_the_contract(sample_slice):
+    clean = sample_slice.assign(imputed=False)
+    champion = champion_for(clean)
+    rows = forecast(champion, clean)
+    assert len(rows) == 3 * 3
+    last = clean.groupby("series_id")["timestamp"].max()
+    assert (rows["origin"] == rows["series_id"].map(last)).all()  # origin = last observed timestamp
+    assert (rows["timestamp"] == rows["origin"] + pd.to_timedelta(rows["step"], unit="D")).all()
+    assert rows.groupby("series_id")["step"].apply(list).map(lambda s: s == [1, 2, 3]).all()
+    assert (rows["yhat_lower"] <= rows["yhat"]).all() and (rows["yhat"] <= rows["yhat_upper"]).all()
+    assert (rows["yhat_lower"] >= 0).all()  # page views are never negative
+    # The point forecast is the model's output on the last `lookback` scaled values, unscaled.
+    one = clean[clean["series_id"] == rows["series_id"].iloc[0]].tail(7)
+    x = champion.scaler.transform(one["series_id"], one["value"].to_numpy())[None, :, None].astype("float32")
+    expected = champion.scaler.inverse_transform(one["series_id"].iloc[:1], champion.model.predict(x, verbose=0))
+    np.testing.assert_allclose(rows["yhat"].iloc[:3], np.maximum(expected[0], 0), rtol=1e-5)
+
+
+def contract_rows(n_series=2, horizon=3, run_id="run-1", value=1.0):
+    origin = pd.Timestamp("2016-12-31", tz="UTC")
+    return pd.DataFrame({
+        "series_id": np.repeat([f"s{i}" for i in range(n_series)], horizon),
+        "origin": origin,
+        "timestamp": [origin + pd.Timedelta(days=s) for _ in range(n_series) for s in range(1, horizon + 1)],
+        "step": np.tile(np.arange(1, horizon + 1), n_series).astype("int32"),
+        "yhat": value, "yhat_lower": value - 1, "yhat_upper": value + 1, "model_version": "v1", "run_id": run_id,
+    })
+
+
+def assert_stores_agree(data_dir, url):
+    parquet = read_parquet_forecasts(data_dir).sort_values(["run_date", "series_id", "step"]).reset_index(drop=True)
+    sql = read_sql_forecasts(url).sort_values(["run_date", "series_id", "step"]).reset_index(drop=True)
+    sql["run_date"] = sql["run_date"].astype(str)
+    parquet["run_date"] = parquet["run_date"].astype(str)
+    columns = [*FORECAST_COLUMNS, "run_date"]
+    pd.testing.assert_frame_equal(parquet[columns], sql[columns], check_dtype=False)
+    return parquet
+
+
+def test_republishing_a_run_date_replaces_in_both_stores(tmp_path):
+    url = f"sqlite:///{tmp_path / 'f.sqlite'}"
+    publish_forecasts_atomically(contract_rows(run_id="first"), RUN_DATE, tmp_path, url)
+    publish_forecasts_atomically(contract_rows(run_id="other-day"), date(2016, 12, 30), tmp_path, url)
+    publish_forecasts_atomically(contract_rows(run_id="second", value=5.0), RUN_DATE, tmp_path, url)
+    both = assert_stores_agree(tmp_path, url)
+    assert len(both) == 12
+    latest = both[both["run_date"] == "2016-12-31"]
+    assert set(latest["run_id"]) == {"second"} and (latest["yhat"] == 5.0).all()
+    assert not list(parquet_path(tmp_path, RUN_DATE).parent.glob(".*"))  # no staged file left behind
+
+
+def test_failed_database_write_leaves_both_stores_as_they_were(tmp_path):
+    url = f"sqlite:///{tmp_path / 'f.sqlite'}"
+    publish_forecasts_atomically(contract_rows(run_id="good"), RUN_DATE, tmp_path, url)
+    before = parquet_path(tmp_path, RUN_DATE).read_bytes()
+    with pytest.raises(sa.exc.IntegrityError):  # duplicate (run_date, series_id, step) violates the key
+        publish_forecasts_atomically(pd.concat([contract_rows(run_id="bad")] * 2), RUN_DATE, tmp_path, url)
+    assert parquet_path(tmp_path, RUN_DATE).read_bytes() == before
+    assert set(assert_stores_agree(tmp_path, url)["run_id"]) == {"good"}
+
+
+def test_sql_values_are_bound_not_interpolated(tmp_path):
+    url = f"sqlite:///{tmp_path / 'f.sqlite'}"
+    rows = contract_rows(n_series=1)
+    rows["series_id"] = "x'); DROP TABLE forecasts; --"
+    publish_forecasts_atomically(rows, RUN_DATE, tmp_path, url)
+    assert read_sql_forecasts(url)["series_id"].unique().tolist() == ["x'); DROP TABLE forecasts; --"]
+
+
+def test_redacted_url_hides_the_password():
+    assert "secret" not in redacted_url("postgresql+psycopg://user:secret@db:5432/x")
+
+
+POSTGRES_URL = os.environ.get("LSTM_FORECAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh schema in the local PostgreSQL (`.ci/run` starts the server), dropped afterwards."""
+    schema = f"lstm_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))  # generated name, not user input
+    except sa.exc.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {redacted_url(POSTGRES_URL)}: {str(exc).splitlines()[0]}")
+    yield sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"}) \
+        .render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_postgres_publication_is_idempotent(tmp_path, postgres_url):
+    publish_forecasts_atomically(contract_rows(run_id="first"), RUN_DATE, tmp_path, postgres_url)
+    publish_forecasts_atomically(contract_rows(run_id="second"), RUN_DATE, tmp_path, postgres_url)
+    both = assert_stores_agree(tmp_path, postgres_url)
+    assert len(both) == 6 and set(both["run_id"]) == {"second"}
+    stored = read_sql_forecasts(postgres_url)
+    assert str(stored["origin"].dt.tz) == "UTC"

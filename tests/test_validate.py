@@ -1,0 +1,102 @@
+"""Validation: the Great Expectations suite quarantines bad rows and series with reasons; the rest goes on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.errors import PipelineError
+from tasks.ingest import INGEST_SEQ
+from tasks.validate import parse_as_of, prepare_batch, validate
+
+
+def as_store(frame: pd.DataFrame, seq: int = 0, source: str = "f0") -> pd.DataFrame:
+    store = frame[["series_id", "timestamp", "value"]].copy()
+    store["source_file"] = source
+    store["source_row"] = np.arange(2, len(store) + 2)
+    store["raw_timestamp"] = pd.array([None] * len(store), dtype="string")
+    store["raw_value"] = pd.array([None] * len(store), dtype="string")
+    store[INGEST_SEQ] = seq
+    return store
+
+
+def test_clean_sample_passes_every_expectation(sample):
+    result = validate(as_store(sample), None, max_staleness=7)
+    assert all(outcome["success"] for outcome in result.outcomes)
+    assert len(result.valid) == len(sample) and result.quarantined.empty
+    assert result.facts["panel_frequency"] == "D"
+    assert result.batch.as_of == pd.Timestamp("2016-12-31", tz="UTC")
+
+
+def test_bad_rows_are_quarantined_with_file_row_and_value(sample_slice):
+    store = as_store(sample_slice)
+    store.loc[3, ["timestamp", "raw_timestamp"]] = [pd.NaT, "yesterday"]
+    store.loc[4, ["value", "raw_value"]] = [np.nan, "abc"]
+    store.loc[5, "value"] = np.inf
+    conflict = store.iloc[[6]].assign(value=123456.0, source_row=999)
+    off_grid = store.iloc[[7]].assign(timestamp=store["timestamp"].iloc[7] + pd.Timedelta(hours=5),
+                                      source_row=1000)
+    store = pd.concat([store, conflict, off_grid], ignore_index=True)
+
+    result = validate(store, None, max_staleness=7, file_names={"f0": "day.csv"})
+    reasons = result.quarantined.set_index("source_row")["reason"]
+    assert "day.csv row 5: timestamp 'yesterday' is not an ISO-8601 timestamp" in reasons[5]
+    assert "value 'abc' is not a number" in reasons[6]
+    assert "value inf is not finite" in reasons[7]
+    assert "conflicting duplicate" in reasons[8] and "conflicting duplicate" in reasons[999]
+    assert "off the D grid" in reasons[1000]
+    assert len(result.quarantined) == 6
+    assert len(result.valid) == len(sample_slice) - 4  # the rest goes on
+    assert not {"expect_compound_columns_to_be_unique", "expect_column_values_to_not_be_null"} <= {
+        o["expectation"] for o in result.outcomes if o["success"]}
+
+
+def test_identical_duplicates_collapse_and_later_files_restate(sample_slice):
+    first = as_store(sample_slice, seq=0, source="f0")
+    again = as_store(sample_slice.iloc[:5], seq=0, source="f0")  # identical rows in the same file
+    restated = as_store(sample_slice.iloc[:2].assign(value=-1.0), seq=1, source="f1")
+    batch = prepare_batch(pd.concat([first, again, restated], ignore_index=True), None)
+    # the two restated keys drop both of their older copies; the other three duplicates collapse
+    assert batch.restated_rows == 4 and batch.identical_duplicates == 3
+    result = validate(pd.concat([first, again, restated], ignore_index=True), None, 7)
+    assert result.quarantined.empty
+    keys = result.valid.set_index(["series_id", "timestamp"])["value"]
+    first_key = tuple(sample_slice.loc[0, ["series_id", "timestamp"]])
+    assert keys[first_key] == -1.0  # the later file's value wins
+
+
+def test_stale_series_and_other_frequency_are_quarantined_whole(sample_slice):
+    ids = sorted(sample_slice["series_id"].unique())
+    frame = sample_slice[~((sample_slice["series_id"] == ids[0])
+                           & (sample_slice["timestamp"] > sample_slice["timestamp"].max() - pd.Timedelta(days=30)))]
+    weekly = sample_slice[sample_slice["series_id"] == ids[1]].iloc[::7]
+    frame = pd.concat([frame[frame["series_id"] != ids[1]], weekly], ignore_index=True)
+    result = validate(as_store(frame), None, max_staleness=7)
+    by_series = result.quarantined.groupby("series_id")["reason"].first()
+    assert "is stale" in by_series[ids[0]] and "30 periods before the as-of" in by_series[ids[0]]
+    assert "frequency 7D, the panel's is D" in by_series[ids[1]]
+    assert set(result.valid["series_id"]) == {ids[2]}
+
+
+def test_as_of_cuts_the_batch(sample_slice):
+    as_of = sample_slice["timestamp"].max() - pd.Timedelta(days=10)
+    result = validate(as_store(sample_slice), parse_as_of(as_of.strftime("%Y-%m-%d")), 7)
+    assert result.valid["timestamp"].max() == as_of
+    assert result.batch.after_as_of == 3 * 10
+
+
+def test_nothing_valid_is_a_clear_error():
+    with pytest.raises(PipelineError, match="store is empty"):
+        validate(as_store(pd.DataFrame(columns=["series_id", "timestamp", "value"])), None, 7)
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "2016-13-45"])
+def test_bad_as_of_is_named(text):
+    with pytest.raises(PipelineError, match="not an ISO-8601"):
+        parse_as_of(text)
+
+
+def test_as_of_naive_means_utc():
+    assert parse_as_of("2016-12-31") == pd.Timestamp("2016-12-31", tz="UTC")
+    assert parse_as_of("2016-12-31T02:00:00+02:00") == pd.Timestamp("2016-12-31", tz="UTC")

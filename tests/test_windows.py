@@ -1,0 +1,85 @@
+"""Windowing: windows stay inside one series, the split is by time, scaling sees training data only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.errors import PipelineError
+from tasks.scaling import SeriesScaler
+from tasks.windows import SCALED, TRAIN, VALIDATION, materialize, plan_windows
+
+
+def clean_frame(sample):
+    return sample.assign(imputed=False)
+
+
+def test_windows_never_cross_series_and_split_by_time(sample):
+    lookback, horizon = 28, 14
+    plan = plan_windows(clean_frame(sample), "D", lookback, horizon, val_fraction=0.2)
+    ids = plan.series["series_id"].to_numpy()
+    stamps = plan.series["timestamp"].dt.tz_convert(None).to_numpy()
+    starts = plan.index["start"].to_numpy()
+    assert (ids[starts] == ids[starts + lookback + horizon - 1]).all()
+    train = plan.index.loc[plan.index["split"] == TRAIN, "start"].to_numpy()
+    val = plan.index.loc[plan.index["split"] == VALIDATION, "start"].to_numpy()
+    cutoff = np.datetime64(plan.cutoff.tz_convert(None))
+    assert (stamps[train + lookback + horizon - 1] <= cutoff).all()  # training targets end by the cutoff
+    assert (stamps[val + lookback] > cutoff).all()  # validation targets start after it
+    # 550 days, 20% held out: 110 validation periods; every window that fits on each side is there
+    assert len(val) == 10 * (110 - horizon + 1)
+    assert len(train) == 10 * (440 - lookback - horizon + 1)
+
+
+def test_scaler_is_fitted_on_the_training_part_only(sample):
+    base = plan_windows(clean_frame(sample), "D", 28, 14, 0.2)
+    spoiled = clean_frame(sample)
+    late = spoiled["timestamp"] > base.cutoff
+    spoiled.loc[late, "value"] = spoiled.loc[late, "value"] * 1000  # change only the validation period
+    changed = plan_windows(spoiled, "D", 28, 14, 0.2)
+    pd.testing.assert_series_equal(base.scaler.mean_, changed.scaler.mean_)
+    pd.testing.assert_series_equal(base.scaler.scale_, changed.scaler.scale_)
+    train_part = sample[sample["timestamp"] <= base.cutoff]
+    expected = train_part.groupby("series_id")["value"].mean()
+    np.testing.assert_allclose(base.scaler.mean_.sort_index().to_numpy(), expected.sort_index().to_numpy())
+
+
+def test_materialize_matches_a_plain_loop(sample):
+    lookback, horizon = 10, 5
+    plan = plan_windows(clean_frame(sample), "D", lookback, horizon, 0.2)
+    scaled = plan.series[SCALED].to_numpy()
+    starts = plan.index["start"].to_numpy()[::97]
+    x, y = materialize(scaled, starts, lookback, horizon)
+    assert x.shape == (len(starts), lookback, 1) and y.shape == (len(starts), horizon)
+    for row, start in enumerate(starts):
+        np.testing.assert_array_equal(x[row, :, 0], scaled[start:start + lookback].astype("float32"))
+        np.testing.assert_array_equal(y[row], scaled[start + lookback:start + lookback + horizon].astype("float32"))
+
+
+def test_short_series_are_set_aside_not_dropped(sample):
+    frame = clean_frame(sample)
+    short_id = frame["series_id"].iloc[0]
+    frame = frame[(frame["series_id"] != short_id) | (frame["timestamp"] < "2015-07-10")]
+    plan = plan_windows(frame, "D", 28, 14, 0.2)
+    assert set(plan.too_short["series_id"]) == {short_id}
+    assert short_id not in set(plan.series["series_id"])
+
+
+def test_everything_too_short_is_a_clear_error(sample):
+    with pytest.raises(PipelineError, match="shorter than the lookback"):
+        plan_windows(clean_frame(sample), "D", 600, 14, 0.2)
+
+
+def test_series_scaler_contract():
+    frame = pd.DataFrame({"series_id": ["a", "a", "b", "b"], "value": [1.0, 3.0, 5.0, 5.0]})
+    with pytest.raises(RuntimeError, match="not fitted"):
+        SeriesScaler().transform(pd.Series(["a"]), np.array([1.0]))
+    scaler = SeriesScaler().fit(frame)
+    assert scaler.scale_["b"] == 1.0  # constant series: no division by zero
+    scaled = scaler.transform(frame["series_id"], frame["value"].to_numpy())
+    np.testing.assert_allclose(scaler.inverse_transform(frame["series_id"], scaled), frame["value"])
+    restored = SeriesScaler.from_dict(scaler.to_dict())
+    np.testing.assert_allclose(restored.transform(frame["series_id"], frame["value"].to_numpy()), scaled)
+    with pytest.raises(KeyError, match="no scaling statistics"):
+        scaler.transform(pd.Series(["zzz"]), np.array([1.0]))
