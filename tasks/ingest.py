@@ -27,6 +27,7 @@ from tasks import storage
 from tasks.columns import RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 from tasks.errors import PipelineError, RawFileError
 from tasks.quarantine import quarantine_records, write_quarantine
+from tasks.retry import retry_on
 from tasks.settings import Settings
 
 CSV_SUFFIXES = (".csv",)
@@ -199,18 +200,7 @@ def read_series_store(data_dir: Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _retry_on_io_error(task_, task_run, state) -> bool:
-    """Retry only what can heal by itself: I/O errors, not bad data or bugs."""
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:  # noqa: BLE001 - anything else is not transient
-        return False
-    return False
-
-
-@task(name="ingest", retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_retry_on_io_error)
+@task(name="ingest", retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_on(OSError))
 def ingest_files(settings: Settings) -> dict[str, Any]:
     """Prefect task: ingest new files from `settings.input_path` into the store under `settings.data_dir`."""
     log = get_run_logger()

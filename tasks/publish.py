@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from prefect import get_run_logger, task
 
 from tasks import storage
@@ -20,6 +21,7 @@ from tasks.columns import (MODEL_VERSION, ORIGIN, RUN_ID, SERIES_ID, STEP, TIMES
                            YHAT_UPPER)
 from tasks.forecast_store import parquet_path, publish_forecasts_atomically, redacted_url
 from tasks.registry import ModelVersion, load_version
+from tasks.retry import retry_on
 from tasks.settings import Settings
 
 ARTIFACT_TABLE_ROWS = 1000  # the forecast table artifact is for people; the stores hold everything
@@ -101,20 +103,8 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
     return "\n".join(lines)
 
 
-def _retry_on_transient(task_, task_run, state) -> bool:
-    """Retry database and file-system failures, which often heal; never bad data or bugs."""
-    import sqlalchemy as sa
-
-    try:
-        state.result()
-    except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError):
-        return True
-    except Exception:  # noqa: BLE001 - anything else is not transient
-        return False
-    return False
-
-
-@task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_retry_on_transient)
+@task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30],
+      retry_condition_fn=retry_on(OSError, sa.exc.OperationalError, sa.exc.InterfaceError))
 def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Prefect task: forecast with the trained model and publish to Parquet, SQL and artifacts."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
