@@ -29,3 +29,19 @@ test: $(STAMP)
 
 clean-store:
 	rm -rf data/store
+
+# Benchmarks (not part of the test suite). statsforecast needs pandas < 3, so baselines get their own venv.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): benchmarks/requirements-bench.lock
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-bench.lock
+	touch $(BENCH_STAMP)
+
+.PHONY: backtest bench-baselines
+backtest: $(STAMP)
+	$(VENV)/bin/lstm-forecast backtest $(ARGS)
+
+bench-baselines: $(STAMP) $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/baselines.py $(ARGS)

@@ -1,56 +1,141 @@
-"""The forecasting network: stacked LSTM layers with dropout and a direct multi-horizon head.
+"""The forecasting network: stacked recurrent layers with dropout and a direct multi-horizon quantile head.
 
-After the post this project grew from (three LSTM(50) + Dropout(0.2) + Dense), with two fixes: the head
-emits all `horizon` steps at once (no recursive feeding of predictions), and the cell is Keras' own
-`keras.layers.LSTM`, which implements the real equations
-    i, f, o = sigmoid(W x_t + U h_(t-1) + b)   g = tanh(W_g x_t + U_g h_(t-1) + b_g)
-    c_t = f * c_(t-1) + i * g                  h_t = o * tanh(c_t)
-with the settings cuDNN needs (tanh/sigmoid activations, no recurrent dropout, not unrolled, with bias),
-so on a GPU Keras runs the fused cuDNN kernel. Only the Keras 3 API is used: the same code runs on the
-TensorFlow, JAX and PyTorch backends.
+After the post this project grew from (three LSTM(50) + Dropout(0.2) + Dense), with these fixes:
+- the cell is Keras' own `keras.layers.LSTM` (or GRU), which implements the real equations
+      i, f, o = sigmoid(W x_t + U h_(t-1) + b)   g = tanh(W_g x_t + U_g h_(t-1) + b_g)
+      c_t = f * c_(t-1) + i * g                  h_t = o * tanh(c_t)
+  with the settings cuDNN needs (tanh/sigmoid, no recurrent dropout, not unrolled, with bias), so on a
+  GPU Keras runs the fused cuDNN kernel;
+- the head emits all `horizon` steps at once, for several quantiles (median = point forecast, the outer
+  pair = the interval), trained with the pinball loss instead of feeding predictions back in;
+- each window is centred on its own recent level (the mean of its last season) before the recurrent
+  layers and the level is added back to the output, so one global model serves series at any level
+  and follows level shifts without retraining.
+Only the Keras 3 API is used: the same code runs on the TensorFlow, JAX and PyTorch backends.
 """
 
 from __future__ import annotations
 
-import keras
+from collections.abc import Sequence
+from typing import Literal
 
-# The arguments that keep a recurrent layer eligible for the cuDNN kernel (see keras.layers.LSTM).
+import keras
+from keras import ops
+
+Cell = Literal["lstm", "gru"]
+PACKAGE = "lstm_forecast"
+
+# The arguments that keep a recurrent layer eligible for the cuDNN kernel (see keras.layers.LSTM / GRU).
 CUDNN_REQUIREMENTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "recurrent_dropout": 0.0,
                       "unroll": False, "use_bias": True}
+GRU_CUDNN_REQUIREMENTS = {**CUDNN_REQUIREMENTS, "reset_after": True}
 
 
-def build_lstm_model(*, lookback: int, horizon: int, n_features: int = 1, units: int = 32, layers: int = 2,
-                     dropout: float = 0.2, learning_rate: float = 1e-3, seed: int = 42) -> keras.Model:
-    """Compiled model mapping [batch, lookback, n_features] inputs to [batch, horizon] scaled forecasts.
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CentreOnLevel(keras.layers.Layer):
+    """Subtract each window's level (mean of channel 0 over its last `window` steps) from channel 0.
 
-    units: cells per LSTM layer; layers: stacked LSTM layers; dropout: rate after each LSTM layer
-    (between layers, never recurrent, which would disable cuDNN); seed: seeds the dropout masks and
-    initialisers so two builds with the same seed start identical.
+    [batch, lookback, features] -> same shape; the other channels (calendar, covariates) pass through.
     """
-    inputs = keras.Input(shape=(lookback, n_features), name="history")  # [batch, lookback, features]
-    x = inputs
+
+    def __init__(self, window: int, **kwargs):
+        super().__init__(**kwargs)
+        self.window = window
+
+    def call(self, inputs):
+        level = ops.mean(inputs[:, -self.window:, :1], axis=1, keepdims=True)  # [batch, 1, 1]
+        return ops.concatenate([inputs[:, :, :1] - level, inputs[:, :, 1:]], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "window": self.window}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RestoreLevel(keras.layers.Layer):
+    """Add the window level back: ([batch, horizon, quantiles], [batch, lookback, features]) -> first shape."""
+
+    def __init__(self, window: int, **kwargs):
+        super().__init__(**kwargs)
+        self.window = window
+
+    def call(self, inputs):
+        outputs, history = inputs
+        level = ops.mean(history[:, -self.window:, :1], axis=1, keepdims=True)  # [batch, 1, 1]
+        return outputs + ops.cast(level, outputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "window": self.window}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PinballLoss(keras.losses.Loss):
+    """Mean quantile (pinball) loss of [batch, horizon, quantiles] predictions against [batch, horizon]."""
+
+    def __init__(self, quantiles: Sequence[float], name: str = "pinball", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.quantiles = [float(q) for q in quantiles]
+
+    def call(self, y_true, y_pred):
+        q = ops.convert_to_tensor(self.quantiles, dtype=y_pred.dtype)
+        error = ops.expand_dims(ops.cast(y_true, y_pred.dtype), -1) - y_pred  # [batch, horizon, quantiles]
+        return ops.mean(ops.maximum(q * error, (q - 1.0) * error), axis=(-2, -1))
+
+    def get_config(self):
+        return {**super().get_config(), "quantiles": self.quantiles}
+
+
+def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+                     cell: Cell = "lstm", units: int = 32, layers: int = 2, dropout: float = 0.2, l1: float = 0.0,
+                     l2: float = 0.0, learning_rate: float = 1e-3, level_window: int = 7, seed: int = 42) -> keras.Model:
+    """Compiled model mapping [batch, lookback, n_features] to [batch, horizon, len(quantiles)] (scaled).
+
+    cell: "lstm" or "gru"; units: cells per layer; layers: stacked recurrent layers; dropout: rate after
+    each recurrent layer (never recurrent dropout, which would disable cuDNN); l1/l2: weight penalties on
+    the recurrent layers' kernels; level_window: steps whose mean is the window level; seed: seeds every
+    initialiser and dropout mask so two builds with the same seed start identical.
+    """
+    if cell not in ("lstm", "gru"):
+        raise ValueError(f"cell must be 'lstm' or 'gru', not {cell!r}")
+    recurrent = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
+    requirements = CUDNN_REQUIREMENTS if cell == "lstm" else GRU_CUDNN_REQUIREMENTS
+    regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+    history = keras.Input(shape=(lookback, n_features), name="history")  # [batch, lookback, features]
+    x = CentreOnLevel(level_window, name="centre_on_level")(history)
     for layer in range(layers):
         last = layer == layers - 1
-        x = keras.layers.LSTM(
-            units, return_sequences=not last, name=f"lstm_{layer + 1}",
+        x = recurrent(
+            units, return_sequences=not last, name=f"{cell}_{layer + 1}",
             kernel_initializer=keras.initializers.GlorotUniform(seed=seed + layer),
             recurrent_initializer=keras.initializers.Orthogonal(seed=seed + layer),
-            **CUDNN_REQUIREMENTS,
-        )(x)  # [batch, lookback, units] except the last: [batch, units]
+            kernel_regularizer=regularizer, recurrent_regularizer=regularizer, **requirements,
+        )(x)  # [batch, lookback, units], the last layer: [batch, units]
         if dropout > 0:
             x = keras.layers.Dropout(dropout, seed=seed + layer, name=f"dropout_{layer + 1}")(x)
-    outputs = keras.layers.Dense(horizon, name="horizon_head", dtype="float32",
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed + layers))(x)
-    model = keras.Model(inputs, outputs, name="lstm_forecaster")  # [batch, horizon]
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse", metrics=["mae"])
+    x = keras.layers.Dense(horizon * len(quantiles), name="horizon_head", dtype="float32",
+                           kernel_initializer=keras.initializers.GlorotUniform(seed=seed + layers))(x)
+    x = keras.layers.Reshape((horizon, len(quantiles)), name="by_quantile")(x)  # [batch, horizon, quantiles]
+    outputs = RestoreLevel(level_window, name="restore_level", dtype="float32")([x, history])
+    model = keras.Model(history, outputs, name=f"{cell}_forecaster")
+    compile_forecaster(model, quantiles, learning_rate)
     return model
 
 
+def compile_forecaster(model: keras.Model, quantiles: Sequence[float], learning_rate: float) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=PinballLoss(quantiles))
+
+
 def recurrent_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
+    return [layer for layer in model.layers if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))]
 
 
 def is_cudnn_eligible(layer: keras.layers.Layer) -> bool:
     """True when a recurrent layer's config satisfies every cuDNN kernel requirement."""
+    requirements = GRU_CUDNN_REQUIREMENTS if isinstance(layer, keras.layers.GRU) else CUDNN_REQUIREMENTS
     config = layer.get_config()
-    return all(config.get(key) == value for key, value in CUDNN_REQUIREMENTS.items())
+    return all(config.get(key) == value for key, value in requirements.items())
+
+
+def quantiles_for(level: float) -> tuple[float, float, float]:
+    """The (lower, median, upper) quantiles of a central interval with coverage `level`."""
+    tail = round((1.0 - level) / 2.0, 6)
+    return (tail, 0.5, round(1.0 - tail, 6))

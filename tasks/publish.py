@@ -1,9 +1,13 @@
 """Stage 6, publication: forecast from each series' latest window and publish the versioned result.
 
-The champion model predicts all `horizon` steps from the last `lookback` points of every series, the
-per-series scaling is inverted, and the interval is the model's validation residual quantiles added to
-the point forecast (clipped at zero for series that have never been negative). Output rows follow the contract (README, "Output"): Parquet and SQL, replaced per
-run date, plus a Prefect table artifact of the forecasts and a markdown artifact of the run's metrics.
+The champion model forecasts all `horizon` steps from the last `lookback` points of every series that
+has them; its calibrated quantiles give the interval. Series shorter than the lookback, or every series
+when there is no champion yet, get the documented fallback: seasonal naive (the last season repeated;
+the last value when there is less than a season), with an interval from the series' own in-sample
+seasonal-naive errors, widened with the number of seasons ahead. Such rows carry
+`model_version = "seasonal-naive"`. Forecasts of series that have never been negative are clipped at 0.
+Output rows follow the contract (README, "Output"): Parquet and SQL, replaced per run date, plus
+Prefect artifacts for the forecasts, the run's metrics and the model comparison.
 """
 
 from __future__ import annotations
@@ -20,54 +24,83 @@ from tasks import storage
 from tasks.columns import (MODEL_VERSION, ORIGIN, RUN_ID, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER,
                            YHAT_UPPER)
 from tasks.forecast_store import parquet_path, publish_forecasts_atomically, redacted_url
+from tasks.frequency import defaults_for
+from tasks.metrics import seasonal_naive
 from tasks.registry import ModelVersion, load_version
 from tasks.retry import retry_on
 from tasks.settings import Settings
 
+FALLBACK_VERSION = "seasonal-naive"
 ARTIFACT_TABLE_ROWS = 1000  # the forecast table artifact is for people; the stores hold everything
 
 
-def latest_windows(clean: pd.DataFrame, lookback: int) -> tuple[pd.Series, pd.Series, np.ndarray]:
-    """Series ids, origins (last timestamp) and the last `lookback` values of every long-enough series."""
-    clean = clean.sort_values([SERIES_ID, TIMESTAMP], kind="stable")
-    tails = clean.groupby(SERIES_ID, sort=True).tail(lookback)
-    counts = tails.groupby(SERIES_ID, sort=True).size()
-    complete = counts.index[counts == lookback]
-    tails = tails[tails[SERIES_ID].isin(complete)]
-    values = tails[VALUE].to_numpy(dtype="float64").reshape(len(complete), lookback)  # [series, lookback]
-    origins = tails.groupby(SERIES_ID, sort=True)[TIMESTAMP].max()
-    return pd.Series(complete, dtype="string"), origins.reset_index(drop=True), values
+def forecast(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, horizon: int,
+             level: float = 0.8) -> pd.DataFrame:
+    """Contract rows (all but run_id) for every series in `clean`: the champion where it can, else fallback."""
+    clean = clean.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    lengths = clean.groupby(SERIES_ID, sort=True).size()
+    lookback = champion.config.lookback if champion is not None else None
+    by_model = lengths.index[lengths >= lookback].astype(str).tolist() if champion is not None else []
+    parts = []
+    if by_model:
+        parts.append(_model_rows(champion, clean[clean[SERIES_ID].isin(by_model)], freq))
+    fallback = clean[~clean[SERIES_ID].isin(by_model)]
+    if not fallback.empty:
+        parts.append(_fallback_rows(fallback, freq, horizon, level))
+    rows = pd.concat(parts, ignore_index=True)
+    non_negative = clean.groupby(SERIES_ID)[VALUE].min().reindex(rows[SERIES_ID]).to_numpy() >= 0
+    for column in (YHAT, YHAT_LOWER, YHAT_UPPER):
+        rows[column] = np.where(non_negative, np.maximum(rows[column], 0.0), rows[column])
+    return rows.sort_values([SERIES_ID, STEP], kind="stable").reset_index(drop=True)
 
 
-def forecast(champion: ModelVersion, clean: pd.DataFrame) -> pd.DataFrame:
-    """Forecast rows (contract columns except model_version and run_id) for every series in `clean`."""
-    meta = champion.metadata
-    lookback, horizon, freq = meta["lookback"], meta["horizon"], meta["frequency"]
-    series_ids, origins, history = latest_windows(clean, lookback)
-    if len(series_ids) == 0:
-        return pd.DataFrame(columns=[SERIES_ID, ORIGIN, TIMESTAMP, STEP, YHAT, YHAT_LOWER, YHAT_UPPER])
-    repeated_ids = np.repeat(series_ids.to_numpy(), lookback)
-    scaled = champion.scaler.transform(repeated_ids, history.ravel()).reshape(history.shape)
-    inputs = scaled[..., None].astype("float32")  # [series, lookback, 1]
-    point = np.asarray(champion.model.predict(inputs, verbose=0), dtype="float64")  # [series, horizon]
-    lower = point + np.asarray(meta["interval"]["lower"])[None, :]
-    upper = point + np.asarray(meta["interval"]["upper"])[None, :]
-    # Keep the point inside its interval even when the residuals are skewed to one side.
-    lower, upper = np.minimum(lower, point), np.maximum(upper, point)
-    point, lower, upper = (champion.scaler.inverse_transform(series_ids, v) for v in (point, lower, upper))
-    # A series that never went below zero (counts, volumes, page views) gets no negative forecasts.
-    non_negative = clean.groupby(SERIES_ID)[VALUE].min().reindex(series_ids).to_numpy() >= 0
-    point, lower, upper = (np.where(non_negative[:, None], np.maximum(v, 0.0), v) for v in (point, lower, upper))
-    steps = np.arange(1, horizon + 1)
-    timestamps = np.concatenate([pd.date_range(origin, periods=horizon + 1, freq=freq)[1:] for origin in origins])
+def _model_rows(champion: ModelVersion, clean: pd.DataFrame, freq: str) -> pd.DataFrame:
+    from tasks.train import predict_quantiles
+    from tasks.windows import add_features
+
+    config = champion.config
+    tails = clean.groupby(SERIES_ID, sort=True).tail(config.lookback)
+    scalers = champion.scalers.extend(tails)  # a series new since training is scaled by its recent inputs
+    featured, _ = add_features(tails, scalers, freq)
+    n_series = featured[SERIES_ID].nunique()
+    x = featured[list(config.features)].to_numpy("float32").reshape(n_series, config.lookback, -1)
+    quantiles = predict_quantiles(champion.model, x, champion.metadata["interval"]["correction"])  # [S, H, 3]
+    ids = featured[SERIES_ID].to_numpy()[::config.lookback]
+    original = scalers.target.inverse_transform(ids, quantiles)
+    origins = featured.groupby(SERIES_ID, sort=True)[TIMESTAMP].max().to_numpy()
+    return _rows(ids, origins, original[..., 1], original[..., 0], original[..., 2], freq, champion.version)
+
+
+def _fallback_rows(clean: pd.DataFrame, freq: str, horizon: int, level: float) -> pd.DataFrame:
+    season = defaults_for(freq).season
+    tail = (1.0 - level) / 2.0
+    ids, origins, points, lowers, uppers = [], [], [], [], []
+    seasons_ahead = np.sqrt(np.ceil(np.arange(1, horizon + 1) / season))
+    for series_id, group in clean.groupby(SERIES_ID, sort=True):
+        history = group[VALUE].to_numpy("float64")
+        point = seasonal_naive(history, horizon, season)
+        lag = season if len(history) > season else 1
+        errors = history[lag:] - history[:-lag]
+        low, high = (np.quantile(errors, [tail, 1 - tail]) if len(errors) >= 2 else (0.0, 0.0))
+        ids.append(series_id)
+        origins.append(group[TIMESTAMP].max())
+        points.append(point)
+        lowers.append(point + min(low, 0.0) * seasons_ahead)
+        uppers.append(point + max(high, 0.0) * seasons_ahead)
+    return _rows(np.asarray(ids), np.asarray(origins), np.stack(points), np.stack(lowers), np.stack(uppers), freq,
+                 FALLBACK_VERSION)
+
+
+def _rows(ids, origins, point, lower, upper, freq: str, version: str) -> pd.DataFrame:
+    n_series, horizon = point.shape
+    timestamps = np.concatenate([pd.date_range(o, periods=horizon + 1, freq=freq)[1:] for o in origins])
     return pd.DataFrame({
-        SERIES_ID: np.repeat(series_ids.to_numpy(), horizon),
-        ORIGIN: np.repeat(origins.to_numpy(), horizon),
+        SERIES_ID: pd.array(np.repeat(ids, horizon), dtype="string"),
+        ORIGIN: pd.DatetimeIndex(np.repeat(pd.DatetimeIndex(origins), horizon)).tz_convert("UTC"),
         TIMESTAMP: pd.DatetimeIndex(timestamps).tz_convert("UTC"),
-        STEP: np.tile(steps, len(series_ids)).astype("int32"),
-        YHAT: point.ravel(),
-        YHAT_LOWER: lower.ravel(),
-        YHAT_UPPER: upper.ravel(),
+        STEP: np.tile(np.arange(1, horizon + 1), n_series).astype("int32"),
+        YHAT: point.ravel(), YHAT_LOWER: np.minimum(lower, point).ravel(), YHAT_UPPER: np.maximum(upper, point).ravel(),
+        MODEL_VERSION: version,
     })
 
 
@@ -85,15 +118,18 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
         f"{len(ingest['files_rejected'])} |",
         f"| rows ingested this run | {ingest['rows_new']} |",
         f"| rows validated / quarantined | {validate['rows_checked']} / {validate['rows_quarantined']} |",
-        f"| series forecast / valid | {published['series']} / {validate['series_valid']} |",
-        f"| series quarantined at gap-fill / too short | {fill['series_quarantined']} / "
-        f"{windows['too_short_series']} |",
+        f"| series forecast / by model / by seasonal-naive fallback | {published['series']} / "
+        f"{published['series_by_model']} / {published['series'] - published['series_by_model']} |",
+        f"| series quarantined at gap-fill | {fill['series_quarantined']} |",
         f"| imputed share | {100 * fill['imputed_share']:.2f}% ({fill['imputed']} points) |",
         f"| windows train / validation | {windows['train_windows']} / {windows['val_windows']} |",
-        f"| model version | {train['model_version']} |",
+        f"| trained version | {train['model_version']} ({'warm start' if train['warm_start'] else 'full retrain'}) |",
+        f"| published by | {published['model_version']} |",
+        f"| decision | {train['decision']} |",
         f"| device | {train['device']} |",
         f"| epochs (best) | {train['epochs_run']} ({train['best_epoch']}) |",
-        f"| validation loss (MSE, scaled) / MAE | {train['val_loss']:.4f} / {train['val_mae']:.4f} |",
+        f"| validation loss (pinball, scaled) | {train['val_loss']:.4f} |",
+        f"| interval coverage on validation (calibrated) | {train['interval_val_coverage']:.3f} |",
         f"| forecast rows out | {published['rows']} |",
         "",
         "| stage | seconds |",
@@ -103,34 +139,63 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
     return "\n".join(lines)
 
 
+def comparison_markdown(train: dict[str, Any]) -> str:
+    """The model-comparison artifact: holdout MASE of challenger, champion and seasonal naive."""
+    holdout = train["holdout"]
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    return "\n".join([
+        f"# Challenger {train['model_version']}: {'promoted' if train['promoted'] else 'not promoted'}",
+        "",
+        f"{train['decision']}.",
+        "",
+        f"| model | holdout MASE ({holdout['windows']} windows) |",
+        "|---|---|",
+        f"| challenger {train['model_version']} | {fmt(holdout['challenger_mase'])} |",
+        f"| champion before this run | {fmt(holdout['champion_mase'])} |",
+        f"| seasonal naive | {fmt(holdout['seasonal_naive_mase'])} |",
+        "",
+        f"Publishing: {train['champion_version'] or FALLBACK_VERSION}.",
+    ])
+
+
 @task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30],
       retry_condition_fn=retry_on(OSError, sa.exc.OperationalError, sa.exc.InterfaceError))
 def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Prefect task: forecast with the trained model and publish to Parquet, SQL and artifacts."""
+    """Prefect task: forecast with the champion and publish to Parquet, SQL and artifacts."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
     from prefect.runtime import flow_run
 
     log = get_run_logger()
     started = time.perf_counter()
-    validated, filled, trained = summaries["validate"], summaries["gapfill"], summaries["train"]
+    validated, filled, windows, trained = (summaries[k] for k in ("validate", "gapfill", "windows", "train"))
     run_date = pd.Timestamp(validated["run_date"]).date()
-    champion = load_version(settings.data_dir / "models", trained["model_version"])
-    rows = forecast(champion, storage.read_parquet(filled["clean_path"]))
-    rows[MODEL_VERSION] = champion.version
+    champion_version = trained["champion_version"]
+    champion = load_version(settings.data_dir / "models", champion_version) if champion_version else None
+    if champion is None:
+        log.warning("No champion model yet: every series is forecast by seasonal naive")
+    rows = forecast(champion, storage.read_parquet(filled["clean_path"]), validated["frequency"],
+                    windows["horizon"], settings.interval_level)
     rows[RUN_ID] = str(flow_run.id or "local")
     written = publish_forecasts_atomically(rows, run_date, settings.data_dir, settings.database_url)
-    log.info("Published %d forecast rows for %d series to %s and %s", written, rows[SERIES_ID].nunique(),
+    by_model = int(rows.loc[rows[MODEL_VERSION] != FALLBACK_VERSION, SERIES_ID].nunique())
+    log.info("Published %d forecast rows for %d series (%d by %s, %d by seasonal naive) to %s and %s", written,
+             rows[SERIES_ID].nunique(), by_model, champion_version, rows[SERIES_ID].nunique() - by_model,
              parquet_path(settings.data_dir, run_date), redacted_url(settings.database_url))
-    table = rows.head(ARTIFACT_TABLE_ROWS).assign(**{
-        ORIGIN: rows[ORIGIN].head(ARTIFACT_TABLE_ROWS).map(pd.Timestamp.isoformat),
-        TIMESTAMP: rows[TIMESTAMP].head(ARTIFACT_TABLE_ROWS).map(pd.Timestamp.isoformat),
-        **{c: rows[c].head(ARTIFACT_TABLE_ROWS).round(3) for c in (YHAT, YHAT_LOWER, YHAT_UPPER)},
-    })
+    shown = rows.head(ARTIFACT_TABLE_ROWS)
+    table = shown.assign(**{ORIGIN: shown[ORIGIN].map(pd.Timestamp.isoformat),
+                            TIMESTAMP: shown[TIMESTAMP].map(pd.Timestamp.isoformat),
+                            **{c: shown[c].round(3) for c in (YHAT, YHAT_LOWER, YHAT_UPPER)}})
     create_table_artifact(table=table.to_dict("records"), key="forecast-table",
                           description=f"Forecasts of {run_date} ({written} rows; first {len(table)} shown)")
     published = {"run_date": run_date.isoformat(), "rows": written, "series": int(rows[SERIES_ID].nunique()),
-                 "parquet_path": str(parquet_path(settings.data_dir, run_date)),
-                 "model_version": champion.version, "duration_s": round(time.perf_counter() - started, 3)}
+                 "series_by_model": by_model, "parquet_path": str(parquet_path(settings.data_dir, run_date)),
+                 "model_version": champion_version or FALLBACK_VERSION,
+                 "duration_s": round(time.perf_counter() - started, 3)}
+    create_markdown_artifact(markdown=comparison_markdown(trained), key="model-comparison",
+                             description="Challenger vs champion vs seasonal naive on the latest holdout")
     create_markdown_artifact(markdown=metrics_markdown(summaries, published), key="run-metrics",
                              description="Rows in/out, imputed share, validation loss, model version, durations")
     return published

@@ -1,9 +1,10 @@
 """The model registry: one folder per version under `<data-dir>/models/`, plus an index.
 
     models/<version>/model.keras      Keras 3 native format (no pickle, loaded with safe_mode=True)
-    models/<version>/scaler.json      per-series scaling statistics fitted on the training slice
-    models/<version>/metadata.json    sizes, frequency, data range, metrics, interval residuals, code version
-    models/index.json                 {"champion": ..., "versions": [...]}
+    models/<version>/scalers.json     per-series scaling statistics fitted on the training slice (JSON, no pickle)
+    models/<version>/metadata.json    config, frequency, data range, metrics, interval calibration, holdout
+                                      scores and promotion decision, device, code version
+    models/index.json                 {"champion": ..., "versions": [...]}: the champion publishes
 
 A version folder is written under a temporary name and renamed when complete, so a reader sees a whole
 version or none. Version names are generated here and checked against a strict pattern before they ever
@@ -19,18 +20,24 @@ from typing import Any
 
 from tasks import storage
 from tasks.errors import PipelineError
-from tasks.scaling import SeriesScaler
+from tasks.scaling import Scalers
 
 VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
-MODEL_FILE, SCALER_FILE, METADATA_FILE, INDEX_FILE = "model.keras", "scaler.json", "metadata.json", "index.json"
+MODEL_FILE, SCALERS_FILE, METADATA_FILE, INDEX_FILE = "model.keras", "scalers.json", "metadata.json", "index.json"
 
 
 @dataclass
 class ModelVersion:
     version: str
     model: Any  # keras.Model
-    scaler: SeriesScaler
+    scalers: Scalers
     metadata: dict[str, Any]
+
+    @property
+    def config(self) -> Any:  # tasks.train.ModelConfig (imported lazily: it pulls in Keras)
+        from tasks.train import ModelConfig
+
+        return ModelConfig.from_dict(self.metadata["config"])
 
 
 def version_dir(models_dir: Path, version: str) -> Path:
@@ -39,13 +46,13 @@ def version_dir(models_dir: Path, version: str) -> Path:
     return models_dir / version
 
 
-def save_version(models_dir: Path, version: str, model: Any, scaler: SeriesScaler, metadata: dict[str, Any],
+def save_version(models_dir: Path, version: str, model: Any, scalers: Scalers, metadata: dict[str, Any],
                  *, make_champion: bool = True) -> Path:
     """Write a complete version folder atomically, then record it in the index."""
     target = version_dir(models_dir, version)
     with storage.atomic_dir(target) as tmp:
         model.save(tmp / MODEL_FILE)
-        storage.write_json(scaler.to_dict(), tmp / SCALER_FILE)
+        storage.write_json(scalers.to_dict(), tmp / SCALERS_FILE)
         storage.write_json({**metadata, "version": version}, tmp / METADATA_FILE)
     index = read_index(models_dir)
     index["versions"] = [*index["versions"], version]
@@ -67,12 +74,17 @@ def load_version(models_dir: Path, version: str) -> ModelVersion:
     if not (folder / MODEL_FILE).is_file():
         raise PipelineError(f"model version {version!r} is missing from {models_dir}")
     model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
-    scaler = SeriesScaler.from_dict(storage.read_json(folder / SCALER_FILE))
-    return ModelVersion(version, model, scaler, storage.read_json(folder / METADATA_FILE))
+    scalers = Scalers.from_dict(storage.read_json(folder / SCALERS_FILE))
+    return ModelVersion(version, model, scalers, storage.read_json(folder / METADATA_FILE))
 
 
 def load_champion(models_dir: Path) -> ModelVersion:
+    champion = load_champion_or_none(models_dir)
+    if champion is None:
+        raise PipelineError(f"no champion model in {models_dir}; no model has been promoted yet")
+    return champion
+
+
+def load_champion_or_none(models_dir: Path) -> ModelVersion | None:
     champion = read_index(models_dir)["champion"]
-    if not champion:
-        raise PipelineError(f"no champion model in {models_dir}; the train stage has not completed yet")
-    return load_version(models_dir, champion)
+    return load_version(models_dir, champion) if champion else None

@@ -1,47 +1,84 @@
-"""Per-series standard scaling, fitted on a training slice only and saved as JSON with the model.
+"""Per-series scaling, fitted on a training slice only and saved as JSON with the model.
 
 One global model sees series whose levels differ by orders of magnitude (page views from 100 to 100,000),
-so each series is scaled by its own mean and standard deviation. The statistics come from the training
-part alone: fitting on everything would leak the validation period into training.
+so each series gets its own statistics. Non-negative series (counts, volumes) are first put on a log1p
+scale, where multiplicative seasonality and spikes become additive and tame; then each series is
+standardised by its own mean and standard deviation. The statistics come from the training part alone:
+fitting on everything would leak the validation period into training.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from tasks.columns import SERIES_ID, VALUE
 
+TargetTransform = Literal["auto", "log1p", "none"]
+
 
 class SeriesScaler:
-    """scikit-learn style: `fit` learns `mean_` and `scale_` per series id; `transform` needs a fitted scaler."""
+    """scikit-learn style: `fit` learns `log_`, `mean_` and `scale_` per series id; `transform` needs a fit.
 
-    def __init__(self, min_scale: float = 1e-8):
+    transform: "auto" takes log1p of series that are never negative in the training slice, "log1p" of
+    every series (negative values are clipped to 0 first), "none" of none.
+    """
+
+    def __init__(self, transform: TargetTransform = "none", min_scale: float = 1e-8):
+        self.transform_kind = transform
         self.min_scale = min_scale
 
     def fit(self, frame: pd.DataFrame, *, series_id: str = SERIES_ID, value: str = VALUE) -> "SeriesScaler":
         """Learn per-series statistics from `frame` (the training slice); constant series get scale 1."""
-        stats = frame.groupby(series_id, sort=True)[value].agg(["mean", "std"])
+        values = frame[value].to_numpy(dtype="float64")
+        ids = frame[series_id].astype(str).to_numpy()
+        minimum = pd.Series(values).groupby(ids).min()
+        if self.transform_kind == "auto":
+            log = minimum >= 0
+        else:
+            log = pd.Series(self.transform_kind == "log1p", index=minimum.index)
+        self.log_ = log.astype(bool)
+        warped = self._warp(values, self.log_.reindex(ids).to_numpy())
+        stats = pd.Series(warped).groupby(ids).agg(["mean", "std"])
         scale = stats["std"].fillna(0.0).to_numpy(dtype="float64")
         self.mean_ = pd.Series(stats["mean"].to_numpy(dtype="float64"), index=stats.index.astype(str))
         self.scale_ = pd.Series(np.where(scale > self.min_scale, scale, 1.0), index=stats.index.astype(str))
         return self
 
-    def transform(self, series_ids: pd.Series, values: np.ndarray) -> np.ndarray:
-        mean, scale = self._lookup(series_ids)
-        return (np.asarray(values, dtype="float64") - mean) / scale
+    def transform(self, series_ids: Any, values: np.ndarray) -> np.ndarray:
+        log, mean, scale = self._lookup(series_ids)
+        return (self._warp(np.asarray(values, dtype="float64"), log) - mean) / scale
 
-    def inverse_transform(self, series_ids: pd.Series, scaled: np.ndarray) -> np.ndarray:
-        """Undo `transform`; `scaled` may be [n] or [n, horizon] with one series id per row."""
-        mean, scale = self._lookup(series_ids)
+    def inverse_transform(self, series_ids: Any, scaled: np.ndarray) -> np.ndarray:
+        """Undo `transform`; `scaled` may be [n], [n, horizon] or [n, horizon, k] with one series id per row."""
+        log, mean, scale = self._lookup(series_ids)
         scaled = np.asarray(scaled, dtype="float64")
-        if scaled.ndim == 2:
-            mean, scale = mean[:, None], scale[:, None]
-        return scaled * scale + mean
+        shape = (-1,) + (1,) * (scaled.ndim - 1)
+        warped = scaled * scale.reshape(shape) + mean.reshape(shape)
+        return np.where(log.reshape(shape), np.expm1(warped), warped)
 
-    def _lookup(self, series_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    def knows(self, series_ids: Any) -> np.ndarray:
+        return pd.Series(series_ids, dtype="string").astype(str).isin(self.mean_.index).to_numpy()
+
+    def extend(self, frame: pd.DataFrame, *, series_id: str = SERIES_ID, value: str = VALUE) -> "SeriesScaler":
+        """Add statistics for series not seen at fit time (fitted on `frame`, e.g. their recent inputs)."""
+        unknown = frame[~self.knows(frame[series_id])]
+        if unknown.empty:
+            return self
+        extra = SeriesScaler(self.transform_kind, self.min_scale).fit(unknown, series_id=series_id, value=value)
+        self.log_ = pd.concat([self.log_, extra.log_])
+        self.mean_ = pd.concat([self.mean_, extra.mean_])
+        self.scale_ = pd.concat([self.scale_, extra.scale_])
+        return self
+
+    @staticmethod
+    def _warp(values: np.ndarray, log: np.ndarray) -> np.ndarray:
+        log = np.broadcast_to(log, values.shape) if np.ndim(log) else np.full(values.shape, bool(log))
+        return np.where(log, np.log1p(np.clip(values, 0.0, None)), values)
+
+    def _lookup(self, series_ids: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not hasattr(self, "mean_"):
             raise RuntimeError("SeriesScaler is not fitted; call fit() on the training slice first")
         ids = pd.Series(series_ids, dtype="string").astype(str)
@@ -49,14 +86,47 @@ class SeriesScaler:
         if unknown.any():
             raise KeyError(f"no scaling statistics for series {ids[unknown].unique()[:5].tolist()}; "
                            "they were not in the training data")
-        return self.mean_.reindex(ids).to_numpy(), self.scale_.reindex(ids).to_numpy()
+        return (self.log_.reindex(ids).to_numpy(dtype=bool), self.mean_.reindex(ids).to_numpy(),
+                self.scale_.reindex(ids).to_numpy())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean_.to_dict(), "scale": self.scale_.to_dict(), "min_scale": self.min_scale}
+        return {"transform": self.transform_kind, "log1p": self.log_.to_dict(), "mean": self.mean_.to_dict(),
+                "scale": self.scale_.to_dict(), "min_scale": self.min_scale}
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> "SeriesScaler":
-        scaler = cls(min_scale=payload.get("min_scale", 1e-8))
+        scaler = cls(payload.get("transform", "none"), min_scale=payload.get("min_scale", 1e-8))
         scaler.mean_ = pd.Series(payload["mean"], dtype="float64")
         scaler.scale_ = pd.Series(payload["scale"], dtype="float64")
+        log = payload.get("log1p") or {}
+        scaler.log_ = pd.Series({key: bool(log.get(key, False)) for key in scaler.mean_.index}, dtype=bool)
         return scaler
+
+
+class Scalers:
+    """The target's scaler plus one plain (no log) scaler per covariate column, saved together as JSON."""
+
+    def __init__(self, target: SeriesScaler, covariates: dict[str, SeriesScaler] | None = None):
+        self.target = target
+        self.covariates = covariates or {}
+
+    @classmethod
+    def fit(cls, training: pd.DataFrame, transform: TargetTransform, covariates: list[str]) -> "Scalers":
+        return cls(SeriesScaler(transform).fit(training),
+                   {name: SeriesScaler("none").fit(training, value=name) for name in covariates})
+
+    def extend(self, frame: pd.DataFrame) -> "Scalers":
+        """Statistics for series unseen at fit time, from `frame` (their recent history; inputs only)."""
+        self.target.extend(frame)
+        for name, scaler in self.covariates.items():
+            scaler.extend(frame, value=name)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target.to_dict(),
+                "covariates": {name: scaler.to_dict() for name, scaler in self.covariates.items()}}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> "Scalers":
+        return cls(SeriesScaler.from_dict(payload["target"]),
+                   {name: SeriesScaler.from_dict(item) for name, item in payload.get("covariates", {}).items()})

@@ -1,15 +1,23 @@
-"""Stage 5, training: fit the LSTM on this run's windows, with early stopping, and register the model.
+"""Stage 5, training: fit a challenger on this run's windows, calibrate it, and let it earn promotion.
 
-Runs on the GPU when one is visible (Keras then uses the cuDNN LSTM kernel), on the CPU otherwise, and
-logs which. The prediction interval comes from the model's own errors on the validation windows: for each
-horizon step, the residual quantiles that bracket `interval_level` of them (split-conformal style), stored
-in the model's metadata and applied at publication.
+- Warm start: when the champion has the same architecture and its last full retrain is less than
+  `full_retrain_days` old, the challenger starts from the champion's weights and trains at most
+  `warm_epochs`; otherwise it trains from scratch (a full retrain).
+- Early stopping on validation loss (best weights restored), learning-rate halving on plateaus, and a
+  stop on NaN loss.
+- Calibration: the quantile head's interval is conformalised on the validation windows (CQR): per step,
+  the widening (or narrowing) that makes `interval_level` of validation targets fall inside.
+- Promotion: challenger, champion and seasonal naive are scored (MASE) on the latest holdout windows; the
+  challenger becomes champion only if it beats both. Every version is registered either way, with its
+  scores and the decision.
+Runs on the GPU when one is visible (Keras then uses the cuDNN kernel), on the CPU otherwise, and logs which.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import metadata as package_metadata
 from pathlib import Path
@@ -20,9 +28,67 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from tasks import storage
-from tasks.scaling import SeriesScaler
+from tasks.columns import SERIES_ID
+from tasks.features import level_window
+from tasks.model import quantiles_for
+from tasks.scaling import Scalers
 from tasks.settings import Settings
 from tasks.windows import SCALED, SPLIT, START, TRAIN, VALIDATION, materialize
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a model's shape and training; saved with each version."""
+
+    lookback: int
+    horizon: int
+    features: tuple[str, ...]
+    quantiles: tuple[float, ...]
+    cell: str = "lstm"
+    units: int = 32
+    layers: int = 2
+    dropout: float = 0.2
+    l1: float = 0.0
+    l2: float = 0.0
+    level_window: int = 7
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+    seed: int = 42
+
+    ARCHITECTURE = ("lookback", "horizon", "features", "quantiles", "cell", "units", "layers", "level_window")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, lookback: int, horizon: int, features: list[str],
+                      frequency: str) -> "ModelConfig":
+        return cls(lookback=lookback, horizon=horizon, features=tuple(features),
+                   quantiles=quantiles_for(settings.interval_level), cell=settings.cell, units=settings.units,
+                   layers=settings.layers, dropout=settings.dropout, l1=settings.l1, l2=settings.l2,
+                   level_window=level_window(frequency, lookback), learning_rate=settings.learning_rate,
+                   batch_size=settings.batch_size, seed=settings.seed)
+
+    def architecture(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in self.ARCHITECTURE}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: _plain(value) for name, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> "ModelConfig":
+        known = {k: v for k, v in payload.items() if k in cls.__dataclass_fields__}
+        known["features"], known["quantiles"] = tuple(known["features"]), tuple(known["quantiles"])
+        return cls(**known)
+
+    def build(self) -> Any:
+        from tasks.model import build_forecaster
+
+        return build_forecaster(lookback=self.lookback, horizon=self.horizon, n_features=len(self.features),
+                                quantiles=self.quantiles, cell=self.cell, units=self.units, layers=self.layers,
+                                dropout=self.dropout, l1=self.l1, l2=self.l2, learning_rate=self.learning_rate,
+                                level_window=self.level_window, seed=self.seed)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def describe_device() -> str:
@@ -34,66 +100,62 @@ def describe_device() -> str:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        return f"GPU x{len(gpus)} (TensorFlow, cuDNN LSTM kernel)" if gpus else "CPU (TensorFlow)"
+        return f"GPU x{len(gpus)} (TensorFlow, cuDNN kernel)" if gpus else "CPU (TensorFlow)"
     if backend == "torch":
         import torch
 
         if torch.cuda.is_available():
-            return f"GPU {torch.cuda.get_device_name(0)} (PyTorch, cuDNN LSTM kernel)"
+            return f"GPU {torch.cuda.get_device_name(0)} (PyTorch, cuDNN kernel)"
         return "CPU (PyTorch)"
     if backend == "jax":
         import jax
 
-        kinds = sorted({device.platform for device in jax.devices()})
-        return f"{'/'.join(kinds).upper()} (JAX)"
+        return f"{'/'.join(sorted({d.platform for d in jax.devices()})).upper()} (JAX)"
     return f"{backend} backend"
 
 
-def load_windows(folder: Path, lookback: int, horizon: int) -> dict[str, np.ndarray]:
-    """Training and validation arrays from a windows folder: x [n, lookback, 1], y [n, horizon]."""
-    scaled = storage.read_parquet(folder / "series.parquet", columns=[SCALED])[SCALED].to_numpy("float32")
-    index = storage.read_parquet(folder / "index.parquet")
-    arrays = {}
-    for split in (TRAIN, VALIDATION):
-        starts = index.loc[index[SPLIT] == split, START].to_numpy()
-        arrays[f"{split}_x"], arrays[f"{split}_y"] = materialize(scaled, starts, lookback, horizon)
-    return arrays
-
-
-def fit_model(arrays: dict[str, np.ndarray], *, lookback: int, horizon: int, units: int, layers: int,
-              dropout: float, learning_rate: float, batch_size: int, max_epochs: int, patience: int, seed: int,
-              log=None) -> tuple[Any, dict[str, Any]]:
-    """Train with early stopping on validation loss (best weights restored); returns (model, facts)."""
+def seed_everything(seed: int) -> None:
+    """Same seed, same data, same CPU: same weights and forecasts (TensorFlow op determinism on too)."""
     import keras
 
-    from tasks.model import build_lstm_model
-
     keras.utils.set_random_seed(seed)
-    model = build_lstm_model(lookback=lookback, horizon=horizon, units=units, layers=layers, dropout=dropout,
-                             learning_rate=learning_rate, seed=seed)
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def fit_model(config: ModelConfig, arrays: dict[str, np.ndarray], *, max_epochs: int, patience: int,
+              lr_patience: int = 2, initial_weights: list[np.ndarray] | None = None,
+              log: Any = None) -> tuple[Any, dict[str, Any]]:
+    """Train on arrays {train,val}_{x,y}; returns (model, facts). Best validation weights are restored."""
+    import keras
+
+    seed_everything(config.seed)
+    model = config.build()
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=lr_patience, min_lr=1e-5),
+    ]
     if log is not None:
         callbacks.append(epoch_logger(log, max_epochs))
     started = time.perf_counter()
     history = model.fit(arrays["train_x"], arrays["train_y"], validation_data=(arrays["val_x"], arrays["val_y"]),
-                        epochs=max_epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+                        epochs=max_epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
+                        callbacks=callbacks)
     seconds = time.perf_counter() - started
-    val_losses = history.history["val_loss"]
-    best = int(np.argmin(val_losses))
-    facts = {"epochs_run": len(val_losses), "best_epoch": best + 1, "val_loss": float(val_losses[best]),
-             "val_mae": float(history.history["val_mae"][best]), "train_loss": float(history.history["loss"][best]),
+    val_losses = np.asarray(history.history.get("val_loss", [np.nan]), dtype="float64")
+    finite = np.isfinite(val_losses)
+    best = int(np.nanargmin(np.where(finite, val_losses, np.inf))) if finite.any() else 0
+    facts = {"epochs_run": len(val_losses), "best_epoch": best + 1,
+             "val_loss": float(val_losses[best]) if finite.any() else float("nan"),
+             "diverged": bool(not np.all(np.isfinite(history.history.get("loss", [np.nan])))),
              "train_seconds": round(seconds, 3),
              "train_windows_per_s": round(len(arrays["train_x"]) * len(val_losses) / max(seconds, 1e-9), 1)}
     return model, facts
-
-
-def residual_quantiles(model: Any, x: np.ndarray, y: np.ndarray, level: float, batch_size: int) -> dict[str, list]:
-    """Per-step residual quantiles on held-out windows that bracket `level` of the errors."""
-    predictions = model.predict(x, batch_size=batch_size, verbose=0)  # [n, horizon]
-    residuals = y - predictions
-    tail = (1.0 - level) / 2.0
-    lower, upper = np.quantile(residuals, [tail, 1.0 - tail], axis=0)
-    return {"level": level, "lower": lower.astype(float).tolist(), "upper": upper.astype(float).tolist()}
 
 
 def epoch_logger(log: Any, max_epochs: int) -> Any:
@@ -109,6 +171,40 @@ def epoch_logger(log: Any, max_epochs: int) -> Any:
     return EpochLogger()
 
 
+def predict_quantiles(model: Any, x: np.ndarray, correction: list[float] | np.ndarray | None = None,
+                      batch_size: int = 4096) -> np.ndarray:
+    """[n, horizon, 3] scaled (lower, median, upper): sorted, then widened by the calibration correction."""
+    import keras
+
+    # Direct calls in fixed-size chunks: `model.predict` re-traces a graph for every new input size.
+    chunks = [keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
+              for i in range(0, len(x), batch_size)]
+    raw = np.concatenate(chunks).astype("float64") if chunks else np.zeros((0, *model.output_shape[1:]))
+    out = np.sort(raw, axis=-1)  # quantile crossing cannot survive
+    if correction is not None:
+        c = np.asarray(correction, dtype="float64")[None, :]
+        out[..., 0] -= c
+        out[..., 2] += c
+        out[..., 0] = np.minimum(out[..., 0], out[..., 1])
+        out[..., 2] = np.maximum(out[..., 2], out[..., 1])
+    return out
+
+
+def calibrate(model: Any, x: np.ndarray, y: np.ndarray, level: float) -> dict[str, Any]:
+    """Conformalised quantile regression on held-out windows: per-step interval correction (scaled units).
+
+    Score E = max(lower - y, y - upper); the correction is E's `level` quantile (with the finite-sample
+    adjustment), so widening each side by it covers `level` of held-out targets. Negative means narrower.
+    """
+    predicted = predict_quantiles(model, x)
+    scores = np.maximum(predicted[..., 0] - y, y - predicted[..., 2])  # [n, horizon]
+    n = len(scores)
+    q = min(1.0, np.ceil((n + 1) * level) / n) if n else level
+    correction = np.quantile(scores, q, axis=0) if n else np.zeros(y.shape[1])
+    covered = np.mean((y >= predicted[..., 0] - correction) & (y <= predicted[..., 2] + correction)) if n else 0.0
+    return {"level": level, "correction": correction.astype(float).tolist(), "val_coverage": float(covered)}
+
+
 def code_version() -> str:
     try:
         return package_metadata.version("lstm-forecast")
@@ -122,42 +218,70 @@ def new_version_name(as_of: pd.Timestamp, run_id: str | None) -> str:
     return f"{as_of.tz_convert('UTC'):%Y%m%dT%H%M%SZ}-{suffix}"
 
 
+def load_windows(folder: Path, lookback: int, horizon: int, features: list[str]) -> dict[str, np.ndarray]:
+    """Training and validation arrays from a windows folder: x [n, lookback, features], y [n, horizon]."""
+    series = storage.read_parquet(folder / "series.parquet", columns=list(dict.fromkeys([SCALED, *features])))
+    index = storage.read_parquet(folder / "index.parquet")
+    matrix, target = series[features].to_numpy("float32"), series[SCALED].to_numpy("float32")
+    arrays = {}
+    for split in (TRAIN, VALIDATION):
+        starts = index.loc[index[SPLIT] == split, START].to_numpy()
+        arrays[f"{split}_x"], arrays[f"{split}_y"] = materialize(matrix, target, starts, lookback, horizon)
+    return arrays
+
+
 @task(name="train", tags=["gpu"])
 def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str, Any]) -> dict[str, Any]:
-    """Prefect task: fit on the run's windows and register a new model version (champion)."""
+    """Prefect task: train a challenger, score it against the champion and seasonal naive, register it."""
     import keras
     from prefect.runtime import flow_run
 
-    from tasks.registry import save_version
+    from tasks.lifecycle import challenge
+    from tasks.registry import load_champion_or_none, save_version
 
     log = get_run_logger()
     started = time.perf_counter()
     device = describe_device()
     log.info("Training on %s (Keras %s, backend %s)", device, keras.__version__, keras.backend.backend())
     folder = Path(windows["folder"])
-    lookback, horizon = windows["lookback"], windows["horizon"]
-    arrays = load_windows(folder, lookback, horizon)
-    model, facts = fit_model(arrays, lookback=lookback, horizon=horizon, units=settings.units,
-                             layers=settings.layers, dropout=settings.dropout, learning_rate=settings.learning_rate,
-                             batch_size=settings.batch_size, max_epochs=settings.max_epochs,
-                             patience=settings.patience, seed=settings.seed, log=log)
-    interval = residual_quantiles(model, arrays["val_x"], arrays["val_y"], settings.interval_level,
-                                  settings.batch_size)
     as_of = pd.Timestamp(validated["as_of"])
+    config = ModelConfig.from_settings(settings, lookback=windows["lookback"], horizon=windows["horizon"],
+                                       features=windows["features"], frequency=windows["frequency"])
+    champion = load_champion_or_none(settings.data_dir / "models")
+    warm = champion is not None and champion.config.architecture() == config.architecture() and \
+        (as_of - pd.Timestamp(champion.metadata["full_retrain_as_of"])).days < settings.full_retrain_days
+    arrays = load_windows(folder, config.lookback, config.horizon, list(config.features))
+    log.info("%s: %d training and %d validation windows", "Warm start from champion " + champion.version
+             if warm else "Full retrain", len(arrays["train_x"]), len(arrays["val_x"]))
+    model, facts = fit_model(config, arrays, max_epochs=settings.warm_epochs if warm else settings.max_epochs,
+                             patience=settings.patience, lr_patience=settings.lr_patience,
+                             initial_weights=champion.model.get_weights() if warm else None, log=log)
+    interval = calibrate(model, arrays["val_x"], arrays["val_y"], settings.interval_level)
+    scalers = Scalers.from_dict(storage.read_json(folder / "scalers.json"))
+    series = storage.read_parquet(folder / "series.parquet")
+    index = storage.read_parquet(folder / "index.parquet")
+    verdict = challenge(model, interval, scalers, champion, series, index, config, windows["frequency"],
+                        settings.holdout_windows, diverged=facts["diverged"])
     version = new_version_name(as_of, flow_run.id)
     metadata = {
-        **facts, "lookback": lookback, "horizon": horizon, "frequency": windows["frequency"], "n_features": 1,
-        "units": settings.units, "layers": settings.layers, "dropout": settings.dropout,
-        "learning_rate": settings.learning_rate, "batch_size": settings.batch_size, "seed": settings.seed,
+        **facts, "config": config.as_dict(), "frequency": windows["frequency"], "interval": interval,
         "train_windows": windows["train_windows"], "val_windows": windows["val_windows"],
-        "cutoff": windows["cutoff"], "data_end": validated["as_of"], "interval": interval, "device": device,
-        "keras_version": keras.__version__, "backend": keras.backend.backend(), "code_version": code_version(),
+        "cutoff": windows["cutoff"], "data_start": str(series["timestamp"].min().isoformat()),
+        "data_end": validated["as_of"], "series": int(series[SERIES_ID].nunique()),
+        "warm_start_from": champion.version if warm else None,
+        "full_retrain_as_of": champion.metadata["full_retrain_as_of"] if warm else validated["as_of"],
+        "holdout": verdict.as_dict(), "device": device, "keras_version": keras.__version__,
+        "backend": keras.backend.backend(), "code_version": code_version(),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    scaler = SeriesScaler.from_dict(storage.read_json(folder / "scaler.json"))
-    path = save_version(settings.data_dir / "models", version, model, scaler, metadata)
-    log.info("Model %s: %d epochs (best %d), val_loss %.4f, %.0f windows/s; saved to %s", version,
-             facts["epochs_run"], facts["best_epoch"], facts["val_loss"], facts["train_windows_per_s"], path)
-    return {"model_version": version, "model_path": str(path), "device": device,
-            **{k: facts[k] for k in ("epochs_run", "best_epoch", "val_loss", "val_mae", "train_seconds")},
+    path = save_version(settings.data_dir / "models", version, model, scalers, metadata,
+                        make_champion=verdict.promote)
+    (log.info if verdict.promote else log.warning)("Model %s %s: %s", version,
+                                                   "promoted to champion" if verdict.promote else "not promoted",
+                                                   verdict.reason)
+    return {"model_version": version, "model_path": str(path), "device": device, "promoted": verdict.promote,
+            "champion_version": version if verdict.promote else (champion.version if champion else None),
+            "warm_start": warm, "decision": verdict.reason, "holdout": verdict.as_dict(),
+            "interval_val_coverage": interval["val_coverage"],
+            **{k: facts[k] for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
             "duration_s": round(time.perf_counter() - started, 3)}

@@ -1,14 +1,19 @@
 """Stage 4, windowing: lookback/horizon windows with a time-ordered split, written to Parquet.
 
 Windows are stored as indices over shared series arrays rather than copied out: `series.parquet` holds
-every series' scaled values once, `index.parquet` holds one row per window (its start position and split).
-A window at `start` has inputs `scaled[start : start+lookback]` and targets
-`scaled[start+lookback : start+lookback+horizon]`, always inside one series. This keeps storage close to
-the size of the clean data instead of lookback+horizon times it.
+every series' features once (scaled target, calendar encodings, scaled covariates), `index.parquet` holds
+one row per window (its start position and split). A window at `start` has inputs
+`features[start : start+lookback]` and targets `target[start+lookback : start+lookback+horizon]`, always
+inside one series. This keeps storage close to the size of the clean data instead of lookback+horizon
+times it.
 
 The split is by time for the whole panel: a cutoff timestamp is placed `val_periods` before the panel's
 end. Training windows end on or before the cutoff; validation windows start their targets after it;
-windows straddling the cutoff are dropped so no validation target is ever a training target.
+windows straddling the cutoff are dropped so no validation target is ever a training target. Scalers
+are fitted on observed (not imputed) points up to the cutoff.
+
+Series shorter than the lookback cannot feed the network; they are listed in `short_series` and
+forecast by the seasonal-naive fallback at publication, never dropped silently.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from prefect import get_run_logger, task
 from tasks import storage
 from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.errors import PipelineError
+from tasks.features import calendar_features
 from tasks.frequency import defaults_for
-from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
-from tasks.scaling import SeriesScaler
+from tasks.scaling import Scalers, TargetTransform
 from tasks.settings import Settings
 
 SCALED = "value_scaled"
@@ -38,11 +43,12 @@ TRAIN, VALIDATION = "train", "val"
 
 @dataclass
 class WindowPlan:
-    series: pd.DataFrame  # long format, sorted by series and time, with SCALED; row position = array index
+    series: pd.DataFrame  # long format, sorted by series and time, with feature columns; row = array index
+    features: list[str]  # model input channels, SCALED first
     index: pd.DataFrame  # START (int64 row position), SPLIT
-    scaler: SeriesScaler
+    scalers: Scalers
     cutoff: pd.Timestamp
-    too_short: pd.DataFrame  # rows of series with fewer points than the lookback
+    short_series: list[str]  # fewer points than the lookback: seasonal-naive fallback
 
 
 def resolve_sizes(freq: str, lookback: int | None, horizon: int | None) -> tuple[int, int]:
@@ -50,60 +56,79 @@ def resolve_sizes(freq: str, lookback: int | None, horizon: int | None) -> tuple
     return lookback or defaults.lookback, horizon or defaults.horizon
 
 
-def split_cutoff(timestamps: pd.Series, freq: str, horizon: int, val_fraction: float) -> tuple[pd.Timestamp, int]:
+def split_cutoff(timestamps: pd.Series, freq: str, horizon: int, val_fraction: float) -> pd.Timestamp:
     """The panel-wide cutoff: `val_periods` periods before the last timestamp (at least one horizon)."""
     start, end = timestamps.min(), timestamps.max()
     total_periods = len(pd.date_range(start, end, freq=freq))
     val_periods = max(horizon, math.ceil(val_fraction * total_periods))
-    grid = pd.date_range(end=end, periods=val_periods + 1, freq=freq)
-    return grid[0], val_periods
+    return pd.date_range(end=end, periods=val_periods + 1, freq=freq)[0]
 
 
-def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, val_fraction: float) -> WindowPlan:
-    """Scale each series on its training slice and index every window; no window is copied."""
+def covariate_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in (SERIES_ID, TIMESTAMP, VALUE, IMPUTED)
+            and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().all()]
+
+
+def add_features(frame: pd.DataFrame, scalers: Scalers, freq: str) -> tuple[pd.DataFrame, list[str]]:
+    """`frame` plus the model's input channels: scaled target, calendar encodings, scaled covariates."""
+    frame = frame.copy()
+    frame[SCALED] = scalers.target.transform(frame[SERIES_ID], frame[VALUE].to_numpy()).astype("float32")
+    calendar = calendar_features(frame[TIMESTAMP], freq)
+    for column in calendar.columns:
+        frame[column] = calendar[column].to_numpy()
+    scaled_covariates = []
+    for name, scaler in scalers.covariates.items():
+        frame[f"{name}_scaled"] = scaler.transform(frame[SERIES_ID], frame[name].to_numpy()).astype("float32")
+        scaled_covariates.append(f"{name}_scaled")
+    return frame, [SCALED, *calendar.columns, *scaled_covariates]
+
+
+def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, val_fraction: float,
+                 transform: TargetTransform = "auto") -> WindowPlan:
+    """Fit scalers on the training slice, add features and index every window; no window is copied."""
     clean = clean.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
     lengths = clean.groupby(SERIES_ID, sort=True).size()
-    short_ids = lengths.index[lengths < lookback]
-    too_short = clean[clean[SERIES_ID].isin(short_ids)]
+    short_ids = [str(s) for s in lengths.index[lengths < lookback]]
     series = clean[~clean[SERIES_ID].isin(short_ids)].reset_index(drop=True)
     if series.empty:
         raise PipelineError(f"every series is shorter than the lookback of {lookback} periods "
                             f"(longest has {lengths.max()}); lower --lookback or supply more history")
-    cutoff, _ = split_cutoff(series[TIMESTAMP], freq, horizon, val_fraction)
+    cutoff = split_cutoff(series[TIMESTAMP], freq, horizon, val_fraction)
 
-    # Scaler statistics: observed (not imputed) training points; a series that starts after the cutoff
-    # falls back to its first `lookback` points, which are only ever model inputs, never targets.
+    # Observed training points fit the scalers; a series that starts after the cutoff falls back to its
+    # first `lookback` points, which are only ever model inputs, never targets.
     training = series[(series[TIMESTAMP] <= cutoff) & ~series[IMPUTED]]
     counts = training.groupby(SERIES_ID).size()
     late = series[~series[SERIES_ID].isin(counts.index[counts >= 2])]
     fit_rows = pd.concat([training, late.groupby(SERIES_ID, sort=False).head(lookback)])
-    scaler = SeriesScaler().fit(fit_rows)
-    series[SCALED] = scaler.transform(series[SERIES_ID], series[VALUE].to_numpy()).astype("float32")
+    scalers = Scalers.fit(fit_rows, transform, covariate_columns(series))
+    series, features = add_features(series, scalers, freq)
 
     # Window starts, vectorised: per series, positions first..last-(lookback+horizon)+1.
     lengths = series.groupby(SERIES_ID, sort=True).size().to_numpy()
     firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     per_series = np.maximum(lengths - lookback - horizon + 1, 0)
-    starts = np.repeat(firsts, per_series) + (np.arange(per_series.sum()) - np.repeat(np.cumsum(per_series)
-                                                                                    - per_series, per_series))
+    offsets = np.arange(per_series.sum()) - np.repeat(np.cumsum(per_series) - per_series, per_series)
+    starts = np.repeat(firsts, per_series) + offsets
     stamps = series[TIMESTAMP].dt.tz_convert(None).to_numpy()  # datetime64, UTC
     target_start = stamps[starts + lookback]
     target_end = stamps[starts + lookback + horizon - 1]
     cutoff64 = np.datetime64(cutoff.tz_convert(None))
     split = np.where(target_end <= cutoff64, TRAIN, np.where(target_start > cutoff64, VALIDATION, ""))
     keep = split != ""
-    index = pd.DataFrame({START: starts[keep].astype("int64"), SPLIT: pd.Categorical(split[keep],
-                                                                                 [TRAIN, VALIDATION])})
-    return WindowPlan(series=series, index=index, scaler=scaler, cutoff=cutoff, too_short=too_short)
+    index = pd.DataFrame({START: starts[keep].astype("int64"),
+                          SPLIT: pd.Categorical(split[keep], [TRAIN, VALIDATION])})
+    return WindowPlan(series=series, features=features, index=index, scalers=scalers, cutoff=cutoff,
+                      short_series=short_ids)
 
 
-def materialize(scaled: np.ndarray, starts: np.ndarray, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs [n, lookback, 1] and targets [n, horizon] for windows at `starts`, via strided views."""
-    view_in = np.lib.stride_tricks.sliding_window_view(scaled, lookback)
-    view_out = np.lib.stride_tricks.sliding_window_view(scaled, horizon)
-    inputs = view_in[starts][..., None]  # [batch, lookback, features=1]
-    targets = view_out[starts + lookback]  # [batch, horizon]
-    return inputs.astype("float32"), targets.astype("float32")
+def materialize(features: np.ndarray, target: np.ndarray, starts: np.ndarray, lookback: int,
+                horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs [n, lookback, n_features] and targets [n, horizon] for windows at `starts`, via strided views."""
+    features = np.asarray(features, dtype="float32").reshape(len(features), -1)
+    view_in = np.lib.stride_tricks.sliding_window_view(features, lookback, axis=0)  # [rows, features, lookback]
+    view_out = np.lib.stride_tricks.sliding_window_view(np.asarray(target, dtype="float32"), horizon)
+    return np.ascontiguousarray(view_in[starts].transpose(0, 2, 1)), np.ascontiguousarray(view_out[starts + lookback])
 
 
 @task(name="windows")
@@ -114,25 +139,27 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
     run_date = pd.Timestamp(validated["run_date"]).date()
     freq = validated["frequency"]
     lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
-    plan = plan_windows(storage.read_parquet(filled["clean_path"]), freq, lookback, horizon, settings.val_fraction)
-    reasons = plan.too_short[SERIES_ID].map(lambda s: f"series {s!r} has fewer points than the lookback of "
-                                            f"{lookback} periods; it cannot be forecast yet")
-    write_quarantine(quarantine_records(plan.too_short, stage="windows", reason=reasons.to_numpy()),
-                     quarantine_path(settings.data_dir, run_date, "windows"))
+    plan = plan_windows(storage.read_parquet(filled["clean_path"]), freq, lookback, horizon, settings.val_fraction,
+                        settings.target_transform)
+    if plan.short_series:
+        log.warning("%d series are shorter than the lookback of %d and will be forecast by seasonal naive: %s",
+                    len(plan.short_series), lookback, ", ".join(map(repr, plan.short_series[:10])))
     folder = storage.partition_dir(settings.data_dir / "windows", run_date)
-    storage.write_parquet(plan.series[[SERIES_ID, TIMESTAMP, VALUE, IMPUTED, SCALED]], folder / "series.parquet")
+    covariates = list(plan.scalers.covariates)  # raw too: another model's scalers may need them
+    storage.write_parquet(plan.series[[SERIES_ID, TIMESTAMP, VALUE, IMPUTED, *covariates, *plan.features]],
+                          folder / "series.parquet")
     storage.write_parquet(plan.index, folder / "index.parquet")
-    storage.write_json(plan.scaler.to_dict(), folder / "scaler.json")
+    storage.write_json(plan.scalers.to_dict(), folder / "scalers.json")
     n_train = int((plan.index[SPLIT] == TRAIN).sum())
     n_val = int((plan.index[SPLIT] == VALIDATION).sum())
     meta = {"lookback": lookback, "horizon": horizon, "frequency": freq, "cutoff": plan.cutoff.isoformat(),
-            "train_windows": n_train, "val_windows": n_val, "series": int(plan.series[SERIES_ID].nunique())}
+            "features": plan.features, "train_windows": n_train, "val_windows": n_val,
+            "series": int(plan.series[SERIES_ID].nunique()), "short_series": plan.short_series}
     storage.write_json(meta, folder / "meta.json")
     if n_train == 0 or n_val == 0:
         raise PipelineError(f"not enough history to train: {n_train} training and {n_val} validation windows "
                             f"with lookback {lookback} and horizon {horizon} (cutoff {plan.cutoff.isoformat()}); "
                             "lower --lookback/--horizon or supply more history")
-    log.info("Windows: %d train + %d validation (lookback %d, horizon %d, cutoff %s) over %d series",
-             n_train, n_val, lookback, horizon, plan.cutoff.isoformat(), meta["series"])
-    return {**meta, "folder": str(folder), "too_short_series": int(plan.too_short[SERIES_ID].nunique()),
-            "duration_s": round(time.perf_counter() - started, 3)}
+    log.info("Windows: %d train + %d validation (lookback %d, horizon %d, %d features, cutoff %s) over %d series",
+             n_train, n_val, lookback, horizon, len(plan.features), plan.cutoff.isoformat(), meta["series"])
+    return {**meta, "folder": str(folder), "duration_s": round(time.perf_counter() - started, 3)}

@@ -17,7 +17,7 @@ def test_help_documents_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "run" in out and "serve" in out
+    assert "run" in out and "serve" in out and "backtest" in out
     run_help = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
     for option in ("--input", "--data-dir", "--as-of", "--horizon", "--lookback", "--max-epochs"):
         assert option in run_help

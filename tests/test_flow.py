@@ -15,7 +15,7 @@ HORIZON, LOOKBACK = 7, 14
 
 def run(inbox, data_dir, as_of=None):
     return daily_forecast(input_path=str(inbox), data_dir=str(data_dir), as_of=as_of, horizon=HORIZON,
-                          lookback=LOOKBACK, max_epochs=2)
+                          lookback=LOOKBACK, max_epochs=5)
 
 
 def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_server, tmp_path, sample_slice, rng):
@@ -39,7 +39,9 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
     assert sorted(parquet["step"].unique()) == list(range(1, HORIZON + 1))
     assert (parquet["timestamp"] == parquet["origin"] + pd.to_timedelta(parquet["step"], unit="D")).all()
     assert (parquet["yhat_lower"] <= parquet["yhat"]).all() and (parquet["yhat"] <= parquet["yhat_upper"]).all()
-    assert parquet["model_version"].nunique() == 1 and parquet["run_id"].nunique() == 1
+    assert parquet["run_id"].nunique() == 1
+    assert result["train"]["promoted"], result["train"]["decision"]  # a first model that beats seasonal naive
+    assert set(parquet["model_version"]) == {result["train"]["model_version"]}
     assert (data_dir / "models" / parquet["model_version"].iloc[0] / "model.keras").is_file()
 
     # Parquet and SQL agree row for row.
@@ -50,20 +52,31 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
     columns = [*FORECAST_COLUMNS, "run_date"]
     pd.testing.assert_frame_equal(left[columns].astype({"run_date": str}), right[columns], check_dtype=False)
 
-    # A second run with the same as-of replaces that run's rows: same count, new run id.
+    # A second run with the same as-of replaces that run's rows: same count, new run id. Its challenger
+    # warm-starts from the champion; whichever wins publishes.
     again = run(inbox, data_dir, as_of)
     assert again["ingest"]["files_new"] == 0
+    assert again["train"]["warm_start"]
     parquet2 = read_parquet_forecasts(data_dir)
     sql2 = read_sql_forecasts(f"sqlite:///{(data_dir / 'forecasts.sqlite').resolve()}")
     assert len(parquet2) == len(sql2) == len(parquet)
     assert parquet2["run_id"].nunique() == 1 and parquet2["run_id"].iloc[0] != parquet["run_id"].iloc[0]
+    assert set(parquet2["model_version"]) == {again["train"]["champion_version"]}
+    if not again["train"]["promoted"]:  # the champion kept publishing: its forecasts are unchanged
+        pd.testing.assert_series_equal(parquet2.sort_values(key)["yhat"].reset_index(drop=True),
+                                       left["yhat"], check_names=False)
 
     # The run left its artifacts in the Prefect API.
     from prefect.artifacts import Artifact
 
-    for key in ("validation-summary", "forecast-table", "run-metrics"):
+    for key in ("validation-summary", "forecast-table", "run-metrics", "model-comparison"):
         assert Artifact.get(key) is not None, key
     assert "validation loss" in Artifact.get("run-metrics").data
+    assert "seasonal naive" in Artifact.get("model-comparison").data
+
+    # A week later the cadence calls for a full retrain instead of another warm start.
+    later = run(inbox, data_dir, "2016-12-31")
+    assert not later["train"]["warm_start"]
 
 
 def test_flow_fails_with_a_reason_when_nothing_is_valid(prefect_server, tmp_path, sample_slice):

@@ -1,4 +1,4 @@
-"""The LSTM model, its training and the model registry (Keras 3 API, tiny sizes)."""
+"""The forecasting network, its training and calibration, and the model registry (Keras 3 API, tiny sizes)."""
 
 from __future__ import annotations
 
@@ -9,60 +9,104 @@ import pandas as pd
 import pytest
 
 from tasks.errors import PipelineError
-from tasks.model import build_lstm_model, is_cudnn_eligible, recurrent_layers
+from tasks.model import build_forecaster, is_cudnn_eligible, quantiles_for, recurrent_layers
 from tasks.registry import load_champion, load_version, read_index, save_version, version_dir
-from tasks.scaling import SeriesScaler
-from tasks.train import fit_model, new_version_name, residual_quantiles
+from tasks.scaling import Scalers, SeriesScaler
+from tasks.train import ModelConfig, calibrate, fit_model, new_version_name, predict_quantiles
 
 
-def tiny_arrays(rng, lookback=8, horizon=3, n=64):
-    wave = np.sin(np.arange(n + lookback + horizon) / 3.0).astype("float32")
+def wave_arrays(lookback=8, horizon=3, n=96, level=0.0):
+    wave = (np.sin(np.arange(n + lookback + horizon) / 2.0) + level).astype("float32")
     view = np.lib.stride_tricks.sliding_window_view(wave, lookback + horizon)[:n]
     x, y = view[:, :lookback, None], view[:, lookback:]
-    return {"train_x": x[:48], "train_y": y[:48], "val_x": x[48:], "val_y": y[48:]}
+    return {"train_x": x[:72], "train_y": y[:72], "val_x": x[72:], "val_y": y[72:]}
 
 
-def test_model_maps_history_to_direct_horizon_and_stays_cudnn_eligible():
-    model = build_lstm_model(lookback=12, horizon=5, units=4, layers=3, dropout=0.2, seed=1)
-    assert model.output_shape == (None, 5)
-    assert model.input_shape == (None, 12, 1)
+def tiny_config(**overrides):
+    values = dict(lookback=8, horizon=3, features=("value_scaled",), quantiles=(0.1, 0.5, 0.9), units=8, layers=1,
+                  dropout=0.0, level_window=4, learning_rate=0.01, batch_size=16, seed=0)
+    return ModelConfig(**{**values, **overrides})
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_model_maps_history_to_direct_quantile_horizon_and_stays_cudnn_eligible(cell):
+    model = build_forecaster(lookback=12, horizon=5, n_features=3, cell=cell, units=4, layers=3, dropout=0.2,
+                             l1=1e-5, l2=1e-4, seed=1)
+    assert model.input_shape == (None, 12, 3)
+    assert model.output_shape == (None, 5, 3)  # [batch, horizon, quantiles]
     layers = recurrent_layers(model)
-    assert len(layers) == 3
-    assert all(is_cudnn_eligible(layer) for layer in layers)
+    assert len(layers) == 3 and all(is_cudnn_eligible(layer) for layer in layers)
     assert [layer.return_sequences for layer in layers] == [True, True, False]
+    assert model.losses  # the L1/L2 penalties are part of the loss
 
 
 def test_cudnn_check_detects_an_ineligible_layer():
     import keras
 
     assert not is_cudnn_eligible(keras.layers.LSTM(4, recurrent_dropout=0.1))
-    assert not is_cudnn_eligible(keras.layers.LSTM(4, activation="relu"))
+    assert not is_cudnn_eligible(keras.layers.GRU(4, reset_after=False))
 
 
-def test_fit_learns_and_reports_early_stopping_facts(rng):
-    arrays = tiny_arrays(rng)
-    model, facts = fit_model(arrays, lookback=8, horizon=3, units=8, layers=1, dropout=0.0, learning_rate=0.01,
-                             batch_size=16, max_epochs=2, patience=1, seed=0)
-    assert 1 <= facts["epochs_run"] <= 2 and 1 <= facts["best_epoch"] <= facts["epochs_run"]
-    assert np.isfinite(facts["val_loss"])
-    interval = residual_quantiles(model, arrays["val_x"], arrays["val_y"], 0.8, 16)
-    assert len(interval["lower"]) == 3 and all(lo <= hi for lo, hi in zip(interval["lower"], interval["upper"]))
+def test_window_level_is_removed_and_restored():
+    """Shifting a window by a constant shifts its forecast by the same constant (level centring)."""
+    model = build_forecaster(lookback=6, horizon=2, units=3, layers=1, dropout=0.0, level_window=3, seed=0)
+    x = np.random.default_rng(0).normal(size=(4, 6, 1)).astype("float32")
+    shifted = model.predict(x + 5.0, verbose=0) - model.predict(x, verbose=0)
+    np.testing.assert_allclose(shifted, 5.0, atol=1e-4)
 
 
-def test_registry_round_trip_with_safe_mode(tmp_path, rng):
-    model = build_lstm_model(lookback=6, horizon=2, units=3, layers=1, seed=0)
-    scaler = SeriesScaler().fit(pd.DataFrame({"series_id": ["a", "a"], "value": [1.0, 2.0]}))
-    save_version(tmp_path, "v1", model, scaler, {"lookback": 6})
-    save_version(tmp_path, "v2", model, scaler, {"lookback": 6})
-    assert read_index(tmp_path) == {"champion": "v2", "versions": ["v1", "v2"]}
+def test_training_is_deterministic_and_quantiles_are_ordered():
+    arrays = wave_arrays()
+    first, facts = fit_model(tiny_config(), arrays, max_epochs=3, patience=2)
+    second, _ = fit_model(tiny_config(), arrays, max_epochs=3, patience=2)
+    out_a, out_b = predict_quantiles(first, arrays["val_x"]), predict_quantiles(second, arrays["val_x"])
+    np.testing.assert_array_equal(out_a, out_b)  # same seed, same data, same CPU: same forecasts
+    assert (np.diff(out_a, axis=-1) >= 0).all()
+    assert 1 <= facts["best_epoch"] <= facts["epochs_run"] <= 3 and np.isfinite(facts["val_loss"])
+
+
+def test_calibration_reaches_the_requested_coverage_on_its_windows():
+    arrays = wave_arrays(n=200)
+    arrays = {"train_x": arrays["train_x"], "train_y": arrays["train_y"], "val_x": arrays["val_x"],
+              "val_y": arrays["val_y"] + np.random.default_rng(1).normal(0, 0.3, arrays["val_y"].shape)}
+    model, _ = fit_model(tiny_config(), arrays, max_epochs=2, patience=1)
+    interval = calibrate(model, arrays["val_x"], arrays["val_y"], level=0.8)
+    assert len(interval["correction"]) == 3
+    assert 0.8 <= interval["val_coverage"] <= 0.95
+
+
+def test_warm_start_begins_from_the_given_weights():
+    arrays = wave_arrays()
+    champion, _ = fit_model(tiny_config(), arrays, max_epochs=2, patience=1)
+    warm, _ = fit_model(tiny_config(learning_rate=1e-12), arrays, max_epochs=1, patience=1,
+                        initial_weights=champion.get_weights())
+    for mine, theirs in zip(warm.get_weights(), champion.get_weights()):
+        np.testing.assert_allclose(mine, theirs, atol=1e-6)
+
+
+def test_quantiles_for_level():
+    assert quantiles_for(0.8) == (0.1, 0.5, 0.9)
+
+
+def scalers():
+    return Scalers(SeriesScaler("auto").fit(pd.DataFrame({"series_id": ["a", "a"], "value": [1.0, 3.0]})))
+
+
+def test_registry_round_trip_with_safe_mode(tmp_path):
+    config = tiny_config()
+    model = config.build()
+    metadata = {"config": config.as_dict(), "interval": {"correction": [0.0, 0.0, 0.0]}}
+    save_version(tmp_path, "v1", model, scalers(), metadata)
+    save_version(tmp_path, "v2", model, scalers(), metadata, make_champion=False)
+    assert read_index(tmp_path) == {"champion": "v1", "versions": ["v1", "v2"]}
     loaded = load_champion(tmp_path)
-    x = rng.normal(size=(3, 6, 1)).astype("float32")
+    x = np.random.default_rng(0).normal(size=(3, 8, 1)).astype("float32")
     np.testing.assert_allclose(loaded.model.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
-    assert loaded.metadata["version"] == "v2"
-    assert json.loads((tmp_path / "v1" / "scaler.json").read_text())["mean"] == {"a": 1.5}
+    assert loaded.config == config and loaded.metadata["version"] == "v1"
+    assert json.loads((tmp_path / "v1" / "scalers.json").read_text())["target"]["log1p"] == {"a": True}
     assert not list(tmp_path.glob(".*"))  # no temporary folder left behind
     with pytest.raises(FileExistsError):
-        save_version(tmp_path, "v1", model, scaler, {})
+        save_version(tmp_path, "v1", model, scalers(), metadata)
 
 
 def test_registry_refuses_unsafe_names_and_missing_models(tmp_path):
@@ -73,6 +117,20 @@ def test_registry_refuses_unsafe_names_and_missing_models(tmp_path):
         load_champion(tmp_path)
     with pytest.raises(PipelineError, match="missing"):
         load_version(tmp_path, "v9")
+
+
+def test_unsafe_model_file_is_refused(tmp_path):
+    """A .keras file with a Lambda layer (arbitrary code) does not load from the data dir."""
+    import keras
+
+    inputs = keras.Input((8, 1))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    (tmp_path / "evil").mkdir()
+    model.save(tmp_path / "evil" / "model.keras")
+    (tmp_path / "evil" / "scalers.json").write_text(json.dumps(scalers().to_dict()))
+    (tmp_path / "evil" / "metadata.json").write_text("{}")
+    with pytest.raises(ValueError, match="(?i)lambda|safe"):
+        load_version(tmp_path, "evil")
 
 
 def test_version_names_sort_by_data_date():

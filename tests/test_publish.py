@@ -14,38 +14,63 @@ import sqlalchemy as sa
 from tasks.columns import FORECAST_COLUMNS
 from tasks.forecast_store import (parquet_path, publish_forecasts_atomically, read_parquet_forecasts,
                                   read_sql_forecasts, redacted_url)
-from tasks.model import build_lstm_model
-from tasks.publish import forecast
+from tasks.publish import FALLBACK_VERSION, forecast
 from tasks.registry import ModelVersion
-from tasks.scaling import SeriesScaler
+from tasks.train import ModelConfig
+from tasks.windows import plan_windows
 
 RUN_DATE = date(2016, 12, 31)
 
 
 def champion_for(clean, lookback=7, horizon=3):
-    scaler = SeriesScaler().fit(clean)
-    model = build_lstm_model(lookback=lookback, horizon=horizon, units=4, layers=1, seed=0)
-    metadata = {"lookback": lookback, "horizon": horizon, "frequency": "D",
-                "interval": {"level": 0.8, "lower": [-0.5, -0.6, -0.7], "upper": [0.5, 0.6, 0.7]}}
-    return ModelVersion("v-test", model, scaler, metadata)
+    plan = plan_windows(clean, "D", lookback, horizon, 0.2)
+    config = ModelConfig(lookback=lookback, horizon=horizon, features=tuple(plan.features),
+                         quantiles=(0.1, 0.5, 0.9), units=4, layers=1, level_window=7, seed=0)
+    metadata = {"config": config.as_dict(), "interval": {"correction": [0.1, 0.2, 0.3]}}
+    return ModelVersion("v-test", config.build(), plan.scalers, metadata)
 
 
 def test_forecast_rows_follow_the_contract(sample_slice):
+    from tasks.train import predict_quantiles
+    from tasks.windows import add_features
+
     clean = sample_slice.assign(imputed=False)
     champion = champion_for(clean)
-    rows = forecast(champion, clean)
-    assert len(rows) == 3 * 3
+    rows = forecast(champion, clean, "D", horizon=3)
+    assert len(rows) == 3 * 3 and (rows["model_version"] == "v-test").all()
     last = clean.groupby("series_id")["timestamp"].max()
     assert (rows["origin"] == rows["series_id"].map(last)).all()  # origin = last observed timestamp
     assert (rows["timestamp"] == rows["origin"] + pd.to_timedelta(rows["step"], unit="D")).all()
     assert rows.groupby("series_id")["step"].apply(list).map(lambda s: s == [1, 2, 3]).all()
     assert (rows["yhat_lower"] <= rows["yhat"]).all() and (rows["yhat"] <= rows["yhat_upper"]).all()
     assert (rows["yhat_lower"] >= 0).all()  # page views are never negative
-    # The point forecast is the model's output on the last `lookback` scaled values, unscaled.
-    one = clean[clean["series_id"] == rows["series_id"].iloc[0]].tail(7)
-    x = champion.scaler.transform(one["series_id"], one["value"].to_numpy())[None, :, None].astype("float32")
-    expected = champion.scaler.inverse_transform(one["series_id"].iloc[:1], champion.model.predict(x, verbose=0))
-    np.testing.assert_allclose(rows["yhat"].iloc[:3], np.maximum(expected[0], 0), rtol=1e-5)
+    # The point forecast is the model's median on the last `lookback` featurised values, unscaled.
+    first = rows["series_id"].iloc[0]
+    tail = clean[clean["series_id"] == first].tail(7)
+    featured, features = add_features(tail, champion.scalers, "D")
+    x = featured[features].to_numpy("float32")[None]
+    median = predict_quantiles(champion.model, x, champion.metadata["interval"]["correction"])[..., 1]
+    expected = champion.scalers.target.inverse_transform(np.array([first]), median)[0]
+    np.testing.assert_allclose(rows["yhat"].iloc[:3], np.maximum(expected, 0), rtol=1e-5)
+
+
+def test_short_series_and_missing_champion_fall_back_to_seasonal_naive(sample_slice):
+    clean = sample_slice.assign(imputed=False)
+    short_id = clean["series_id"].iloc[0]
+    short = clean[clean["series_id"] == short_id].head(5).assign(series_id="brand-new")
+    with_short = pd.concat([clean, short], ignore_index=True)
+    rows = forecast(champion_for(clean), with_short, "D", horizon=3)
+    by_version = rows.groupby("series_id")["model_version"].first()
+    assert by_version["brand-new"] == FALLBACK_VERSION and (by_version.drop("brand-new") == "v-test").all()
+    fallback = rows[rows["series_id"] == "brand-new"]
+    assert fallback["yhat"].tolist() == [short["value"].iloc[-1]] * 3  # shorter than a season: last value
+
+    everything = forecast(None, clean, "D", horizon=9)
+    assert (everything["model_version"] == FALLBACK_VERSION).all() and len(everything) == 3 * 9
+    one = clean[clean["series_id"] == short_id]["value"].to_numpy()
+    got = everything[everything["series_id"] == short_id]["yhat"].to_numpy()
+    np.testing.assert_array_equal(got, np.resize(one[-7:], 9))  # the last week, repeated
+    assert (everything["yhat_upper"] >= everything["yhat_lower"]).all()
 
 
 def contract_rows(n_series=2, horizon=3, run_id="run-1", value=1.0):

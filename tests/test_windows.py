@@ -38,31 +38,43 @@ def test_scaler_is_fitted_on_the_training_part_only(sample):
     late = spoiled["timestamp"] > base.cutoff
     spoiled.loc[late, "value"] = spoiled.loc[late, "value"] * 1000  # change only the validation period
     changed = plan_windows(spoiled, "D", 28, 14, 0.2)
-    pd.testing.assert_series_equal(base.scaler.mean_, changed.scaler.mean_)
-    pd.testing.assert_series_equal(base.scaler.scale_, changed.scaler.scale_)
+    pd.testing.assert_series_equal(base.scalers.target.mean_, changed.scalers.target.mean_)
+    pd.testing.assert_series_equal(base.scalers.target.scale_, changed.scalers.target.scale_)
+    # page views are never negative, so "auto" scales them on log1p
     train_part = sample[sample["timestamp"] <= base.cutoff]
-    expected = train_part.groupby("series_id")["value"].mean()
-    np.testing.assert_allclose(base.scaler.mean_.sort_index().to_numpy(), expected.sort_index().to_numpy())
+    expected = np.log1p(train_part["value"]).groupby(train_part["series_id"]).mean()
+    assert base.scalers.target.log_.all()
+    np.testing.assert_allclose(base.scalers.target.mean_.sort_index().to_numpy(), expected.sort_index().to_numpy())
 
 
 def test_materialize_matches_a_plain_loop(sample):
     lookback, horizon = 10, 5
     plan = plan_windows(clean_frame(sample), "D", lookback, horizon, 0.2)
-    scaled = plan.series[SCALED].to_numpy()
+    assert plan.features == [SCALED, "day_of_week_sin", "day_of_week_cos", "day_of_year_sin", "day_of_year_cos"]
+    matrix, scaled = plan.series[plan.features].to_numpy("float32"), plan.series[SCALED].to_numpy("float32")
     starts = plan.index["start"].to_numpy()[::97]
-    x, y = materialize(scaled, starts, lookback, horizon)
-    assert x.shape == (len(starts), lookback, 1) and y.shape == (len(starts), horizon)
+    x, y = materialize(matrix, scaled, starts, lookback, horizon)
+    assert x.shape == (len(starts), lookback, len(plan.features)) and y.shape == (len(starts), horizon)
     for row, start in enumerate(starts):
-        np.testing.assert_array_equal(x[row, :, 0], scaled[start:start + lookback].astype("float32"))
-        np.testing.assert_array_equal(y[row], scaled[start + lookback:start + lookback + horizon].astype("float32"))
+        np.testing.assert_array_equal(x[row], matrix[start:start + lookback])
+        np.testing.assert_array_equal(y[row], scaled[start + lookback:start + lookback + horizon])
 
 
-def test_short_series_are_set_aside_not_dropped(sample):
+def test_covariates_become_scaled_input_channels(sample):
+    frame = clean_frame(sample).assign(temperature=np.arange(len(sample), dtype="float64"))
+    plan = plan_windows(frame, "D", 28, 14, 0.2)
+    assert plan.features[-1] == "temperature_scaled" and "temperature" in plan.scalers.covariates
+    training = plan.series[plan.series["timestamp"] <= plan.cutoff]
+    means = training.groupby("series_id")["temperature_scaled"].mean()
+    np.testing.assert_allclose(means.to_numpy(), 0.0, atol=1e-4)  # standardised on the training slice
+
+
+def test_short_series_are_listed_for_the_fallback(sample):
     frame = clean_frame(sample)
     short_id = frame["series_id"].iloc[0]
     frame = frame[(frame["series_id"] != short_id) | (frame["timestamp"] < "2015-07-10")]
     plan = plan_windows(frame, "D", 28, 14, 0.2)
-    assert set(plan.too_short["series_id"]) == {short_id}
+    assert plan.short_series == [short_id]
     assert short_id not in set(plan.series["series_id"])
 
 
@@ -72,10 +84,11 @@ def test_everything_too_short_is_a_clear_error(sample):
 
 
 def test_series_scaler_contract():
-    frame = pd.DataFrame({"series_id": ["a", "a", "b", "b"], "value": [1.0, 3.0, 5.0, 5.0]})
+    frame = pd.DataFrame({"series_id": ["a", "a", "b", "b", "c", "c"], "value": [1.0, 3.0, 5.0, 5.0, -2.0, 4.0]})
     with pytest.raises(RuntimeError, match="not fitted"):
         SeriesScaler().transform(pd.Series(["a"]), np.array([1.0]))
-    scaler = SeriesScaler().fit(frame)
+    scaler = SeriesScaler("auto").fit(frame)
+    assert scaler.log_.to_dict() == {"a": True, "b": True, "c": False}  # log only where never negative
     assert scaler.scale_["b"] == 1.0  # constant series: no division by zero
     scaled = scaler.transform(frame["series_id"], frame["value"].to_numpy())
     np.testing.assert_allclose(scaler.inverse_transform(frame["series_id"], scaled), frame["value"])
@@ -83,3 +96,5 @@ def test_series_scaler_contract():
     np.testing.assert_allclose(restored.transform(frame["series_id"], frame["value"].to_numpy()), scaled)
     with pytest.raises(KeyError, match="no scaling statistics"):
         scaler.transform(pd.Series(["zzz"]), np.array([1.0]))
+    scaler.extend(pd.DataFrame({"series_id": ["zzz", "zzz"], "value": [10.0, 20.0]}))
+    assert scaler.knows(["zzz"]).all() and scaler.mean_["a"] == restored.mean_["a"]
