@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 DEFAULT_CRON = "0 6 * * *"
+DEFAULT_TUNE_CRON = "0 3 * * 0"
 DEFAULT_TIMEZONE = "UTC"
 
 
@@ -45,11 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--output", metavar="FILE",
                           help="JSON report path (default: <data-dir>/backtest/backtest-<run date>.json)")
 
-    serve = commands.add_parser("serve", help="serve the flow as a scheduled deployment (needs a Prefect server)",
-                                description="Serve the daily flow as a deployment with a daily cron schedule. "
-                                            "Runs until interrupted; scheduled and manual runs execute here.")
+    tune = commands.add_parser(
+        "tune", help="pick lookback, layers, units and dropout by rolling-origin cross-validation",
+        description="Grid-search the model's size with the backtest's rolling origins; the winner is saved to "
+                    "<data-dir>/models/tuned.json and used by daily runs for settings you have not set yourself.")
+    tune.add_argument("--input", dest="input_path", metavar="PATH", help="as for run (default: the bundled sample)")
+    tune.add_argument("--data-dir", metavar="DIR", help="as for run (default: data/store)")
+    tune.add_argument("--origins", type=int, default=2, metavar="K", help="rolling origins per candidate (default: 2)")
+    tune.add_argument("--max-epochs", type=int, metavar="N", help="upper bound on training epochs (default: 40)")
+    for name, kind in (("lookback", int), ("layers", int), ("units", int), ("dropout", float)):
+        tune.add_argument(f"--{name}", type=kind, nargs="+", metavar="V", help=f"{name} values to try")
+
+    serve = commands.add_parser("serve", help="serve the daily and tune flows on their schedules (needs a Prefect "
+                                              "server)",
+                                description="Serve the daily flow (daily cron) and the tune flow (weekly cron) as "
+                                            "deployments. Runs until interrupted; scheduled and manual runs "
+                                            "execute here.")
     serve.add_argument("--name", default="daily", help="deployment name (default: daily)")
     serve.add_argument("--cron", default=DEFAULT_CRON, help=f"cron schedule (default: '{DEFAULT_CRON}')")
+    serve.add_argument("--tune-cron", default=DEFAULT_TUNE_CRON,
+                       help=f"cron schedule of the tune flow (default: '{DEFAULT_TUNE_CRON}')")
     serve.add_argument("--timezone", default=DEFAULT_TIMEZONE, help=f"schedule time zone (default: {DEFAULT_TIMEZONE})")
     return parser
 
@@ -61,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "backtest":
             return _backtest(args)
+        if args.command == "tune":
+            return _tune(args)
         return _serve(args)
     except KeyboardInterrupt:
         print("lstm-forecast: interrupted", file=sys.stderr)
@@ -77,8 +95,8 @@ def _check_settings(args: argparse.Namespace) -> None:
     from tasks.settings import load_settings
 
     try:
-        load_settings(input_path=args.input_path, data_dir=args.data_dir, horizon=args.horizon,
-                      lookback=args.lookback, max_epochs=args.max_epochs)
+        load_settings(input_path=args.input_path, data_dir=args.data_dir, max_epochs=args.max_epochs,
+                      **{k: getattr(args, k) for k in ("horizon", "lookback") if isinstance(getattr(args, k, None), int)})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ValueError(f"invalid settings: {problems}") from None
@@ -111,14 +129,32 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from flows.tune import tune_flow
+
+    _check_settings(args)
+    grid = {name: getattr(args, name) for name in ("lookback", "layers", "units", "dropout") if getattr(args, name)}
+    winner = tune_flow(input_path=args.input_path, data_dir=args.data_dir, origins=args.origins,
+                       grid=grid or None, max_epochs=args.max_epochs)
+    print(f"Tuned over {winner['candidates']} candidates: {winner['config']} (MASE {winner['mase']:.4f}); "
+          "daily runs use it from now on")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from prefect import serve
     from prefect.schedules import Cron
 
     from flows.daily import daily_forecast
+    from flows.tune import tune_flow
 
-    daily_forecast.serve(name=args.name, schedules=[Cron(args.cron, timezone=args.timezone, slug="daily")],
-                         tags=["lstm-forecast"], description="Daily LSTM retraining and forecast publication",
-                         pause_on_shutdown=False)
+    serve(daily_forecast.to_deployment(name=args.name, tags=["lstm-forecast"],
+                                       schedules=[Cron(args.cron, timezone=args.timezone, slug="daily")],
+                                       description="Daily LSTM retraining and forecast publication"),
+          tune_flow.to_deployment(name="weekly", tags=["lstm-forecast"],
+                                  schedules=[Cron(args.tune_cron, timezone=args.timezone, slug="weekly")],
+                                  description="Weekly hyper-parameter search by rolling-origin CV"),
+          pause_on_shutdown=False)
     return 0
 
 

@@ -17,6 +17,7 @@ from tasks.ingest import ingest_files
 from tasks.publish import publish
 from tasks.settings import load_settings
 from tasks.train import train_model
+from tasks.tune import with_tuned
 from tasks.validate import validate_batch
 from tasks.windows import build_windows
 
@@ -42,12 +43,12 @@ def daily_forecast(
 ) -> dict[str, Any]:
     """Ingest, validate, gap-fill, window, train and publish once.
 
-    Parameters left empty come from the settings (environment, `lstm-forecast.toml`, defaults): the
-    bundled sample as input and `data/store` as data dir. `as_of` (ISO-8601, naive = UTC) is the forecast
+    Parameters left empty come from the settings (environment, `lstm-forecast.toml`, the weekly tune
+    flow's winner, defaults): the bundled sample as input and `data/store` as data dir. `as_of` (ISO-8601, naive = UTC) is the forecast
     origin: only data up to it is used; by default the newest timestamp in the data.
     """
-    settings = load_settings(input_path=input_path, data_dir=data_dir, horizon=horizon, lookback=lookback,
-                             max_epochs=max_epochs)
+    settings = with_tuned(load_settings(input_path=input_path, data_dir=data_dir, horizon=horizon,
+                                        lookback=lookback, max_epochs=max_epochs))
     summaries: dict[str, dict[str, Any]] = {}
     summaries["ingest"] = ingest_files(settings)
     summaries["validate"] = validate_batch(settings, as_of)

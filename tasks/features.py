@@ -16,8 +16,8 @@ from tasks.frequency import defaults_for
 # (name, extractor, period) per frequency family.
 _CYCLES = {
     "subdaily": [("hour_of_day", lambda t: t.hour + t.minute / 60.0, 24.0),
-                 ("day_of_week", lambda t: t.dayofweek + t.hour / 24.0, 7.0)],
-    "daily": [("day_of_week", lambda t: t.dayofweek, 7.0), ("day_of_year", lambda t: t.dayofyear - 1, 365.25)],
+                 ("day_of_week", lambda t: t.day_of_week + t.hour / 24.0, 7.0)],
+    "daily": [("day_of_week", lambda t: t.day_of_week, 7.0), ("day_of_year", lambda t: t.day_of_year - 1, 365.25)],
     "weekly": [("week_of_year", lambda t: t.isocalendar().week.to_numpy() - 1, 52.18)],
     "monthly": [("month_of_year", lambda t: t.month - 1, 12.0)],
 }

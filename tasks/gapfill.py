@@ -1,7 +1,9 @@
 """Stage 3, gap-filling: put each series on its regular grid and fill the holes, marking every fill.
 
-Methods (setting `fill_method`): `ffill`, `bfill`, `linear` (by position), `time` (by timestamp), and
-`seasonal` (the value one season earlier, e.g. 7 days for daily data; linear where no such value exists).
+Methods (setting `fill_method`): `ffill`, `bfill`, `linear` (by position), `time` (by timestamp),
+`seasonal` (the value one season earlier, e.g. 7 days for daily data; linear where no such value exists),
+and `model` (the current champion forecasts each gap from the `lookback` points before it, up to its
+horizon at a time; linear interpolation where there is no champion, or too little history before a gap).
 A series whose longest gap exceeds `max_gap` periods is quarantined rather than filled: inventing that
 much data would teach the model made-up patterns.
 """
@@ -22,7 +24,7 @@ from tasks.frequency import defaults_for
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 from tasks.settings import FillMethod, Settings
 
-FILL_METHODS: tuple[str, ...] = ("ffill", "bfill", "linear", "time", "seasonal")
+FILL_METHODS: tuple[str, ...] = ("ffill", "bfill", "linear", "time", "seasonal", "model")
 
 
 def regularize(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
@@ -62,8 +64,12 @@ def longest_gaps(regular: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[SERIES_ID, "longest_gap", "gap_start", "gap_end"])
 
 
-def fill_values(regular: pd.DataFrame, method: FillMethod, season: int) -> pd.DataFrame:
-    """Fill NaN values per series with `method`; covariates are carried forward (then back)."""
+def fill_values(regular: pd.DataFrame, method: FillMethod, season: int, champion: Any = None,
+                freq: str | None = None) -> pd.DataFrame:
+    """Fill NaN values per series with `method`; covariates are carried forward (then back).
+
+    `champion` (a registry ModelVersion) and `freq` are used by the `model` method only.
+    """
     if method not in FILL_METHODS:
         raise ValueError(f"fill method {method!r} is not one of {FILL_METHODS}")
     filled = regular.copy()
@@ -72,7 +78,7 @@ def fill_values(regular: pd.DataFrame, method: FillMethod, season: int) -> pd.Da
         filled[VALUE] = by_series[VALUE].ffill()
     elif method == "bfill":
         filled[VALUE] = by_series[VALUE].bfill()
-    elif method == "linear":
+    elif method in ("linear", "model"):
         filled[VALUE] = by_series[VALUE].transform(lambda s: s.interpolate("linear", limit_direction="both"))
     elif method == "time":
         values = filled[VALUE].copy()
@@ -84,7 +90,46 @@ def fill_values(regular: pd.DataFrame, method: FillMethod, season: int) -> pd.Da
     covariates = [c for c in filled.columns if c not in (SERIES_ID, TIMESTAMP, VALUE, IMPUTED)]
     for column in covariates:
         filled[column] = filled.groupby(SERIES_ID, sort=False)[column].transform(lambda s: s.ffill().bfill())
+    if method == "model" and champion is not None:
+        filled[VALUE] = model_fill(filled, champion, freq)  # over the linear fill, where history allows
     return filled
+
+
+def model_fill(frame: pd.DataFrame, champion: Any, freq: str) -> np.ndarray:
+    """Values with each gap replaced by the champion's median forecasts from the window before it.
+
+    Gaps are filled in rounds, all series at once: each round forecasts up to `horizon` points of every
+    gap that has `lookback` points before it, so a long gap is filled horizon by horizon.
+    """
+    from tasks.train import predict_quantiles
+    from tasks.windows import add_features
+
+    lookback, horizon = champion.config.lookback, champion.config.horizon
+    values = frame[VALUE].to_numpy("float64", copy=True)
+    imputed = frame[IMPUTED].to_numpy()
+    scalers = champion.scalers.extend(frame[~frame[IMPUTED]])
+    gaps = []  # [next position to fill, end position (exclusive)] of each gap with enough history
+    for positions in frame.groupby(SERIES_ID, sort=False).indices.values():
+        first = positions[0]
+        missing = imputed[positions]
+        starts = np.flatnonzero(missing & ~np.r_[False, missing[:-1]])
+        ends = np.flatnonzero(missing & ~np.r_[missing[1:], False]) + 1
+        gaps += [[first + a, first + b] for a, b in zip(starts, ends) if a >= lookback]
+    while gaps:
+        window_rows = np.concatenate([np.arange(start - lookback, start) for start, _ in gaps])
+        windows = frame.iloc[window_rows].assign(**{VALUE: values[window_rows]})
+        featured, _ = add_features(windows, scalers, freq)
+        x = featured[list(champion.config.features)].to_numpy("float32").reshape(len(gaps), lookback, -1)
+        median = predict_quantiles(champion.model, x)[..., 1]  # [gaps, horizon], scaled
+        ids = featured[SERIES_ID].to_numpy()[::lookback]
+        forecasts = scalers.target.inverse_transform(ids, median)
+        for gap, forecast in zip(gaps, forecasts):
+            count = min(horizon, gap[1] - gap[0])
+            values[gap[0]:gap[0] + count] = forecast[:count]
+            gap[0] += count
+        gaps = [gap for gap in gaps if gap[0] < gap[1]]
+    never_negative = frame.loc[~frame[IMPUTED]].groupby(SERIES_ID)[VALUE].min().reindex(frame[SERIES_ID]).to_numpy() >= 0
+    return np.where(never_negative & imputed, np.maximum(values, 0.0), values)
 
 
 def _time_interpolate(group: pd.DataFrame) -> np.ndarray:
@@ -107,7 +152,7 @@ class GapFillResult:
     gaps: pd.DataFrame
 
 
-def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int) -> GapFillResult:
+def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int, champion: Any = None) -> GapFillResult:
     """Regularise, quarantine series with a gap longer than `max_gap` periods, fill the rest."""
     regular = regularize(valid, freq)
     gaps = longest_gaps(regular)
@@ -120,8 +165,19 @@ def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int) ->
         for row in too_long.itertuples()})
     quarantined = quarantine_records(rejected, stage="gapfill", reason=reasons.to_numpy())
     kept = regular[~regular[SERIES_ID].isin(too_long[SERIES_ID])]
-    clean = fill_values(kept, method, season=defaults_for(freq).season)
+    clean = fill_values(kept, method, season=defaults_for(freq).season, champion=champion, freq=freq)
     return GapFillResult(clean=clean.reset_index(drop=True), quarantined=quarantined, gaps=gaps)
+
+
+def _champion_for_filling(settings: Settings, freq: str, log: Any) -> Any:
+    from tasks.registry import load_champion_or_none
+
+    champion = load_champion_or_none(settings.data_dir / "models")
+    if champion is None or champion.metadata.get("frequency") != freq:
+        log.info("Model gap-fill: no champion for frequency %s yet; gaps are interpolated linearly", freq)
+        return None
+    log.info("Model gap-fill with champion %s", champion.version)
+    return champion
 
 
 @task(name="gap-fill")
@@ -131,7 +187,8 @@ def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     run_date = pd.Timestamp(validated["run_date"]).date()
     valid = storage.read_parquet(validated["valid_path"])
-    result = gapfill(valid, validated["frequency"], settings.fill_method, settings.max_gap)
+    champion = _champion_for_filling(settings, validated["frequency"], log) if settings.fill_method == "model" else None
+    result = gapfill(valid, validated["frequency"], settings.fill_method, settings.max_gap, champion)
     write_quarantine(result.quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
     for reason in result.quarantined["reason"].unique():
         log.warning("Quarantined series: %s", reason)

@@ -20,7 +20,7 @@ SAMPLE_INPUT = PROJECT_ROOT / "data" / "sample"
 CONFIG_ENV = "LSTM_FORECAST_CONFIG"
 DEFAULT_CONFIG_FILE = "lstm-forecast.toml"
 
-FillMethod = Literal["ffill", "bfill", "linear", "time", "seasonal"]
+FillMethod = Literal["ffill", "bfill", "linear", "time", "seasonal", "model"]
 
 
 class Settings(BaseSettings):

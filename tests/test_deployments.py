@@ -20,16 +20,17 @@ def test_every_entrypoint_loads(monkeypatch):
     for deployment in deployments():
         flow = load_flow_from_entrypoint(deployment["entrypoint"])
         names.append(flow.name)
-    assert names == ["daily-forecast"]
+    assert names == ["daily-forecast", "tune"]
 
 
-def test_schedules_are_daily_crons_with_a_timezone():
+def test_schedules_are_daily_and_weekly_crons_with_a_timezone():
+    expected = {"daily": ["*", "*", "*"], "weekly": ["*", "*", "0"]}  # day of month, month, day of week
     for deployment in deployments():
         schedules = deployment["schedules"]
         assert schedules, deployment["name"]
         for schedule in schedules:
             fields = schedule["cron"].split()
-            assert len(fields) == 5 and fields[2:] == ["*", "*", "*"]
+            assert len(fields) == 5 and fields[2:] == expected[deployment["name"]]
             assert schedule["timezone"]
 
 

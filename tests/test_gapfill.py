@@ -91,4 +91,42 @@ def test_regularize_keeps_covariates_and_methods_are_known():
     assert regular["imputed"].tolist() == [False, True, False, False]
     clean = gapfill(frame, "D", "linear", 3).clean
     assert clean["temp"].tolist() == [5.0, 5.0, 7.0, 8.0]  # covariates are carried forward
-    assert set(FILL_METHODS) == {"ffill", "bfill", "linear", "time", "seasonal"}
+    from typing import get_args
+
+    from tasks.settings import FillMethod
+
+    assert set(FILL_METHODS) == set(get_args(FillMethod))  # every method the settings accept exists
+
+
+def test_model_fill_uses_the_champion_and_falls_back_to_linear(sample_slice):
+    from tasks.publish import forecast
+    from tasks.registry import ModelVersion
+    from tasks.train import ModelConfig
+    from tasks.windows import plan_windows
+
+    clean = sample_slice.assign(imputed=False)
+    plan = plan_windows(clean, "D", 14, 5, 0.2)
+    config = ModelConfig(lookback=14, horizon=5, features=tuple(plan.features), quantiles=(0.1, 0.5, 0.9), units=4,
+                         layers=1, level_window=7, seed=0)
+    champion = ModelVersion("v1", config.build(), plan.scalers,
+                            {"config": config.as_dict(), "interval": {"correction": [0.0] * 5}})
+    first = sorted(clean["series_id"].unique())[0]
+    positions = clean.index[clean["series_id"] == first]
+    gap = list(positions[40:47])  # 7 missing days: filled by one horizon of 5, then 2 more
+    early = list(positions[3:5])  # too little history before it: linear interpolation
+    holed = clean.drop(index=gap + early).drop(columns="imputed").reset_index(drop=True)
+
+    result = gapfill(holed, "D", "model", max_gap=10, champion=champion).clean
+    series = result[result["series_id"] == first].reset_index(drop=True)
+    assert series["imputed"].sum() == 9
+    # The first 5 filled values are the champion's forecast from the 14 days before the gap.
+    history = series.iloc[26:40].drop(columns="imputed").assign(imputed=False)
+    expected = forecast(champion, history, "D", horizon=5)["yhat"].to_numpy()
+    np.testing.assert_allclose(series.loc[40:44, "value"].to_numpy(), expected, rtol=1e-5)
+    linear = gapfill(holed, "D", "linear", max_gap=10).clean
+    linear_series = linear[linear["series_id"] == first].reset_index(drop=True)
+    np.testing.assert_allclose(series.loc[3:4, "value"], linear_series.loc[3:4, "value"])
+    assert not np.allclose(series.loc[40:46, "value"], linear_series.loc[40:46, "value"])
+    # Without a champion the model method is linear interpolation.
+    no_champion = gapfill(holed, "D", "model", max_gap=10).clean
+    np.testing.assert_allclose(no_champion["value"], linear["value"])
