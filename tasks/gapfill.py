@@ -169,17 +169,6 @@ def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int, ch
     return GapFillResult(clean=clean.reset_index(drop=True), quarantined=quarantined, gaps=gaps)
 
 
-def _champion_for_filling(settings: Settings, freq: str, log: Any) -> Any:
-    from tasks.registry import load_champion_or_none
-
-    champion = load_champion_or_none(settings.data_dir / "models")
-    if champion is None or champion.metadata.get("frequency") != freq:
-        log.info("Model gap-fill: no champion for frequency %s yet; gaps are interpolated linearly", freq)
-        return None
-    log.info("Model gap-fill with champion %s", champion.version)
-    return champion
-
-
 @task(name="gap-fill")
 def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
     """Prefect task: regularise and fill the validated rows of this run."""
@@ -187,7 +176,13 @@ def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     run_date = pd.Timestamp(validated["run_date"]).date()
     valid = storage.read_parquet(validated["valid_path"])
-    champion = _champion_for_filling(settings, validated["frequency"], log) if settings.fill_method == "model" else None
+    champion = None
+    if settings.fill_method == "model":
+        from tasks.registry import usable_champion
+
+        champion = usable_champion(settings.data_dir / "models", validated["frequency"], log)
+        log.info("Model gap-fill: %s", f"champion {champion.version}" if champion else
+                 "no usable champion yet, gaps are interpolated linearly")
     result = gapfill(valid, validated["frequency"], settings.fill_method, settings.max_gap, champion)
     write_quarantine(result.quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
     for reason in result.quarantined["reason"].unique():

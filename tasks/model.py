@@ -133,9 +133,3 @@ def is_cudnn_eligible(layer: keras.layers.Layer) -> bool:
     requirements = GRU_CUDNN_REQUIREMENTS if isinstance(layer, keras.layers.GRU) else CUDNN_REQUIREMENTS
     config = layer.get_config()
     return all(config.get(key) == value for key, value in requirements.items())
-
-
-def quantiles_for(level: float) -> tuple[float, float, float]:
-    """The (lower, median, upper) quantiles of a central interval with coverage `level`."""
-    tail = round((1.0 - level) / 2.0, 6)
-    return (tail, 0.5, round(1.0 - tail, 6))

@@ -88,3 +88,17 @@ def load_champion(models_dir: Path) -> ModelVersion:
 def load_champion_or_none(models_dir: Path) -> ModelVersion | None:
     champion = read_index(models_dir)["champion"]
     return load_version(models_dir, champion) if champion else None
+
+
+def usable_champion(models_dir: Path, frequency: str, log: Any) -> ModelVersion | None:
+    """The champion if it loads and serves this frequency; otherwise None, with the reason logged."""
+    try:
+        champion = load_champion_or_none(models_dir)
+    except Exception as exc:  # noqa: BLE001 - an unreadable champion must not stop the run
+        log.warning("The champion in %s cannot be loaded (%s); going on without it", models_dir, exc)
+        return None
+    if champion is not None and champion.metadata.get("frequency") != frequency:
+        log.warning("Champion %s serves %s data, this run is %s; it is not used", champion.version,
+                    champion.metadata.get("frequency"), frequency)
+        return None
+    return champion

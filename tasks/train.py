@@ -30,7 +30,6 @@ from prefect import get_run_logger, task
 from tasks import storage
 from tasks.columns import SERIES_ID
 from tasks.features import level_window
-from tasks.model import quantiles_for
 from tasks.scaling import Scalers
 from tasks.settings import Settings
 from tasks.windows import SCALED, SPLIT, START, TRAIN, VALIDATION, materialize
@@ -85,6 +84,12 @@ class ModelConfig:
                                 quantiles=self.quantiles, cell=self.cell, units=self.units, layers=self.layers,
                                 dropout=self.dropout, l1=self.l1, l2=self.l2, learning_rate=self.learning_rate,
                                 level_window=self.level_window, seed=self.seed)
+
+
+def quantiles_for(level: float) -> tuple[float, float, float]:
+    """The (lower, median, upper) quantiles of a central interval with coverage `level`."""
+    tail = round((1.0 - level) / 2.0, 6)
+    return (tail, 0.5, round(1.0 - tail, 6))
 
 
 def _plain(value: Any) -> Any:
@@ -237,7 +242,7 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     from prefect.runtime import flow_run
 
     from tasks.lifecycle import challenge
-    from tasks.registry import load_champion_or_none, save_version
+    from tasks.registry import save_version, usable_champion
 
     log = get_run_logger()
     started = time.perf_counter()
@@ -247,7 +252,7 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     as_of = pd.Timestamp(validated["as_of"])
     config = ModelConfig.from_settings(settings, lookback=windows["lookback"], horizon=windows["horizon"],
                                        features=windows["features"], frequency=windows["frequency"])
-    champion = load_champion_or_none(settings.data_dir / "models")
+    champion = usable_champion(settings.data_dir / "models", windows["frequency"], log)
     warm = champion is not None and champion.config.architecture() == config.architecture() and \
         (as_of - pd.Timestamp(champion.metadata["full_retrain_as_of"])).days < settings.full_retrain_days
     arrays = load_windows(folder, config.lookback, config.horizon, list(config.features))

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from tasks.errors import PipelineError
-from tasks.model import build_forecaster, is_cudnn_eligible, quantiles_for, recurrent_layers
-from tasks.registry import load_champion, load_version, read_index, save_version, version_dir
+from tasks.model import build_forecaster, is_cudnn_eligible, recurrent_layers
+from tasks.registry import (load_champion, load_version, read_index, save_version, usable_champion,
+                             version_dir)
 from tasks.scaling import Scalers, SeriesScaler
-from tasks.train import ModelConfig, calibrate, fit_model, new_version_name, predict_quantiles
+from tasks.train import ModelConfig, calibrate, fit_model, new_version_name, predict_quantiles, quantiles_for
 
 
 def wave_arrays(lookback=8, horizon=3, n=96, level=0.0):
@@ -107,6 +108,20 @@ def test_registry_round_trip_with_safe_mode(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary folder left behind
     with pytest.raises(FileExistsError):
         save_version(tmp_path, "v1", model, scalers(), metadata)
+
+
+def test_only_a_loadable_champion_of_the_same_frequency_is_used(tmp_path, caplog):
+    import logging
+
+    log = logging.getLogger("test")
+    config = tiny_config()
+    save_version(tmp_path, "v1", config.build(), scalers(), {"config": config.as_dict(), "frequency": "D"})
+    assert usable_champion(tmp_path, "D", log).version == "v1"
+    with caplog.at_level(logging.WARNING):
+        assert usable_champion(tmp_path, "h", log) is None
+        (tmp_path / "v1" / "model.keras").write_bytes(b"not a model")
+        assert usable_champion(tmp_path, "D", log) is None
+    assert "serves D data, this run is h" in caplog.text and "cannot be loaded" in caplog.text
 
 
 def test_registry_refuses_unsafe_names_and_missing_models(tmp_path):
