@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger, task
 
 from tasks.ingest import ingest_files
 from tasks.settings import Settings, load_settings
+from tasks.tune import with_tuned
 from tasks.validate import validate_batch
 
 
@@ -44,9 +45,12 @@ def run_backtest(settings: Settings, validated: dict[str, Any], origins: int, ou
 def backtest_flow(input_path: str | None = None, data_dir: str | None = None, origins: int = 3,
                   horizon: int | None = None, lookback: int | None = None, max_epochs: int | None = None,
                   output: str | None = None) -> dict[str, Any]:
-    """Ingest and validate like the daily flow, then evaluate at `origins` rolling origins."""
-    settings = load_settings(input_path=input_path, data_dir=data_dir, horizon=horizon, lookback=lookback,
-                             max_epochs=max_epochs)
+    """Ingest and validate like the daily flow, then evaluate at `origins` rolling origins.
+
+    Uses the same settings as daily runs, the tune flow's winner included.
+    """
+    settings = with_tuned(load_settings(input_path=input_path, data_dir=data_dir, horizon=horizon,
+                                        lookback=lookback, max_epochs=max_epochs))
     ingest_files(settings)
     validated = validate_batch(settings, None)
     return run_backtest(settings, validated, origins, output)

@@ -94,6 +94,8 @@ def usable_champion(models_dir: Path, frequency: str, log: Any) -> ModelVersion 
     """The champion if it loads and serves this frequency; otherwise None, with the reason logged."""
     try:
         champion = load_champion_or_none(models_dir)
+        if champion is not None:
+            champion.config  # noqa: B018 - a version from an older format has no config: unusable
     except Exception as exc:  # noqa: BLE001 - an unreadable champion must not stop the run
         log.warning("The champion in %s cannot be loaded (%s); going on without it", models_dir, exc)
         return None

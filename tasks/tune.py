@@ -49,9 +49,9 @@ def search(valid: pd.DataFrame, freq: str, settings: Settings, grid: dict[str, l
 
 
 def save_winner(results: pd.DataFrame, data_dir: Path, data_end: str) -> dict[str, Any]:
-    best = results.iloc[0]
-    payload = {"config": {name: _plain(best[name]) for name in TUNED_FIELDS if name in results},
-               "mase": float(best["mase"]), "data_end": data_end, "candidates": len(results),
+    # Column by column: a whole row would upcast the integer settings to float.
+    payload = {"config": {name: _plain(results[name].iloc[0]) for name in TUNED_FIELDS if name in results},
+               "mase": float(results["mase"].iloc[0]), "data_end": data_end, "candidates": len(results),
                "tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     storage.write_json(payload, data_dir / "models" / TUNED_FILE)
     return payload

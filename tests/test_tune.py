@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from tasks.settings import load_settings
@@ -18,6 +20,9 @@ def test_search_ranks_candidates_by_backtest_mase(sample_slice):
 def test_winner_applies_only_where_the_user_said_nothing(tmp_path, monkeypatch):
     results = pd.DataFrame([{"lookback": 56, "layers": 1, "units": 64, "dropout": 0.1, "mase": 0.8, "seconds": 1.0}])
     save_winner(results, tmp_path, "2016-12-31T00:00:00+00:00")
+    saved = json.loads((tmp_path / "models" / "tuned.json").read_text())
+    assert saved["config"] == {"lookback": 56, "layers": 1, "units": 64, "dropout": 0.1}
+    assert isinstance(saved["config"]["lookback"], int)
     tuned = with_tuned(load_settings(data_dir=tmp_path))
     assert (tuned.lookback, tuned.layers, tuned.units, tuned.dropout) == (56, 1, 64, 0.1)
     monkeypatch.setenv("LSTM_FORECAST_UNITS", "16")
