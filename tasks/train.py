@@ -15,9 +15,10 @@ Runs on the GPU when one is visible (Keras then uses the cuDNN kernel), on the C
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata as package_metadata
 from pathlib import Path
@@ -130,16 +131,58 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def gpu_devices() -> list[str]:
+    """Names of the GPUs the TensorFlow backend sees (none under other backends or on a CPU machine)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return []
+    import tensorflow as tf
+
+    return [device.name for device in tf.config.list_logical_devices("GPU")]
+
+
+def distribution_scope(devices: list[str]) -> Any:
+    """`tf.distribute.MirroredStrategy` over `devices` when there are several (TensorFlow backend), else a
+    no-op: with one device Keras places the model itself."""
+    import keras
+
+    if len(devices) < 2 or keras.backend.backend() != "tensorflow":
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(devices).scope()
+
+
+@contextlib.contextmanager
+def precision_policy(mixed: bool) -> Any:
+    """Float16 compute with float32 weights for the duration of a build (the output layers stay float32)."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def fit_model(config: ModelConfig, arrays: dict[str, np.ndarray], *, max_epochs: int, patience: int,
-              lr_patience: int = 2, initial_weights: list[np.ndarray] | None = None,
-              log: Any = None) -> tuple[Any, dict[str, Any]]:
-    """Train on arrays {train,val}_{x,y}; returns (model, facts). Best validation weights are restored."""
+              lr_patience: int = 2, initial_weights: list[np.ndarray] | None = None, log: Any = None,
+              devices: list[str] | None = None, mixed_precision: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Train on arrays {train,val}_{x,y}; returns (model, facts). Best validation weights are restored.
+
+    devices: where to train; several are mirrored (data-parallel), None means every visible GPU.
+    mixed_precision: float16 compute, for GPUs with tensor cores.
+    """
     import keras
 
     seed_everything(config.seed)
-    model = config.build()
-    if initial_weights is not None:
-        model.set_weights(initial_weights)
+    devices = gpu_devices() if devices is None else devices
+    with precision_policy(mixed_precision), distribution_scope(devices):
+        model = config.build()
+        if initial_weights is not None:
+            model.set_weights(initial_weights)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
@@ -158,7 +201,7 @@ def fit_model(config: ModelConfig, arrays: dict[str, np.ndarray], *, max_epochs:
     facts = {"epochs_run": len(val_losses), "best_epoch": best + 1,
              "val_loss": float(val_losses[best]) if finite.any() else float("nan"),
              "diverged": bool(not np.all(np.isfinite(history.history.get("loss", [np.nan])))),
-             "train_seconds": round(seconds, 3),
+             "devices": len(devices) or 1, "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
              "train_windows_per_s": round(len(arrays["train_x"]) * len(val_losses) / max(seconds, 1e-9), 1)}
     return model, facts
 
@@ -255,12 +298,16 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     champion = usable_champion(settings.data_dir / "models", windows["frequency"], log)
     warm = champion is not None and champion.config.architecture() == config.architecture() and \
         (as_of - pd.Timestamp(champion.metadata["full_retrain_as_of"])).days < settings.full_retrain_days
+    devices = gpu_devices()
+    if devices:  # GPUs want bigger batches; with several, each gets its own share
+        config = replace(config, batch_size=settings.gpu_batch_size * len(devices))
     arrays = load_windows(folder, config.lookback, config.horizon, list(config.features))
     log.info("%s: %d training and %d validation windows", "Warm start from champion " + champion.version
              if warm else "Full retrain", len(arrays["train_x"]), len(arrays["val_x"]))
     model, facts = fit_model(config, arrays, max_epochs=settings.warm_epochs if warm else settings.max_epochs,
                              patience=settings.patience, lr_patience=settings.lr_patience,
-                             initial_weights=champion.model.get_weights() if warm else None, log=log)
+                             initial_weights=champion.model.get_weights() if warm else None, log=log,
+                             devices=devices, mixed_precision=settings.mixed_precision and bool(devices))
     interval = calibrate(model, arrays["val_x"], arrays["val_y"], settings.interval_level)
     scalers = Scalers.from_dict(storage.read_json(folder / "scalers.json"))
     series = storage.read_parquet(folder / "series.parquet")
