@@ -21,7 +21,7 @@ from tasks.frequency import defaults_for
 from tasks.gapfill import gapfill
 from tasks.metrics import coverage, mase, smape
 from tasks.settings import Settings
-from tasks.windows import SCALED, SPLIT, START, TRAIN, VALIDATION, materialize, plan_windows, resolve_sizes
+from tasks.windows import WindowSource, plan_windows, resolve_sizes
 
 
 @dataclass
@@ -66,18 +66,14 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
         truth = valid[(valid[TIMESTAMP] > cut)]
         clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
         plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform)
-        matrix, target = plan.series[plan.features].to_numpy("float32"), plan.series[SCALED].to_numpy("float32")
-        arrays = {}
-        for split in (TRAIN, VALIDATION):
-            starts = plan.index.loc[plan.index[SPLIT] == split, START].to_numpy()
-            arrays[f"{split}_x"], arrays[f"{split}_y"] = materialize(matrix, target, starts, lookback, horizon)
+        source = WindowSource.from_plan(plan, lookback, horizon)
         config = ModelConfig.from_settings(settings, lookback=lookback, horizon=horizon, features=plan.features,
                                            frequency=freq)
         started = time.perf_counter()
-        model, facts = fit_model(config, arrays, max_epochs=settings.max_epochs, patience=settings.patience,
+        model, facts = fit_model(config, source, max_epochs=settings.max_epochs, patience=settings.patience,
                                  lr_patience=settings.lr_patience)
         train_seconds += time.perf_counter() - started
-        interval = calibrate(model, arrays["val_x"], arrays["val_y"], settings.interval_level)
+        interval = calibrate(model, source, settings.interval_level)
         candidate = ModelVersion(f"backtest-{number}", model, plan.scalers,
                                  {"config": config.as_dict(), "interval": interval})
         rows = forecast(candidate, clean, freq, horizon, settings.interval_level)

@@ -33,7 +33,7 @@ from tasks.columns import SERIES_ID
 from tasks.features import level_window
 from tasks.scaling import Scalers
 from tasks.settings import Settings
-from tasks.windows import SCALED, SPLIT, START, TRAIN, VALIDATION, materialize
+from tasks.windows import TRAIN, VALIDATION, WindowSource
 
 
 @dataclass(frozen=True)
@@ -167,15 +167,18 @@ def precision_policy(mixed: bool) -> Any:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def fit_model(config: ModelConfig, arrays: dict[str, np.ndarray], *, max_epochs: int, patience: int,
+def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, patience: int,
               lr_patience: int = 2, initial_weights: list[np.ndarray] | None = None, log: Any = None,
               devices: list[str] | None = None, mixed_precision: bool = False) -> tuple[Any, dict[str, Any]]:
-    """Train on arrays {train,val}_{x,y}; returns (model, facts). Best validation weights are restored.
+    """Train on the source's training windows, streamed in shuffled batches, with early stopping on its
+    validation windows; returns (model, facts). Best validation weights are restored.
 
     devices: where to train; several are mirrored (data-parallel), None means every visible GPU.
     mixed_precision: float16 compute, for GPUs with tensor cores.
     """
     import keras
+
+    from tasks.window_dataset import WindowDataset
 
     seed_everything(config.seed)
     devices = gpu_devices() if devices is None else devices
@@ -191,9 +194,9 @@ def fit_model(config: ModelConfig, arrays: dict[str, np.ndarray], *, max_epochs:
     if log is not None:
         callbacks.append(epoch_logger(log, max_epochs))
     started = time.perf_counter()
-    history = model.fit(arrays["train_x"], arrays["train_y"], validation_data=(arrays["val_x"], arrays["val_y"]),
-                        epochs=max_epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
-                        callbacks=callbacks)
+    history = model.fit(WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed),
+                        validation_data=WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False),
+                        epochs=max_epochs, verbose=0, callbacks=callbacks)
     seconds = time.perf_counter() - started
     val_losses = np.asarray(history.history.get("val_loss", [np.nan]), dtype="float64")
     finite = np.isfinite(val_losses)
@@ -202,7 +205,7 @@ def fit_model(config: ModelConfig, arrays: dict[str, np.ndarray], *, max_epochs:
              "val_loss": float(val_losses[best]) if finite.any() else float("nan"),
              "diverged": bool(not np.all(np.isfinite(history.history.get("loss", [np.nan])))),
              "devices": len(devices) or 1, "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
-             "train_windows_per_s": round(len(arrays["train_x"]) * len(val_losses) / max(seconds, 1e-9), 1)}
+             "train_windows_per_s": round(source.count(TRAIN) * len(val_losses) / max(seconds, 1e-9), 1)}
     return model, facts
 
 
@@ -238,18 +241,24 @@ def predict_quantiles(model: Any, x: np.ndarray, correction: list[float] | np.nd
     return out
 
 
-def calibrate(model: Any, x: np.ndarray, y: np.ndarray, level: float) -> dict[str, Any]:
-    """Conformalised quantile regression on held-out windows: per-step interval correction (scaled units).
+def calibrate(model: Any, source: WindowSource, level: float) -> dict[str, Any]:
+    """Conformalised quantile regression on the validation windows: per-step interval correction (scaled).
 
     Score E = max(lower - y, y - upper); the correction is E's `level` quantile (with the finite-sample
     adjustment), so widening each side by it covers `level` of held-out targets. Negative means narrower.
     """
-    predicted = predict_quantiles(model, x)
-    scores = np.maximum(predicted[..., 0] - y, y - predicted[..., 2])  # [n, horizon]
+    scores, bands, targets = [], [], []
+    for x, y in source.chunks(VALIDATION):
+        predicted = predict_quantiles(model, x)
+        scores.append(np.maximum(predicted[..., 0] - y, y - predicted[..., 2]))  # [n, horizon]
+        bands.append(predicted[..., [0, 2]])
+        targets.append(y)
+    if not scores:
+        return {"level": level, "correction": [0.0] * source.horizon, "val_coverage": float("nan")}
+    scores, bands, y = np.concatenate(scores), np.concatenate(bands), np.concatenate(targets)
     n = len(scores)
-    q = min(1.0, np.ceil((n + 1) * level) / n) if n else level
-    correction = np.quantile(scores, q, axis=0) if n else np.zeros(y.shape[1])
-    covered = np.mean((y >= predicted[..., 0] - correction) & (y <= predicted[..., 2] + correction)) if n else 0.0
+    correction = np.quantile(scores, min(1.0, np.ceil((n + 1) * level) / n), axis=0)
+    covered = np.mean((y >= bands[..., 0] - correction) & (y <= bands[..., 1] + correction))
     return {"level": level, "correction": correction.astype(float).tolist(), "val_coverage": float(covered)}
 
 
@@ -264,18 +273,6 @@ def new_version_name(as_of: pd.Timestamp, run_id: str | None) -> str:
     """`<as-of, compact UTC>-<8 hex of the run id>`: sortable by data date, unique per run."""
     suffix = (run_id or uuid.uuid4().hex).replace("-", "")[:8]
     return f"{as_of.tz_convert('UTC'):%Y%m%dT%H%M%SZ}-{suffix}"
-
-
-def load_windows(folder: Path, lookback: int, horizon: int, features: list[str]) -> dict[str, np.ndarray]:
-    """Training and validation arrays from a windows folder: x [n, lookback, features], y [n, horizon]."""
-    series = storage.read_parquet(folder / "series.parquet", columns=list(dict.fromkeys([SCALED, *features])))
-    index = storage.read_parquet(folder / "index.parquet")
-    matrix, target = series[features].to_numpy("float32"), series[SCALED].to_numpy("float32")
-    arrays = {}
-    for split in (TRAIN, VALIDATION):
-        starts = index.loc[index[SPLIT] == split, START].to_numpy()
-        arrays[f"{split}_x"], arrays[f"{split}_y"] = materialize(matrix, target, starts, lookback, horizon)
-    return arrays
 
 
 @task(name="train", tags=["gpu"])
@@ -301,14 +298,14 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     devices = gpu_devices()
     if devices:  # GPUs want bigger batches; with several, each gets its own share
         config = replace(config, batch_size=settings.gpu_batch_size * len(devices))
-    arrays = load_windows(folder, config.lookback, config.horizon, list(config.features))
+    source = WindowSource.from_folder(folder, config.lookback, config.horizon, list(config.features))
     log.info("%s: %d training and %d validation windows", "Warm start from champion " + champion.version
-             if warm else "Full retrain", len(arrays["train_x"]), len(arrays["val_x"]))
-    model, facts = fit_model(config, arrays, max_epochs=settings.warm_epochs if warm else settings.max_epochs,
+             if warm else "Full retrain", source.count(TRAIN), source.count(VALIDATION))
+    model, facts = fit_model(config, source, max_epochs=settings.warm_epochs if warm else settings.max_epochs,
                              patience=settings.patience, lr_patience=settings.lr_patience,
                              initial_weights=champion.model.get_weights() if warm else None, log=log,
                              devices=devices, mixed_precision=settings.mixed_precision and bool(devices))
-    interval = calibrate(model, arrays["val_x"], arrays["val_y"], settings.interval_level)
+    interval = calibrate(model, source, settings.interval_level)
     scalers = Scalers.from_dict(storage.read_json(folder / "scalers.json"))
     series = storage.read_parquet(folder / "series.parquet")
     index = storage.read_parquet(folder / "index.parquet")

@@ -122,6 +122,50 @@ def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, va
                       short_series=short_ids)
 
 
+@dataclass
+class WindowSource:
+    """Windows as start positions over shared arrays: features [rows, n_features], target [rows].
+
+    Training streams batches from here (see tasks/window_dataset.py), so memory holds the series once
+    plus one batch, never every window.
+    """
+
+    features: np.ndarray
+    target: np.ndarray
+    starts: dict[str, np.ndarray]  # split -> window start positions
+    lookback: int
+    horizon: int
+
+    @classmethod
+    def from_plan(cls, plan: WindowPlan, lookback: int, horizon: int) -> "WindowSource":
+        return cls.from_frames(plan.series, plan.index, plan.features, lookback, horizon)
+
+    @classmethod
+    def from_frames(cls, series: pd.DataFrame, index: pd.DataFrame, features: list[str], lookback: int,
+                    horizon: int) -> "WindowSource":
+        starts = {split: index.loc[index[SPLIT] == split, START].to_numpy("int64") for split in (TRAIN, VALIDATION)}
+        return cls(np.ascontiguousarray(series[features].to_numpy("float32")),
+                   np.ascontiguousarray(series[SCALED].to_numpy("float32")), starts, lookback, horizon)
+
+    @classmethod
+    def from_folder(cls, folder: Any, lookback: int, horizon: int, features: list[str]) -> "WindowSource":
+        series = storage.read_parquet(folder / "series.parquet", columns=list(dict.fromkeys([SCALED, *features])))
+        return cls.from_frames(series, storage.read_parquet(folder / "index.parquet"), features, lookback, horizon)
+
+    def count(self, split: str) -> int:
+        return len(self.starts[split])
+
+    def window(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs [n, lookback, features] and targets [n, horizon] of the windows at `starts`."""
+        return materialize(self.features, self.target, starts, self.lookback, self.horizon)
+
+    def chunks(self, split: str, size: int = 4096):
+        """(inputs, targets) of a split's windows, `size` at a time, in order."""
+        starts = self.starts[split]
+        for i in range(0, len(starts), size):
+            yield self.window(starts[i:i + size])
+
+
 def materialize(features: np.ndarray, target: np.ndarray, starts: np.ndarray, lookback: int,
                 horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs [n, lookback, n_features] and targets [n, horizon] for windows at `starts`, via strided views."""

@@ -23,13 +23,13 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
     from tasks.train import ModelConfig, fit_model
-    rng = np.random.default_rng(0)
-    arrays = {"train_x": rng.normal(size=(64, 8, 1)).astype("float32"), "train_y": rng.normal(size=(64, 3)).astype("float32"),
-              "val_x": rng.normal(size=(16, 8, 1)).astype("float32"), "val_y": rng.normal(size=(16, 3)).astype("float32")}
+    from tasks.windows import WindowSource
+    series = np.random.default_rng(0).normal(size=100).astype("float32")
+    source = WindowSource(series[:, None], series, {"train": np.arange(64), "val": np.arange(64, 80)}, 8, 3)
     config = ModelConfig(lookback=8, horizon=3, features=("value_scaled",), quantiles=(0.1, 0.5, 0.9), units=4,
                          layers=1, level_window=4, batch_size=16, seed=0)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    model, facts = fit_model(config, arrays, max_epochs=2, patience=1, devices=devices)
+    model, facts = fit_model(config, source, max_epochs=2, patience=1, devices=devices)
     variable = model.trainable_variables[0]
     print(json.dumps({"devices": devices, "facts_devices": facts["devices"],
                       "variable": type(getattr(variable, "value", variable)).__name__,

@@ -9,7 +9,7 @@ import pytest
 from tasks.lifecycle import challenge, decide, holdout_starts
 from tasks.registry import ModelVersion
 from tasks.train import ModelConfig, calibrate, fit_model
-from tasks.windows import SCALED, SPLIT, START, TRAIN, VALIDATION, materialize, plan_windows
+from tasks.windows import SPLIT, START, VALIDATION, WindowSource, plan_windows
 
 LOOKBACK, HORIZON = 14, 7
 
@@ -33,15 +33,11 @@ def trained(sample):
     ids = sorted(sample["series_id"].unique())[:4]
     clean = sample[sample["series_id"].isin(ids)].assign(imputed=False).reset_index(drop=True)
     plan = plan_windows(clean, "D", LOOKBACK, HORIZON, 0.2)
-    matrix, target = plan.series[plan.features].to_numpy("float32"), plan.series[SCALED].to_numpy("float32")
-    arrays = {}
-    for split in (TRAIN, VALIDATION):
-        starts = plan.index.loc[plan.index[SPLIT] == split, START].to_numpy()
-        arrays[f"{split}_x"], arrays[f"{split}_y"] = materialize(matrix, target, starts, LOOKBACK, HORIZON)
+    source = WindowSource.from_plan(plan, LOOKBACK, HORIZON)
     config = ModelConfig(lookback=LOOKBACK, horizon=HORIZON, features=tuple(plan.features),
                          quantiles=(0.1, 0.5, 0.9), units=16, layers=1, level_window=7, seed=0)
-    model, _ = fit_model(config, arrays, max_epochs=8, patience=3)
-    return plan, config, model, calibrate(model, arrays["val_x"], arrays["val_y"], 0.8)
+    model, _ = fit_model(config, source, max_epochs=8, patience=3)
+    return plan, config, model, calibrate(model, source, 0.8)
 
 
 def test_holdout_is_the_latest_validation_windows_of_each_series(trained):

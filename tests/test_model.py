@@ -14,13 +14,17 @@ from tasks.registry import (load_champion, load_version, read_index, save_versio
                              version_dir)
 from tasks.scaling import Scalers, SeriesScaler
 from tasks.train import ModelConfig, calibrate, fit_model, new_version_name, predict_quantiles, quantiles_for
+from tasks.windows import TRAIN, VALIDATION, WindowSource
 
 
-def wave_arrays(lookback=8, horizon=3, n=96, level=0.0):
-    wave = (np.sin(np.arange(n + lookback + horizon) / 2.0) + level).astype("float32")
-    view = np.lib.stride_tricks.sliding_window_view(wave, lookback + horizon)[:n]
-    x, y = view[:, :lookback, None], view[:, lookback:]
-    return {"train_x": x[:72], "train_y": y[:72], "val_x": x[72:], "val_y": y[72:]}
+def wave_source(lookback=8, horizon=3, n=96, noise=0.0):
+    """A sine wave cut into windows: the first 3/4 train, the rest validation."""
+    rng = np.random.default_rng(1)
+    wave = (np.sin(np.arange(n + lookback + horizon) / 2.0) + rng.normal(0, noise, n + lookback + horizon))
+    starts = np.arange(n)
+    cut = n * 3 // 4
+    return WindowSource(wave.astype("float32")[:, None], wave.astype("float32"),
+                        {TRAIN: starts[:cut], VALIDATION: starts[cut:]}, lookback, horizon)
 
 
 def tiny_config(**overrides):
@@ -57,29 +61,42 @@ def test_window_level_is_removed_and_restored():
 
 
 def test_training_is_deterministic_and_quantiles_are_ordered():
-    arrays = wave_arrays()
-    first, facts = fit_model(tiny_config(), arrays, max_epochs=3, patience=2)
-    second, _ = fit_model(tiny_config(), arrays, max_epochs=3, patience=2)
-    out_a, out_b = predict_quantiles(first, arrays["val_x"]), predict_quantiles(second, arrays["val_x"])
+    source = wave_source()
+    first, facts = fit_model(tiny_config(), source, max_epochs=3, patience=2)
+    second, _ = fit_model(tiny_config(), source, max_epochs=3, patience=2)
+    x, _ = source.window(source.starts[VALIDATION])
+    out_a, out_b = predict_quantiles(first, x), predict_quantiles(second, x)
     np.testing.assert_array_equal(out_a, out_b)  # same seed, same data, same CPU: same forecasts
     assert (np.diff(out_a, axis=-1) >= 0).all()
     assert 1 <= facts["best_epoch"] <= facts["epochs_run"] <= 3 and np.isfinite(facts["val_loss"])
 
 
 def test_calibration_reaches_the_requested_coverage_on_its_windows():
-    arrays = wave_arrays(n=200)
-    arrays = {"train_x": arrays["train_x"], "train_y": arrays["train_y"], "val_x": arrays["val_x"],
-              "val_y": arrays["val_y"] + np.random.default_rng(1).normal(0, 0.3, arrays["val_y"].shape)}
-    model, _ = fit_model(tiny_config(), arrays, max_epochs=2, patience=1)
-    interval = calibrate(model, arrays["val_x"], arrays["val_y"], level=0.8)
+    source = wave_source(n=400, noise=0.3)
+    model, _ = fit_model(tiny_config(), source, max_epochs=2, patience=1)
+    interval = calibrate(model, source, level=0.8)
     assert len(interval["correction"]) == 3
-    assert 0.8 <= interval["val_coverage"] <= 0.95
+    assert 0.8 <= interval["val_coverage"] <= 0.9
+
+
+def test_streamed_batches_are_the_windows():
+    from tasks.window_dataset import WindowDataset
+
+    source = wave_source()
+    dataset = WindowDataset(source, TRAIN, batch_size=10, shuffle=True, seed=3)
+    seen = []
+    for i in range(len(dataset)):
+        x, y = dataset[i]
+        assert x.shape[1:] == (8, 1) and y.shape[1:] == (3,)
+        seen.append(x[:, 0, 0])
+    first_values = np.sort(np.concatenate(seen))
+    np.testing.assert_array_equal(first_values, np.sort(source.features[source.starts[TRAIN], 0]))  # each once
 
 
 def test_warm_start_begins_from_the_given_weights():
-    arrays = wave_arrays()
-    champion, _ = fit_model(tiny_config(), arrays, max_epochs=2, patience=1)
-    warm, _ = fit_model(tiny_config(learning_rate=1e-12), arrays, max_epochs=1, patience=1,
+    source = wave_source()
+    champion, _ = fit_model(tiny_config(), source, max_epochs=2, patience=1)
+    warm, _ = fit_model(tiny_config(learning_rate=1e-12), source, max_epochs=1, patience=1,
                         initial_weights=champion.get_weights())
     for mine, theirs in zip(warm.get_weights(), champion.get_weights()):
         np.testing.assert_allclose(mine, theirs, atol=1e-6)
