@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger, task
 
 from tasks.ingest import ingest_files
 from tasks.settings import Settings, load_settings
+from tasks.storage import exclusive_run
 from tasks.tune import with_tuned
 from tasks.validate import validate_batch
 
@@ -51,6 +52,7 @@ def backtest_flow(input_path: str | None = None, data_dir: str | None = None, or
     """
     settings = with_tuned(load_settings(input_path=input_path, data_dir=data_dir, horizon=horizon,
                                         lookback=lookback, max_epochs=max_epochs))
-    ingest_files(settings)
-    validated = validate_batch(settings, None)
-    return run_backtest(settings, validated, origins, output)
+    with exclusive_run(settings.data_dir):
+        ingest_files(settings)
+        validated = validate_batch(settings, None)
+        return run_backtest(settings, validated, origins, output)

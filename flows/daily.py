@@ -16,6 +16,7 @@ from tasks.gapfill import fill_gaps
 from tasks.ingest import ingest_files
 from tasks.publish import publish
 from tasks.settings import load_settings
+from tasks.storage import exclusive_run
 from tasks.train import train_model
 from tasks.tune import with_tuned
 from tasks.validate import validate_batch
@@ -50,10 +51,11 @@ def daily_forecast(
     settings = with_tuned(load_settings(input_path=input_path, data_dir=data_dir, horizon=horizon,
                                         lookback=lookback, max_epochs=max_epochs))
     summaries: dict[str, dict[str, Any]] = {}
-    summaries["ingest"] = ingest_files(settings)
-    summaries["validate"] = validate_batch(settings, as_of)
-    summaries["gapfill"] = fill_gaps(settings, summaries["validate"])
-    summaries["windows"] = build_windows(settings, summaries["validate"], summaries["gapfill"])
-    summaries["train"] = train_model(settings, summaries["validate"], summaries["windows"])
-    published = publish(settings, summaries)
+    with exclusive_run(settings.data_dir):  # one run per data dir at a time
+        summaries["ingest"] = ingest_files(settings)
+        summaries["validate"] = validate_batch(settings, as_of)
+        summaries["gapfill"] = fill_gaps(settings, summaries["validate"])
+        summaries["windows"] = build_windows(settings, summaries["validate"], summaries["gapfill"])
+        summaries["train"] = train_model(settings, summaries["validate"], summaries["windows"])
+        published = publish(settings, summaries)
     return {"published": published, **summaries}

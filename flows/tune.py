@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger, task
 
 from tasks.ingest import ingest_files
 from tasks.settings import Settings, load_settings
+from tasks.storage import exclusive_run
 from tasks.validate import validate_batch
 
 
@@ -40,6 +41,7 @@ def tune_flow(input_path: str | None = None, data_dir: str | None = None, origin
     `grid` maps any of lookback, layers, units, dropout to the values to try (default: a 16-candidate grid).
     """
     settings = load_settings(input_path=input_path, data_dir=data_dir, max_epochs=max_epochs)
-    ingest_files(settings)
-    validated = validate_batch(settings, None)
-    return grid_search(settings, validated, origins, grid)
+    with exclusive_run(settings.data_dir):
+        ingest_files(settings)
+        validated = validate_batch(settings, None)
+        return grid_search(settings, validated, origins, grid)

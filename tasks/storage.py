@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -113,3 +114,34 @@ def atomic_dir(target: Path) -> Iterator[Path]:
 def _fsync(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def exclusive_run(data_dir: Path) -> Iterator[None]:
+    """Hold `<data-dir>/.run.lock` for the duration of a run; a second run on the same data dir is refused.
+
+    Two runs interleaving writes in one data dir could publish a mix of both, so the second one stops
+    at once with a message naming the holder. The OS drops the lock if the holding process dies.
+    """
+    import fcntl
+
+    from tasks.errors import PipelineError
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / ".run.lock"
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise PipelineError(f"data dir '{data_dir}' is in use by another run ({holder}); wait for it to "
+                                "finish or use another --data-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

@@ -84,3 +84,14 @@ def test_flow_fails_with_a_reason_when_nothing_is_valid(prefect_server, tmp_path
     write_csv(sample_slice, inbox / "old.csv")
     with pytest.raises(Exception, match="nothing valid is left after validation.*stale"):
         run(inbox, tmp_path / "store", as_of="2020-01-01")
+
+
+def test_a_second_run_on_the_same_data_dir_is_refused(prefect_server, tmp_path, sample_slice):
+    from tasks.storage import exclusive_run
+
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "store"
+    write_csv(sample_slice, inbox / "day.csv")
+    with exclusive_run(data_dir):  # as if another run held the data dir
+        with pytest.raises(Exception, match="is in use by another run .pid"):
+            run(inbox, data_dir)
+    assert not (data_dir / "raw").exists()  # the refused run wrote nothing
