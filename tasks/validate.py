@@ -93,7 +93,9 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int) -
     value = rows[VALUE].to_numpy(dtype="float64")
     rows[VALUE_IS_FINITE] = np.isfinite(value) | np.isnan(value)  # NaN is the not-null check's to report
     timed = rows[rows[TIMESTAMP].notna() & rows[SERIES_ID].notna()]
-    frequencies = timed.groupby(SERIES_ID)[TIMESTAMP].agg(infer_frequency)
+    # None (not NaN) where a series has too few timestamps to infer a frequency.
+    frequencies = timed.groupby(SERIES_ID)[TIMESTAMP].agg(infer_frequency).astype(object)
+    frequencies = frequencies.where(frequencies.notna(), None)
     known = frequencies.dropna()
     panel_frequency = known.value_counts().index[0] if not known.empty else None
     rows[FREQUENCY_MATCHES_PANEL] = True

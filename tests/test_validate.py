@@ -100,3 +100,11 @@ def test_bad_as_of_is_named(text):
 def test_as_of_naive_means_utc():
     assert parse_as_of("2016-12-31") == pd.Timestamp("2016-12-31", tz="UTC")
     assert parse_as_of("2016-12-31T02:00:00+02:00") == pd.Timestamp("2016-12-31", tz="UTC")
+
+
+def test_a_single_point_series_is_named_as_too_short_to_infer(sample_slice):
+    lonely = pd.DataFrame({"series_id": pd.array(["lonely"], dtype="string"),
+                           "timestamp": [sample_slice["timestamp"].max()], "value": [5.0]})
+    result = validate(as_store(pd.concat([sample_slice, lonely], ignore_index=True)), None, 7)
+    reason = result.quarantined.set_index("series_id").loc["lonely", "reason"]
+    assert "fewer than 2 valid timestamps" in reason
