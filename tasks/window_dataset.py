@@ -16,21 +16,25 @@ from tasks.windows import WindowSource
 
 
 class WindowDataset(keras.utils.PyDataset):
-    """Batches (inputs [batch, lookback, features], targets [batch, horizon]) of one split of a WindowSource."""
+    """Batches (inputs [batch, lookback, features], targets [batch, horizon]) of one split of a WindowSource.
+
+    With `shuffle`, every pass over the data gets a fresh order drawn from (seed, pass number). A pass is
+    counted when batch 0 is requested: Keras starts the next epoch's (prefetching) iterator before it calls
+    `on_epoch_end`, so reshuffling there would race with the reads and make training non-deterministic.
+    """
 
     def __init__(self, source: WindowSource, split: str, batch_size: int, shuffle: bool, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.source, self.starts, self.batch_size, self.shuffle = source, source.starts[split], batch_size, shuffle
-        self.rng = np.random.default_rng(seed)  # seeded: same order on every run
-        self.order = self.rng.permutation(len(self.starts)) if shuffle else np.arange(len(self.starts))
+        self.source, self.starts, self.batch_size = source, source.starts[split], batch_size
+        self.shuffle, self.seed, self.passes = shuffle, seed, 0
+        self.order = np.arange(len(self.starts))
 
     def __len__(self) -> int:
         return math.ceil(len(self.starts) / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if index == 0 and self.shuffle:
+            self.passes += 1
+            self.order = np.random.default_rng([self.seed, self.passes]).permutation(len(self.starts))
         batch = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         return self.source.window(self.starts[batch])
-
-    def on_epoch_end(self) -> None:
-        if self.shuffle:
-            self.order = self.rng.permutation(len(self.starts))
