@@ -54,6 +54,7 @@ class ModelConfig:
     learning_rate: float = 1e-3
     batch_size: int = 128
     seed: int = 42
+    max_windows_per_epoch: int | None = None
 
     ARCHITECTURE = ("lookback", "horizon", "features", "quantiles", "cell", "units", "layers", "level_window")
 
@@ -64,7 +65,8 @@ class ModelConfig:
                    quantiles=quantiles_for(settings.interval_level), cell=settings.cell, units=settings.units,
                    layers=settings.layers, dropout=settings.dropout, l1=settings.l1, l2=settings.l2,
                    level_window=level_window(frequency, lookback), learning_rate=settings.learning_rate,
-                   batch_size=settings.batch_size, seed=settings.seed)
+                   batch_size=settings.batch_size, seed=settings.seed,
+                   max_windows_per_epoch=settings.max_windows_per_epoch)
 
     def architecture(self) -> dict[str, Any]:
         return {name: _plain(getattr(self, name)) for name in self.ARCHITECTURE}
@@ -194,7 +196,9 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
     if log is not None:
         callbacks.append(epoch_logger(log, max_epochs))
     started = time.perf_counter()
-    history = model.fit(WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed),
+    train = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed,
+                          max_windows=config.max_windows_per_epoch)
+    history = model.fit(train,
                         validation_data=WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False),
                         epochs=max_epochs, verbose=0, callbacks=callbacks)
     seconds = time.perf_counter() - started
@@ -205,7 +209,7 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
              "val_loss": float(val_losses[best]) if finite.any() else float("nan"),
              "diverged": bool(not np.all(np.isfinite(history.history.get("loss", [np.nan])))),
              "devices": len(devices) or 1, "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
-             "train_windows_per_s": round(source.count(TRAIN) * len(val_losses) / max(seconds, 1e-9), 1)}
+             "train_windows_per_s": round(train.per_pass * len(val_losses) / max(seconds, 1e-9), 1)}
     return model, facts
 
 

@@ -93,6 +93,17 @@ def test_streamed_batches_are_the_windows():
     np.testing.assert_array_equal(first_values, np.sort(source.features[source.starts[TRAIN], 0]))  # each once
 
 
+def test_an_epoch_can_be_capped_to_a_fresh_sample_of_windows():
+    from tasks.window_dataset import WindowDataset
+
+    source = wave_source(n=200)
+    dataset = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0, max_windows=40)
+    assert len(dataset) == 3  # 40 windows: 16 + 16 + 8
+    first = np.concatenate([dataset[i][0][:, 0, 0] for i in range(len(dataset))])
+    second = np.concatenate([dataset[i][0][:, 0, 0] for i in range(len(dataset))])
+    assert len(first) == len(second) == 40 and not np.array_equal(np.sort(first), np.sort(second))
+
+
 def test_warm_start_begins_from_the_given_weights():
     source = wave_source()
     champion, _ = fit_model(tiny_config(), source, max_epochs=2, patience=1)
