@@ -38,3 +38,24 @@ def test_failed_run_exits_non_zero_with_one_paragraph(prefect_server, tmp_path):
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("lstm-forecast: error: input path") and "does not exist" in last
+
+
+def test_the_whole_bad_input_corpus_runs_without_a_traceback(prefect_server, tmp_path):
+    from tasks.forecast_store import read_parquet_forecasts
+    from tests.corpus.cases import CASES
+
+    inbox = tmp_path / "corpus"
+    inbox.mkdir()
+    for name, content, _ in CASES.values():
+        (inbox / name).write_bytes(content)
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--input", str(inbox), "--data-dir",
+                           str(tmp_path / "store"), "--lookback", "14", "--horizon", "7", "--max-epochs", "1"],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    forecast_ids = set(read_parquet_forecasts(tmp_path / "store")["series_id"])
+    good = {row.split(",")[0] for _, content, _ in CASES.values()
+            for row in content.decode("utf-8", "ignore").splitlines() if row.startswith("good-")}
+    assert good <= forecast_ids  # every good series in every file was forecast
+    assert "../../etc/passwd" in forecast_ids and not (tmp_path / "etc").exists()
