@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     patience: int = Field(5, ge=1, description="Early-stopping patience in epochs (validation loss).")
     batch_size: int = Field(128, ge=1, description="Training batch size on the CPU.")
     max_windows_per_epoch: int = Field(
-        20_000, ge=1, description="Training windows sampled per epoch (fresh sample each epoch); bounds epoch cost.")
+        20_000, ge=1, description="At most this many training windows (a seeded random sample); bounds epoch cost.")
     gpu_batch_size: int = Field(1024, ge=1, description="Training batch size per GPU (GPUs want larger batches).")
     mixed_precision: bool = Field(False, description="Float16 compute on GPUs (float32 weights and outputs).")
     cell: Literal["lstm", "gru"] = Field("lstm", description="Recurrent cell type.")

@@ -18,27 +18,25 @@ from tasks.windows import WindowSource
 class WindowDataset(keras.utils.PyDataset):
     """Batches (inputs [batch, lookback, features], targets [batch, horizon]) of one split of a WindowSource.
 
-    With `shuffle`, every pass over the data gets a fresh order drawn from (seed, pass number). A pass is
-    counted when batch 0 is requested: Keras starts the next epoch's (prefetching) iterator before it calls
-    `on_epoch_end`, so reshuffling there would race with the reads and make training non-deterministic.
-    `max_windows` caps a shuffled pass: each epoch then sees a fresh random sample of that many windows,
-    which bounds the cost of an epoch however many series there are.
+    With `shuffle`, the windows are put in one seeded random order that every epoch follows. Reshuffling
+    per epoch is not safe here: Keras starts the next epoch's prefetching reads before it calls
+    `on_epoch_end`, so per-epoch state races with the reads and training stops being reproducible.
+    `max_windows` keeps a seeded random sample of that many windows (the head of that order), which
+    bounds the cost of an epoch however many series there are.
     """
 
     def __init__(self, source: WindowSource, split: str, batch_size: int, shuffle: bool, seed: int = 0,
                  max_windows: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.source, self.starts, self.batch_size = source, source.starts[split], batch_size
-        self.shuffle, self.seed, self.passes = shuffle, seed, 0
-        self.order = np.arange(len(self.starts))
-        self.per_pass = min(len(self.starts), max_windows) if (shuffle and max_windows) else len(self.starts)
+        count = len(self.starts)
+        order = np.random.default_rng(seed).permutation(count) if shuffle else np.arange(count)
+        self.order = order[:max_windows] if (shuffle and max_windows) else order
+        self.per_pass = len(self.order)
 
     def __len__(self) -> int:
         return math.ceil(self.per_pass / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if index == 0 and self.shuffle:
-            self.passes += 1
-            self.order = np.random.default_rng([self.seed, self.passes]).permutation(len(self.starts))
-        batch = self.order[index * self.batch_size:min((index + 1) * self.batch_size, self.per_pass)]
+        batch = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         return self.source.window(self.starts[batch])
