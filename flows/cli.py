@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--horizon", type=int, metavar="H", help="steps to forecast (default: by frequency, 14 daily)")
     run.add_argument("--lookback", type=int, metavar="L", help="input window length (default: by frequency, 28 daily)")
     run.add_argument("--max-epochs", type=int, metavar="N", help="upper bound on training epochs (default: 40)")
+    run.add_argument("--task-runner", metavar="SPEC",
+                     help="where per-series stages run: threads (default), dask (a local cluster of "
+                          "dask_workers processes) or dask:<scheduler address>")
 
     backtest = commands.add_parser(
         "backtest", help="evaluate the model at rolling origins (MASE, sMAPE, interval coverage)",
@@ -96,6 +99,7 @@ def _check_settings(args: argparse.Namespace) -> None:
 
     try:
         load_settings(input_path=args.input_path, data_dir=args.data_dir, max_epochs=args.max_epochs,
+                      task_runner=getattr(args, "task_runner", None),
                       **{k: getattr(args, k) for k in ("horizon", "lookback") if isinstance(getattr(args, k, None), int)})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -107,7 +111,8 @@ def _run(args: argparse.Namespace) -> int:
 
     _check_settings(args)
     result = daily_forecast(input_path=args.input_path, data_dir=args.data_dir, as_of=args.as_of,
-                            horizon=args.horizon, lookback=args.lookback, max_epochs=args.max_epochs)
+                            horizon=args.horizon, lookback=args.lookback, max_epochs=args.max_epochs,
+                            task_runner=args.task_runner)
     published = result["published"]
     print(f"Published {published['rows']} forecast rows for {published['series']} series "
           f"(run date {published['run_date']}, model {published['model_version']}) to {published['parquet_path']}")

@@ -41,15 +41,18 @@ def daily_forecast(
     horizon: int | None = None,
     lookback: int | None = None,
     max_epochs: int | None = None,
+    task_runner: str | None = None,
 ) -> dict[str, Any]:
     """Ingest, validate, gap-fill, window, train and publish once.
 
     Parameters left empty come from the settings (environment, `lstm-forecast.toml`, the weekly tune
     flow's winner, defaults): the bundled sample as input and `data/store` as data dir. `as_of` (ISO-8601, naive = UTC) is the forecast
-    origin: only data up to it is used; by default the newest timestamp in the data.
+    origin: only data up to it is used; by default the newest timestamp in the data. `task_runner` says
+    where the per-series stages run (`threads`, `dask` for a local cluster, `dask:<address>`).
     """
     settings = with_tuned(load_settings(input_path=input_path, data_dir=data_dir, horizon=horizon,
-                                        lookback=lookback, max_epochs=max_epochs))
+                                        lookback=lookback, max_epochs=max_epochs,
+                                        task_runner=task_runner))
     summaries: dict[str, dict[str, Any]] = {}
     with exclusive_run(settings.data_dir):  # one run per data dir at a time
         summaries["ingest"] = ingest_files(settings)

@@ -10,17 +10,21 @@ much data would teach the model made-up patterns.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import get_run_logger, task, unmapped
 
 from tasks import storage
 from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.frequency import defaults_for
+from tasks.runners import chunked, fanout_runner
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 from tasks.settings import FillMethod, Settings
 
@@ -169,37 +173,83 @@ def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int, ch
     return GapFillResult(clean=clean.reset_index(drop=True), quarantined=quarantined, gaps=gaps)
 
 
-@task(name="gap-fill")
-def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
-    """Prefect task: regularise and fill the validated rows of this run."""
-    log = get_run_logger()
-    started = time.perf_counter()
-    run_date = pd.Timestamp(validated["run_date"]).date()
-    valid = storage.read_parquet(validated["valid_path"])
+@task(name="gap-fill-chunk")
+def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[str], number: int,
+               staging: str) -> dict[str, Any]:
+    """Prefect task: gap-fill one chunk of series (read from the validated rows by id) into the staging folder.
+
+    Runs wherever the task runner puts it (a thread, or a Dask worker process), so it reads and writes
+    files itself and returns only their paths and counts.
+    """
+    import pyarrow.parquet as pq
+
+    valid = pq.read_table(validated["valid_path"], filters=[(SERIES_ID, "in", series_ids)]).to_pandas() \
+        if series_ids else storage.read_parquet(validated["valid_path"]).iloc[0:0]
     champion = None
     if settings.fill_method == "model":
         from tasks.registry import usable_champion
 
-        champion = usable_champion(settings.data_dir / "models", validated["frequency"], log)
-        log.info("Model gap-fill: %s", f"champion {champion.version}" if champion else
-                 "no usable champion yet, gaps are interpolated linearly")
+        champion = usable_champion(settings.data_dir / "models", validated["frequency"], get_run_logger())
     result = gapfill(valid, validated["frequency"], settings.fill_method, settings.max_gap, champion)
-    write_quarantine(result.quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
-    for reason in result.quarantined["reason"].unique():
+    folder = Path(staging)
+    clean_part, quarantine_part = folder / f"clean-{number:05d}.parquet", folder / f"quarantine-{number:05d}.parquet"
+    storage.write_parquet(result.clean, clean_part)
+    storage.write_parquet(result.quarantined, quarantine_part)
+    return {"clean": str(clean_part), "quarantine": str(quarantine_part), "series": len(series_ids),
+            "pid": os.getpid(), "champion": champion.version if champion else None}
+
+
+@task(name="gap-fill")
+def merge_filled(settings: Settings, validated: dict[str, Any], parts: list[dict[str, Any]], started: float,
+                 runner: str) -> dict[str, Any]:
+    """Prefect task: join the chunks in order into this run's clean series and quarantine, then report."""
+    log = get_run_logger()
+    run_date = pd.Timestamp(validated["run_date"]).date()
+    clean = pd.concat([storage.read_parquet(Path(part["clean"])) for part in parts], ignore_index=True)
+    quarantined = pd.concat([storage.read_parquet(Path(part["quarantine"])) for part in parts], ignore_index=True)
+    if settings.fill_method == "model":
+        champion = parts[0]["champion"]
+        log.info("Model gap-fill: %s", f"champion {champion}" if champion else
+                 "no usable champion yet, gaps are interpolated linearly")
+    write_quarantine(quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
+    for reason in quarantined["reason"].unique():
         log.warning("Quarantined series: %s", reason)
     clean_path = storage.partition_dir(settings.data_dir / "clean", run_date) / "series.parquet"
-    storage.write_parquet(result.clean, clean_path)
-    imputed = int(result.clean[IMPUTED].sum())
-    share = imputed / max(len(result.clean), 1)
-    log.info("Gap-fill (%s): %d rows in %d series, %d imputed (%.2f%%), %d series quarantined",
-             settings.fill_method, len(result.clean), result.clean[SERIES_ID].nunique(), imputed, 100 * share,
-             result.quarantined[SERIES_ID].nunique())
+    storage.write_parquet(clean, clean_path)
+    imputed = int(clean[IMPUTED].sum())
+    share = imputed / max(len(clean), 1)
+    log.info("Gap-fill (%s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series quarantined",
+             settings.fill_method, len(parts), runner, len(clean), clean[SERIES_ID].nunique(), imputed,
+             100 * share, quarantined[SERIES_ID].nunique())
     return {
         "clean_path": str(clean_path),
-        "rows": len(result.clean),
-        "series": int(result.clean[SERIES_ID].nunique()),
+        "rows": len(clean),
+        "series": int(clean[SERIES_ID].nunique()),
         "imputed": imputed,
         "imputed_share": round(share, 6),
-        "series_quarantined": int(result.quarantined[SERIES_ID].nunique()),
+        "series_quarantined": int(quarantined[SERIES_ID].nunique()),
+        "chunks": len(parts),
+        "workers": len({part["pid"] for part in parts}),
         "duration_s": round(time.perf_counter() - started, 3),
     }
+
+
+def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
+    """Gap-fill stage, inside the flow: one `gap-fill-chunk` task per `fanout_series` series on the
+    configured task runner (threads or Dask), then one `gap-fill` task that joins them."""
+    started = time.perf_counter()
+    run_date = pd.Timestamp(validated["run_date"]).date()
+    ids = storage.read_parquet(validated["valid_path"], columns=[SERIES_ID])[SERIES_ID].drop_duplicates()
+    chunks = chunked(sorted(map(str, ids)), settings.fanout_series)
+    staging = storage.partition_dir(settings.data_dir / "clean", run_date) / ".chunks"
+    shutil.rmtree(staging, ignore_errors=True)  # leftovers of an interrupted run of the same date
+    staging.mkdir(parents=True)
+    try:
+        with fanout_runner(settings.task_runner, settings.dask_workers) as runner:
+            futures = runner.map(fill_chunk, {"settings": unmapped(settings), "validated": unmapped(validated),
+                                              "series_ids": chunks, "number": list(range(len(chunks))),
+                                              "staging": unmapped(str(staging))})
+            parts = [future.result() for future in futures]
+        return merge_filled(settings, validated, parts, started, settings.task_runner)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -61,11 +61,22 @@ class Settings(BaseSettings):
     max_staleness: int = Field(7, ge=0, description="Periods a series may lag the as-of before quarantine.")
     interval_level: float = Field(0.8, gt=0.0, lt=1.0, description="Coverage of the prediction interval.")
     seed: int = 42
+    task_runner: str = Field("threads", description="Where per-series stages run: threads, dask (local "
+                             "cluster) or dask:<scheduler address>.")
+    dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster (task_runner=dask).")
+    fanout_series: int = Field(200, ge=1, description="Series per task when a per-series stage fans out.")
 
     @field_validator("data_dir", "input_path", mode="after")
     @classmethod
     def _expand(cls, path: Path) -> Path:
         return Path(os.path.expanduser(str(path)))
+
+    @field_validator("task_runner", mode="after")
+    @classmethod
+    def _runner(cls, spec: str) -> str:
+        from tasks.runners import validate_runner_spec
+
+        return validate_runner_spec(spec)
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":
