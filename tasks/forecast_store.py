@@ -103,10 +103,12 @@ def read_parquet_forecasts(data_dir: Path) -> pd.DataFrame:
     """Every published run date as one frame (with the `run_date` partition column)."""
     import pyarrow.dataset as ds
 
-    root = data_dir / "forecasts"
+    root = storage.as_path(data_dir) / "forecasts"
     if not root.exists():
         return pd.DataFrame(columns=[*FORECAST_COLUMNS, RUN_DATE])
-    return ds.dataset(root, format="parquet", partitioning="hive").to_table().to_pandas()
+    if storage.is_local(root):
+        return ds.dataset(root, format="parquet", partitioning="hive").to_table().to_pandas()
+    return ds.dataset(root.path, format="parquet", partitioning="hive", filesystem=root.fs).to_table().to_pandas()
 
 
 def redacted_url(database_url: str) -> str:

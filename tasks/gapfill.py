@@ -11,10 +11,8 @@ much data would teach the model made-up patterns.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,9 +179,7 @@ def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[s
     Runs wherever the task runner puts it (a thread, or a Dask worker process), so it reads and writes
     files itself and returns only their paths and counts.
     """
-    import pyarrow.parquet as pq
-
-    valid = pq.read_table(validated["valid_path"], filters=[(SERIES_ID, "in", series_ids)]).to_pandas() \
+    valid = storage.read_parquet(validated["valid_path"], filters=[(SERIES_ID, "in", series_ids)]) \
         if series_ids else storage.read_parquet(validated["valid_path"]).iloc[0:0]
     champion = None
     if settings.fill_method == "model":
@@ -191,7 +187,7 @@ def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[s
 
         champion = usable_champion(settings.data_dir / "models", validated["frequency"], get_run_logger())
     result = gapfill(valid, validated["frequency"], settings.fill_method, settings.max_gap, champion)
-    folder = Path(staging)
+    folder = storage.as_path(staging)
     clean_part, quarantine_part = folder / f"clean-{number:05d}.parquet", folder / f"quarantine-{number:05d}.parquet"
     storage.write_parquet(result.clean, clean_part)
     storage.write_parquet(result.quarantined, quarantine_part)
@@ -205,8 +201,8 @@ def merge_filled(settings: Settings, validated: dict[str, Any], parts: list[dict
     """Prefect task: join the chunks in order into this run's clean series and quarantine, then report."""
     log = get_run_logger()
     run_date = pd.Timestamp(validated["run_date"]).date()
-    clean = pd.concat([storage.read_parquet(Path(part["clean"])) for part in parts], ignore_index=True)
-    quarantined = pd.concat([storage.read_parquet(Path(part["quarantine"])) for part in parts], ignore_index=True)
+    clean = pd.concat([storage.read_parquet(part["clean"]) for part in parts], ignore_index=True)
+    quarantined = pd.concat([storage.read_parquet(part["quarantine"]) for part in parts], ignore_index=True)
     if settings.fill_method == "model":
         champion = parts[0]["champion"]
         log.info("Model gap-fill: %s", f"champion {champion}" if champion else
@@ -242,7 +238,7 @@ def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
     ids = storage.read_parquet(validated["valid_path"], columns=[SERIES_ID])[SERIES_ID].drop_duplicates()
     chunks = chunked(sorted(map(str, ids)), settings.fanout_series)
     staging = storage.partition_dir(settings.data_dir / "clean", run_date) / ".chunks"
-    shutil.rmtree(staging, ignore_errors=True)  # leftovers of an interrupted run of the same date
+    storage.remove_tree(staging)  # leftovers of an interrupted run of the same date
     staging.mkdir(parents=True)
     try:
         with fanout_runner(settings.task_runner, settings.dask_workers) as runner:
@@ -252,4 +248,4 @@ def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
             parts = [future.result() for future in futures]
         return merge_filled(settings, validated, parts, started, settings.task_runner)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        storage.remove_tree(staging)

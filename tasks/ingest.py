@@ -12,6 +12,8 @@ decides what is usable and quarantines the rest with a reason, so nothing is dro
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +40,7 @@ INGEST_SEQ = "ingest_seq"  # order in which files entered the store; a later fil
 
 def discover_files(input_path: Path) -> list[Path]:
     """The CSV/Parquet files at `input_path` (a file, or a folder searched recursively), sorted by path."""
+    input_path = storage.as_path(input_path)
     if not input_path.exists():
         raise PipelineError(f"input path '{input_path}' does not exist; pass --input with a CSV/Parquet file or folder")
     if input_path.is_file():
@@ -90,11 +93,17 @@ def read_raw_file(path: Path, name: str | None = None) -> tuple[pd.DataFrame, li
 
 def _read_table(path: Path, name: str) -> pd.DataFrame:
     suffix = path.suffix.lower()
+    with contextlib.ExitStack() as stack:  # fsspec paths (URLs) are read through an open handle
+        source = path if storage.is_local(path) else stack.enter_context(path.open("rb"))
+        return _parse_table(source, suffix, name)
+
+
+def _parse_table(source: Any, suffix: str, name: str) -> pd.DataFrame:
     try:
         if suffix in PARQUET_SUFFIXES:
-            return pq.read_table(path).to_pandas()
+            return pq.read_table(source).to_pandas()
         # Everything as text first: parsing is done column by column so errors can quote the bad value.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+        return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig",
                            skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise RawFileError(name, "is empty") from None
@@ -143,6 +152,7 @@ class IngestSummary:
 
 def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
     """Archive and parse every file under `input_path` not yet in the manifest."""
+    data_dir = storage.as_path(data_dir)
     started = time.perf_counter()
     summary = IngestSummary()
     manifest_path = data_dir / "raw" / "manifest.json"

@@ -73,7 +73,8 @@ def load_version(models_dir: Path, version: str) -> ModelVersion:
     folder = version_dir(models_dir, version)
     if not (folder / MODEL_FILE).is_file():
         raise PipelineError(f"model version {version!r} is missing from {models_dir}")
-    model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
+    with storage.local_file(folder / MODEL_FILE) as local:  # Keras opens local files only
+        model = keras.saving.load_model(local, safe_mode=True, compile=False)
     scalers = Scalers.from_dict(storage.read_json(folder / SCALERS_FILE))
     return ModelVersion(version, model, scalers, storage.read_json(folder / METADATA_FILE))
 

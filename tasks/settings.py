@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from upath import UPath
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +29,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LSTM_FORECAST_", extra="forbid", validate_default=True)
 
-    input_path: Path = Field(SAMPLE_INPUT, description="CSV/Parquet file or folder of them to ingest.")
-    data_dir: Path = Field(Path("data/store"), description="Root of every store the pipeline writes.")
+    input_path: UPath = Field(UPath(SAMPLE_INPUT), description="CSV/Parquet file or folder of them to ingest "
+                              "(a local path or an fsspec URL).")
+    data_dir: UPath = Field(UPath("data/store"), description="Root of every store the pipeline writes (a local "
+                            "path or an fsspec URL such as s3://bucket/prefix).")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the forecasts table; default: SQLite file in data_dir."
     )
@@ -66,10 +69,14 @@ class Settings(BaseSettings):
     dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster (task_runner=dask).")
     fanout_series: int = Field(200, ge=1, description="Series per task when a per-series stage fans out.")
 
-    @field_validator("data_dir", "input_path", mode="after")
+    @field_validator("data_dir", "input_path", mode="before")
     @classmethod
-    def _expand(cls, path: Path) -> Path:
-        return Path(os.path.expanduser(str(path)))
+    def _expand(cls, path: Any) -> Any:
+        from tasks.storage import as_path
+
+        if isinstance(path, dict):  # UPath's own serialised form (model_dump), validated by UPath itself
+            return path
+        return as_path(path)
 
     @field_validator("task_runner", mode="after")
     @classmethod
@@ -81,6 +88,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":
         if not self.database_url:
+            if not isinstance(self.data_dir, Path):
+                raise ValueError(f"data_dir {str(self.data_dir)!r} is a URL, where the default SQLite file cannot "
+                                 "live: set database_url (LSTM_FORECAST_DATABASE_URL) to the forecasts database")
             self.database_url = f"sqlite:///{(self.data_dir / 'forecasts.sqlite').resolve()}"
         return self
 

@@ -1,7 +1,13 @@
 """The pipeline's only file I/O seam: atomic Parquet/JSON writes, content hashes and partition paths.
 
-Readers never see a half-written file: every write goes to a hidden temporary name in the target folder
-(pyarrow datasets skip names starting with "." or "_") and is renamed into place, which POSIX makes atomic.
+Paths are local paths or fsspec URLs (`memory://`, `file://`, `s3://bucket/prefix` with s3fs installed,
+...), as `upath.UPath` objects: a local path is a `pathlib.Path`, so local code stays plain pathlib.
+
+Readers never see a half-written file. Locally, every write goes to a hidden temporary name in the target
+folder (pyarrow datasets skip names starting with "." or "_") and is renamed into place, which POSIX makes
+atomic. On an fsspec filesystem the file is written locally first and uploaded in one `put_file`: object
+stores make an object visible only once its upload is complete. (A folder uploads file by file there;
+the model registry only points at a version once it is whole, see tasks/registry.py.)
 No path here is ever built from a series id or any other value that comes from the data.
 """
 
@@ -22,6 +28,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from upath import UPath
 
 HASH_CHUNK = 1 << 20
 
@@ -35,10 +42,23 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def as_path(value: str | os.PathLike) -> Path:
+    """A local path (a `pathlib.Path`, `~` expanded) or, for a URL like `memory://store`, an fsspec path."""
+    if isinstance(value, UPath):
+        return value
+    text = os.fspath(value) if not isinstance(value, str) else value
+    return UPath(text) if "://" in text else UPath(os.path.expanduser(text))
+
+
+def is_local(path: Path) -> bool:
+    """True for paths on this machine's file system (plain or `UPath` local paths, not `file://` URLs)."""
+    return isinstance(path, Path)
+
+
 def content_hash(path: Path) -> str:
     """SHA-256 hex digest of a file's bytes."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with as_path(path).open("rb") as handle:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -51,7 +71,18 @@ def partition_dir(root: Path, run_date: date) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a hidden temporary path beside `target`; rename it onto `target` only if the block succeeds."""
+    """Yield a hidden temporary path beside `target`; rename it onto `target` only if the block succeeds.
+
+    For an fsspec `target` the temporary file is local and is uploaded in one piece after the block.
+    """
+    target = as_path(target)
+    if not is_local(target):
+        with tempfile.TemporaryDirectory(prefix="lstm-forecast-upload-") as scratch:
+            staged = Path(scratch) / target.name
+            yield staged
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.fs.put_file(str(staged), target.path)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -73,8 +104,11 @@ def write_parquet(frame: pd.DataFrame, target: Path) -> int:
     return table.num_rows
 
 
-def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    return pq.read_table(path, columns=columns).to_pandas()
+def read_parquet(path: Path | str, columns: list[str] | None = None, filters: Any = None) -> pd.DataFrame:
+    path = as_path(path)
+    if is_local(path):
+        return pq.read_table(path, columns=columns, filters=filters).to_pandas()
+    return pq.read_table(path.path, columns=columns, filters=filters, filesystem=path.fs).to_pandas()
 
 
 def write_json(payload: Any, target: Path) -> None:
@@ -84,6 +118,7 @@ def write_json(payload: Any, target: Path) -> None:
 
 
 def read_json(path: Path, default: Any = None) -> Any:
+    path = as_path(path)
     if not path.exists():
         return default
     return json.loads(path.read_text(encoding="utf-8"))
@@ -91,13 +126,49 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 def copy_file(source: Path, target: Path) -> None:
     """Copy bytes unchanged, atomically (used to archive raw files)."""
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
+    with atomic_path(target) as tmp, as_path(source).open("rb") as reader, open(tmp, "wb") as writer:
+        shutil.copyfileobj(reader, writer, HASH_CHUNK)
+
+
+def remove_tree(path: Path | str) -> None:
+    """Delete a folder and everything under it, if it exists."""
+    path = as_path(path)
+    if is_local(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.fs.rm(path.path, recursive=True)
+
+
+@contextlib.contextmanager
+def local_file(path: Path | str) -> Iterator[Path]:
+    """`path` as a file on the local disk, for libraries that only open local files (Keras models)."""
+    path = as_path(path)
+    if is_local(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="lstm-forecast-download-") as scratch:
+        local = Path(scratch) / path.name
+        path.fs.get_file(path.path, str(local))
+        yield local
 
 
 @contextlib.contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a hidden temporary folder beside `target`; it becomes `target` only if the block succeeds."""
+    """Yield a hidden temporary folder beside `target`; it becomes `target` only if the block succeeds.
+
+    For an fsspec `target` the folder is built locally and its files uploaded after the block.
+    """
+    target = as_path(target)
+    if not is_local(target):
+        with tempfile.TemporaryDirectory(prefix="lstm-forecast-upload-") as scratch:
+            yield Path(scratch)
+            if target.exists():
+                raise FileExistsError(f"{target} already exists; refusing to overwrite it")
+            for file in sorted(p for p in Path(scratch).rglob("*") if p.is_file()):
+                destination = target / file.relative_to(scratch).as_posix()
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                target.fs.put_file(str(file), destination.path)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
@@ -122,13 +193,21 @@ def exclusive_run(data_dir: Path) -> Iterator[None]:
 
     Two runs interleaving writes in one data dir could publish a mix of both, so the second one stops
     at once with a message naming the holder. The OS drops the lock if the holding process dies.
+    Object stores have no such locks: for a data dir given as a URL the lock file lives in this machine's
+    temporary folder, keyed by the URL, so it keeps out runs on this machine only.
     """
     import fcntl
 
     from tasks.errors import PipelineError
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / ".run.lock"
+    data_dir = as_path(data_dir)
+    if is_local(data_dir):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / ".run.lock"
+    else:
+        locks = Path(tempfile.gettempdir()) / "lstm-forecast-locks"
+        locks.mkdir(exist_ok=True)
+        path = locks / f"{hashlib.sha256(str(data_dir).encode()).hexdigest()[:24]}.lock"
     handle = open(path, "a+", encoding="utf-8")
     try:
         try:

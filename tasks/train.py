@@ -292,7 +292,7 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     started = time.perf_counter()
     device = describe_device()
     log.info("Training on %s (Keras %s, backend %s)", device, keras.__version__, keras.backend.backend())
-    folder = Path(windows["folder"])
+    folder = storage.as_path(windows["folder"])
     as_of = pd.Timestamp(validated["as_of"])
     config = ModelConfig.from_settings(settings, lookback=windows["lookback"], horizon=windows["horizon"],
                                        features=windows["features"], frequency=windows["frequency"])
