@@ -33,18 +33,17 @@ class SeriesScaler:
     def fit(self, frame: pd.DataFrame, *, series_id: str = SERIES_ID, value: str = VALUE) -> "SeriesScaler":
         """Learn per-series statistics from `frame` (the training slice); constant series get scale 1."""
         values = frame[value].to_numpy(dtype="float64")
-        ids = frame[series_id].astype(str).to_numpy()
-        minimum = pd.Series(values).groupby(ids).min()
-        if self.transform_kind == "auto":
-            log = minimum >= 0
-        else:
-            log = pd.Series(self.transform_kind == "log1p", index=minimum.index)
-        self.log_ = log.astype(bool)
-        warped = self._warp(values, self.log_.reindex(ids).to_numpy())
-        stats = pd.Series(warped).groupby(ids).agg(["mean", "std"])
+        # Integer codes instead of string keys: grouping and lookups stay O(rows) with small constants.
+        codes, uniques = pd.factorize(frame[series_id], sort=True)
+        index = pd.Index(np.asarray(uniques, dtype=object).astype(str))
+        minimum = pd.Series(values).groupby(codes).min().to_numpy()
+        log = minimum >= 0 if self.transform_kind == "auto" else np.full(len(index), self.transform_kind == "log1p")
+        self.log_ = pd.Series(log.astype(bool), index=index)
+        warped = self._warp(values, log[codes])
+        stats = pd.Series(warped).groupby(codes).agg(["mean", "std"])
         scale = stats["std"].fillna(0.0).to_numpy(dtype="float64")
-        self.mean_ = pd.Series(stats["mean"].to_numpy(dtype="float64"), index=stats.index.astype(str))
-        self.scale_ = pd.Series(np.where(scale > self.min_scale, scale, 1.0), index=stats.index.astype(str))
+        self.mean_ = pd.Series(stats["mean"].to_numpy(dtype="float64"), index=index)
+        self.scale_ = pd.Series(np.where(scale > self.min_scale, scale, 1.0), index=index)
         return self
 
     def transform(self, series_ids: Any, values: np.ndarray) -> np.ndarray:
@@ -81,13 +80,16 @@ class SeriesScaler:
     def _lookup(self, series_ids: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not hasattr(self, "mean_"):
             raise RuntimeError("SeriesScaler is not fitted; call fit() on the training slice first")
-        ids = pd.Series(series_ids, dtype="string").astype(str)
-        unknown = ~ids.isin(self.mean_.index)
-        if unknown.any():
-            raise KeyError(f"no scaling statistics for series {ids[unknown].unique()[:5].tolist()}; "
+        codes, uniques = pd.factorize(pd.Series(series_ids, dtype="string"))
+        names = pd.Index(np.asarray(uniques, dtype=object).astype(str))
+        positions = [statistic.index.get_indexer(names) for statistic in (self.log_, self.mean_, self.scale_)]
+        unknown = (positions[1] < 0) | (positions[0] < 0) | (positions[2] < 0)
+        if unknown.any() or (codes < 0).any():
+            raise KeyError(f"no scaling statistics for series {names[unknown][:5].tolist()}; "
                            "they were not in the training data")
-        return (self.log_.reindex(ids).to_numpy(dtype=bool), self.mean_.reindex(ids).to_numpy(),
-                self.scale_.reindex(ids).to_numpy())
+        log, mean, scale = (statistic.to_numpy()[where][codes]
+                            for statistic, where in zip((self.log_, self.mean_, self.scale_), positions))
+        return log.astype(bool), mean.astype("float64"), scale.astype("float64")
 
     def to_dict(self) -> dict[str, Any]:
         return {"transform": self.transform_kind, "log1p": self.log_.to_dict(), "mean": self.mean_.to_dict(),

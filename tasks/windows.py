@@ -83,6 +83,16 @@ def add_features(frame: pd.DataFrame, scalers: Scalers, freq: str) -> tuple[pd.D
     return frame, [SCALED, *calendar.columns, *scaled_covariates]
 
 
+def window_starts(lengths: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
+    """Start rows of every window of series stored one after another with these lengths, in one pass of
+    array arithmetic (no loop per window or per series): positions first..last-(lookback+horizon)+1."""
+    lengths = np.asarray(lengths, dtype="int64")
+    firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype("int64")
+    per_series = np.maximum(lengths - lookback - horizon + 1, 0)
+    offsets = np.arange(per_series.sum(), dtype="int64") - np.repeat(np.cumsum(per_series) - per_series, per_series)
+    return np.repeat(firsts, per_series) + offsets
+
+
 def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, val_fraction: float,
                  transform: TargetTransform = "auto") -> WindowPlan:
     """Fit scalers on the training slice, add features and index every window; no window is copied."""
@@ -104,12 +114,7 @@ def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, va
     scalers = Scalers.fit(fit_rows, transform, covariate_columns(series))
     series, features = add_features(series, scalers, freq)
 
-    # Window starts, vectorised: per series, positions first..last-(lookback+horizon)+1.
-    lengths = series.groupby(SERIES_ID, sort=True).size().to_numpy()
-    firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    per_series = np.maximum(lengths - lookback - horizon + 1, 0)
-    offsets = np.arange(per_series.sum()) - np.repeat(np.cumsum(per_series) - per_series, per_series)
-    starts = np.repeat(firsts, per_series) + offsets
+    starts = window_starts(series.groupby(SERIES_ID, sort=True).size().to_numpy(), lookback, horizon)
     stamps = series[TIMESTAMP].dt.tz_convert(None).to_numpy()  # datetime64, UTC
     target_start = stamps[starts + lookback]
     target_end = stamps[starts + lookback + horizon - 1]

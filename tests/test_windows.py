@@ -98,3 +98,15 @@ def test_series_scaler_contract():
         scaler.transform(pd.Series(["zzz"]), np.array([1.0]))
     scaler.extend(pd.DataFrame({"series_id": ["zzz", "zzz"], "value": [10.0, 20.0]}))
     assert scaler.knows(["zzz"]).all() and scaler.mean_["a"] == restored.mean_["a"]
+
+
+def test_window_starts_match_a_loop_over_every_series(rng):
+    from tasks.windows import window_starts
+
+    lengths = rng.integers(0, 60, size=40)
+    lengths[:3] = [0, 5, 21]  # empty, shorter than a window, exactly one window
+    expected, first = [], 0
+    for length in lengths:
+        expected.extend(first + i for i in range(length - 14 - 7 + 1))
+        first += length
+    assert window_starts(lengths, 14, 7).tolist() == expected
