@@ -39,7 +39,18 @@ $(BENCH_STAMP): benchmarks/requirements-bench.lock
 	$(BENCH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-bench.lock
 	touch $(BENCH_STAMP)
 
-.PHONY: backtest bench-baselines
+# Every benchmark, one after another (about 20 minutes on 2 cores); each prints its ratios to a reference.
+bench: $(STAMP) $(BENCH_STAMP)
+	$(PY) benchmarks/windowing.py
+	$(PY) benchmarks/windowing.py --freq h
+	$(PY) benchmarks/training_input.py
+	$(PY) benchmarks/train_device.py
+	$(PY) benchmarks/stages.py
+	$(PY) benchmarks/flow_overhead.py
+	$(PY) benchmarks/incremental.py
+	$(BENCH_VENV)/bin/python benchmarks/baselines.py
+
+.PHONY: backtest bench bench-baselines
 backtest: $(STAMP)
 	$(VENV)/bin/lstm-forecast backtest $(ARGS)
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         "auto", description="auto: log1p for series never negative in training; log1p: all; none: none.")
     full_retrain_days: int = Field(7, ge=0, description="Days between full retrains; warm-start in between.")
     warm_epochs: int = Field(10, ge=1, description="Epoch bound of a warm-started retrain.")
+    warm_windows_per_epoch: int = Field(
+        4096, ge=1, description="Training windows per epoch of a warm start: those the champion has not "
+        "trained on first, then a seeded sample of the rest.")
     holdout_windows: int = Field(7, ge=1, description="Latest windows per series scoring challenger vs champion.")
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="Share of the time range held out.")
     fill_method: FillMethod = "linear"

@@ -29,7 +29,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from tasks import storage
-from tasks.columns import SERIES_ID
+from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.features import level_window
 from tasks.scaling import Scalers
 from tasks.settings import Settings
@@ -171,12 +171,15 @@ def precision_policy(mixed: bool) -> Any:
 
 def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, patience: int,
               lr_patience: int = 2, initial_weights: list[np.ndarray] | None = None, log: Any = None,
-              devices: list[str] | None = None, mixed_precision: bool = False) -> tuple[Any, dict[str, Any]]:
+              devices: list[str] | None = None, mixed_precision: bool = False,
+              max_windows: int | None = None, priority: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
     """Train on the source's training windows, streamed in shuffled batches, with early stopping on its
     validation windows; returns (model, facts). Best validation weights are restored.
 
     devices: where to train; several are mirrored (data-parallel), None means every visible GPU.
     mixed_precision: float16 compute, for GPUs with tensor cores.
+    max_windows, priority: training windows per epoch (default: the config's cap) and a mask of windows
+    that go into that sample first (see WindowDataset).
     """
     import keras
 
@@ -197,7 +200,7 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
         callbacks.append(epoch_logger(log, max_epochs))
     started = time.perf_counter()
     train = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed,
-                          max_windows=config.max_windows_per_epoch)
+                          max_windows=max_windows or config.max_windows_per_epoch, priority=priority)
     history = model.fit(train,
                         validation_data=WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False),
                         epochs=max_epochs, verbose=0, callbacks=callbacks)
@@ -279,6 +282,13 @@ def new_version_name(as_of: pd.Timestamp, run_id: str | None) -> str:
     return f"{as_of.tz_convert('UTC'):%Y%m%dT%H%M%SZ}-{suffix}"
 
 
+def unseen_windows(series: pd.DataFrame, starts: np.ndarray, config: ModelConfig, cutoff: str) -> np.ndarray:
+    """Which windows at `starts` have targets past `cutoff` (a champion's training cutoff): new to it."""
+    stamps = series[TIMESTAMP].dt.tz_convert(None).to_numpy()  # datetime64, UTC
+    ends = stamps[starts + config.lookback + config.horizon - 1]
+    return ends > np.datetime64(pd.Timestamp(cutoff).tz_convert(None))
+
+
 @task(name="train", tags=["gpu"])
 def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str, Any]) -> dict[str, Any]:
     """Prefect task: train a challenger, score it against the champion and seasonal naive, register it."""
@@ -303,15 +313,20 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     if devices:  # GPUs want bigger batches; with several, each gets its own share
         config = replace(config, batch_size=settings.gpu_batch_size * len(devices))
     source = WindowSource.from_folder(folder, config.lookback, config.horizon, list(config.features))
-    log.info("%s: %d training and %d validation windows", "Warm start from champion " + champion.version
-             if warm else "Full retrain", source.count(TRAIN), source.count(VALIDATION))
+    series = storage.read_parquet(folder / "series.parquet")
+    unseen = unseen_windows(series, source.starts[TRAIN], config, champion.metadata["cutoff"]) \
+        if warm and champion.metadata.get("cutoff") else None
+    log.info("%s: %d training and %d validation windows%s", "Warm start from champion " + champion.version
+             if warm else "Full retrain", source.count(TRAIN), source.count(VALIDATION),
+             f"; per epoch {min(settings.warm_windows_per_epoch, source.count(TRAIN))}, the {int(unseen.sum())} "
+             "the champion has not trained on first" if unseen is not None else "")
     model, facts = fit_model(config, source, max_epochs=settings.warm_epochs if warm else settings.max_epochs,
                              patience=settings.patience, lr_patience=settings.lr_patience,
                              initial_weights=champion.model.get_weights() if warm else None, log=log,
-                             devices=devices, mixed_precision=settings.mixed_precision and bool(devices))
+                             devices=devices, mixed_precision=settings.mixed_precision and bool(devices),
+                             max_windows=settings.warm_windows_per_epoch if warm else None, priority=unseen)
     interval = calibrate(model, source, settings.interval_level)
     scalers = Scalers.from_dict(storage.read_json(folder / "scalers.json"))
-    series = storage.read_parquet(folder / "series.parquet")
     index = storage.read_parquet(folder / "index.parquet")
     verdict = challenge(model, interval, scalers, champion, series, index, config, windows["frequency"],
                         settings.holdout_windows, diverged=facts["diverged"])

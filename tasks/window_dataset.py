@@ -22,15 +22,21 @@ class WindowDataset(keras.utils.PyDataset):
     per epoch is not safe here: Keras starts the next epoch's prefetching reads before it calls
     `on_epoch_end`, so per-epoch state races with the reads and training stops being reproducible.
     `max_windows` keeps a seeded random sample of that many windows (the head of that order), which
-    bounds the cost of an epoch however many series there are.
+    bounds the cost of an epoch however many series there are. `priority` (a boolean mask over the split's
+    windows) puts those windows in the sample first: a warm start trains on every window its champion
+    has not seen, topped up with a sample of the ones it has.
     """
 
     def __init__(self, source: WindowSource, split: str, batch_size: int, shuffle: bool, seed: int = 0,
-                 max_windows: int | None = None, **kwargs):
+                 max_windows: int | None = None, priority: np.ndarray | None = None, **kwargs):
         super().__init__(**kwargs)
         self.source, self.starts, self.batch_size = source, source.starts[split], batch_size
         count = len(self.starts)
-        order = np.random.default_rng(seed).permutation(count) if shuffle else np.arange(count)
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(count) if shuffle else np.arange(count)
+        if shuffle and priority is not None:
+            order = order[np.argsort(~np.asarray(priority, dtype=bool)[order], kind="stable")]
+            order = rng.permutation(order[:max_windows]) if max_windows else order
         self.order = order[:max_windows] if (shuffle and max_windows) else order
         self.per_pass = len(self.order)
 

@@ -133,6 +133,22 @@ def test_an_epoch_can_be_capped_to_a_seeded_sample_of_windows():
     assert not np.array_equal(first, np.concatenate([other[i][0][:, 0, 0] for i in range(len(other))]))
 
 
+def test_a_warm_start_sample_takes_the_windows_new_to_the_champion_first():
+    from tasks.window_dataset import WindowDataset
+
+    source = wave_source(n=200)
+    count = source.count(TRAIN)
+    new = np.zeros(count, dtype=bool)
+    new[-12:] = True  # the latest windows: targets the champion never trained on
+    dataset = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0, max_windows=30, priority=new)
+    chosen = dataset.order
+    assert len(chosen) == 30 and len(set(chosen)) == 30
+    assert set(np.flatnonzero(new)) <= set(chosen)  # every new window, topped up with 18 older ones
+    assert not np.array_equal(np.sort(chosen[:12]), np.flatnonzero(new))  # mixed through the epoch, not first
+    again = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0, max_windows=30, priority=new)
+    assert np.array_equal(chosen, again.order)
+
+
 def test_warm_start_begins_from_the_given_weights():
     source = wave_source()
     champion, _ = fit_model(tiny_config(), source, max_epochs=2, patience=1)
