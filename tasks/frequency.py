@@ -95,3 +95,29 @@ def periods_between(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> int:
     if end <= start:
         return 0
     return max(len(pd.date_range(start, end, freq=freq)) - 1, 0)
+
+
+def frequency_change(timestamps: pd.Series, freq: str, min_run: int = 4) -> tuple[pd.Timestamp, str] | None:
+    """(since, new spacing) when a series' latest `min_run` spacings all equal one another and differ
+    from `freq` (e.g. daily data that turned into every-3-days data); None otherwise.
+
+    Gaps are irregular; a run of identical, different spacings at the end is a source that changed how
+    often it reports, and gap-filling it would invent most of the recent points.
+    """
+    try:
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+    except ValueError:  # calendar months have no fixed spacing
+        return None
+    ts = pd.DatetimeIndex(timestamps.dropna().unique()).sort_values()
+    deltas = ts[1:] - ts[:-1]
+    if len(deltas) < min_run:
+        return None
+    last = deltas[-1]
+    if last == step or not (deltas[-min_run:] == last).all():
+        return None
+    run = min_run
+    while run < len(deltas) and deltas[-run - 1] == last:
+        run += 1
+    if run == len(deltas):  # the whole series has this spacing: it is the series' frequency, no change
+        return None
+    return ts[-run - 1], _alias(last)

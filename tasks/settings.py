@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     fill_method: FillMethod = "linear"
     max_gap: int = Field(14, ge=0, description="Longest gap (periods) gap-fill may fill; longer: quarantine.")
     max_staleness: int = Field(7, ge=0, description="Periods a series may lag the as-of before quarantine.")
+    max_robust_z: float = Field(50.0, gt=0.0, description="Values further than this many robust standard "
+                                "deviations from their series' median (on a signed log1p scale) "
+                                "are quarantined as absurd outliers.")
     interval_level: float = Field(0.8, gt=0.0, lt=1.0, description="Coverage of the prediction interval.")
     seed: int = 42
     task_runner: str = Field("threads", description="Where per-series stages run: threads, dask (local "

@@ -3,7 +3,7 @@
 Cheap structural work happens first in pandas (restated rows resolved, identical duplicates collapsed,
 data after the as-of set aside, per-series frequency and freshness derived as boolean columns). The GX
 suite then checks meaning on every run's batch: schema, non-null keys and values, unique
-`(series_id, timestamp)`, finite values, per-series regular frequency and freshness. Rows GX reports as
+`(series_id, timestamp)`, finite values, no absurd outliers, per-series regular frequency and freshness. Rows GX reports as
 unexpected are quarantined with a reason naming file, row and value; the rest goes on.
 """
 
@@ -24,7 +24,7 @@ from tasks import storage
 from tasks.columns import (RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP,
                            VALUE)
 from tasks.errors import PipelineError
-from tasks.frequency import infer_frequency, on_grid, periods_between
+from tasks.frequency import frequency_change, infer_frequency, on_grid, periods_between
 from tasks.ingest import INGEST_SEQ, read_series_store
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 from tasks.settings import Settings
@@ -34,7 +34,13 @@ VALUE_IS_FINITE = "value_is_finite"
 FREQUENCY_MATCHES_PANEL = "series_frequency_matches_panel"
 ON_FREQUENCY_GRID = "on_frequency_grid"
 SERIES_IS_FRESH = "series_is_fresh"
-CHECK_COLUMNS = (VALUE_IS_FINITE, FREQUENCY_MATCHES_PANEL, ON_FREQUENCY_GRID, SERIES_IS_FRESH)
+VALUE_IS_PLAUSIBLE = "value_is_plausible"
+FREQUENCY_IS_STEADY = "series_frequency_is_steady"
+CHECK_COLUMNS = (VALUE_IS_FINITE, VALUE_IS_PLAUSIBLE, FREQUENCY_MATCHES_PANEL, FREQUENCY_IS_STEADY, ON_FREQUENCY_GRID,
+                 SERIES_IS_FRESH)
+# Helper columns for the outlier check's reason; never part of the valid rows.
+ROBUST_Z, SERIES_MEDIAN = "_robust_z", "_series_median"
+HELPER_COLUMNS = (ROBUST_Z, SERIES_MEDIAN)
 ROW_NUMBER = "_row"
 
 
@@ -87,11 +93,30 @@ def prepare_batch(store: pd.DataFrame, as_of: pd.Timestamp | None) -> Batch:
                  identical_duplicates=int(identical.sum()), after_as_of=int(after.sum()))
 
 
-def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+def robust_z(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each finite value's distance from its series' median in robust standard deviations (1.4826 MAD),
+    on a signed log scale, sign(x) * log1p(|x|): page views spike 100x for real, 1e300 is not real.
+    NaN for non-finite values. Returns (z, series median on the original scale)."""
+    value = rows[VALUE].astype("float64")
+    value = value.where(np.isfinite(value))
+    groups = rows[SERIES_ID].fillna("")
+    warped = np.sign(value) * np.log1p(value.abs())
+    median = warped.groupby(groups).transform("median")
+    spread = (warped - median).abs().groupby(groups).transform("median") * 1.4826
+    # A floor on the spread: a flat series (MAD 0) must not make every small change an outlier.
+    scale = np.maximum(spread, np.maximum(0.01 * median.abs(), 1e-6))
+    z = ((warped - median).abs() / scale).to_numpy()
+    return z, (np.sign(median) * np.expm1(median.abs())).to_numpy()
+
+
+def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int,
+                  max_robust_z: float = 50.0) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Add the suite's derived boolean columns; returns (rows, facts) with per-series frequencies."""
     rows = rows.copy()
     value = rows[VALUE].to_numpy(dtype="float64")
     rows[VALUE_IS_FINITE] = np.isfinite(value) | np.isnan(value)  # NaN is the not-null check's to report
+    rows[ROBUST_Z], rows[SERIES_MEDIAN] = robust_z(rows)
+    rows[VALUE_IS_PLAUSIBLE] = ~(rows[ROBUST_Z] > max_robust_z)  # NaN (non-finite, missing) is reported elsewhere
     timed = rows[rows[TIMESTAMP].notna() & rows[SERIES_ID].notna()]
     # None (not NaN) where a series has too few timestamps to infer a frequency.
     frequencies = timed.groupby(SERIES_ID)[TIMESTAMP].agg(infer_frequency).astype(object)
@@ -99,7 +124,9 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int) -
     known = frequencies.dropna()
     panel_frequency = known.value_counts().index[0] if not known.empty else None
     rows[FREQUENCY_MATCHES_PANEL] = True
+    rows[FREQUENCY_IS_STEADY] = True
     rows[ON_FREQUENCY_GRID] = True
+    changes: dict[str, tuple[pd.Timestamp, str]] = {}
     rows[SERIES_IS_FRESH] = True
     last_seen = timed.groupby(SERIES_ID)[TIMESTAMP].max()
     stale_periods: dict[str, int] = {}
@@ -108,13 +135,18 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int) -
         if freq is None or freq != panel_frequency:
             rows.loc[group, FREQUENCY_MATCHES_PANEL] = False
             continue
+        change = frequency_change(rows.loc[group, TIMESTAMP], freq)
+        if change is not None:
+            changes[series] = change
+            rows.loc[group, FREQUENCY_IS_STEADY] = False
         rows.loc[group, ON_FREQUENCY_GRID] = on_grid(rows.loc[group, TIMESTAMP], freq)
         lag = periods_between(last_seen[series], as_of, freq)
         if lag > max_staleness:
             stale_periods[series] = lag
             rows.loc[group, SERIES_IS_FRESH] = False
     facts = {"panel_frequency": panel_frequency, "frequencies": frequencies.to_dict(),
-             "last_seen": last_seen.to_dict(), "stale_periods": stale_periods}
+             "last_seen": last_seen.to_dict(), "stale_periods": stale_periods, "max_robust_z": max_robust_z,
+             "frequency_changes": changes}
     return rows, facts
 
 
@@ -165,7 +197,7 @@ def explain(rows: pd.DataFrame, outcomes: list[dict[str, Any]], facts: dict[str,
             max_staleness: int, file_names: dict[str, str]) -> pd.Series:
     """One reason string per failing row position (index = row position), built from the GX outcomes."""
     reasons: dict[int, list[str]] = {}
-    whole_series_rules = {FREQUENCY_MATCHES_PANEL, SERIES_IS_FRESH}
+    whole_series_rules = {FREQUENCY_MATCHES_PANEL, FREQUENCY_IS_STEADY, SERIES_IS_FRESH}
     for outcome in outcomes:
         if outcome["success"]:
             continue
@@ -196,6 +228,10 @@ def _reason(outcome: dict[str, Any], row: pd.Series, facts: dict[str, Any], as_o
         return f"conflicting duplicate rows for series {series!r} at {row[TIMESTAMP].isoformat()} in one file"
     if column == VALUE_IS_FINITE:
         return f"value {row[VALUE]} is not finite"
+    if column == VALUE_IS_PLAUSIBLE:
+        return (f"value {row[VALUE]:g} of series {series!r} is an absurd outlier: {row[ROBUST_Z]:.3g} robust "
+                f"standard deviations from the series median {row[SERIES_MEDIAN]:.6g} (limit max_robust_z = "
+                f"{facts['max_robust_z']:g})")
     if column == ON_FREQUENCY_GRID:
         return (f"timestamp {row[TIMESTAMP].isoformat()} is off the {facts['frequencies'].get(series)} grid "
                 f"of series {series!r}")
@@ -205,6 +241,11 @@ def _reason(outcome: dict[str, Any], row: pd.Series, facts: dict[str, Any], as_o
             return f"series {series!r} has fewer than 2 valid timestamps; its frequency cannot be inferred"
         return (f"series {series!r} has frequency {freq}, the panel's is {facts['panel_frequency']}; "
                 "run it separately with --input")
+    if column == FREQUENCY_IS_STEADY:
+        since, spacing = facts["frequency_changes"][series]
+        return (f"series {series!r} changed frequency: {facts['frequencies'].get(series)} before, every {spacing} "
+                f"since {since.isoformat()}; gap-filling would invent most recent points, so it is held back "
+                "(fix the source, or run the new frequency separately)")
     if column == SERIES_IS_FRESH:
         return (f"series {series!r} is stale: last observation {facts['last_seen'][series].isoformat()} is "
                 f"{facts['stale_periods'][series]} periods before the as-of {as_of.isoformat()} "
@@ -223,21 +264,21 @@ class ValidationResult:
 
 
 def validate(store: pd.DataFrame, as_of: pd.Timestamp | None, max_staleness: int,
-             file_names: dict[str, str] | None = None) -> ValidationResult:
+             file_names: dict[str, str] | None = None, max_robust_z: float = 50.0) -> ValidationResult:
     """Validate the store's rows up to the as-of; returns valid rows and quarantine records with reasons."""
     if store.empty:
         raise PipelineError("the series store is empty: no input file has been ingested successfully "
                             "(see the ingest warnings and <data-dir>/quarantine/ingest/)")
     batch = prepare_batch(store, as_of)
-    rows, facts = derive_checks(batch.rows, batch.as_of, max_staleness)
+    rows, facts = derive_checks(batch.rows, batch.as_of, max_staleness, max_robust_z)
     outcomes = run_suite(rows)
     reasons = explain(rows, outcomes, facts, batch.as_of, max_staleness, file_names or {})
     failing = np.zeros(len(rows), dtype=bool)
     failing[reasons.index.to_numpy(dtype=int)] = True
     bad_rows = rows[failing]
     quarantined = quarantine_records(bad_rows, stage="validate", reason=reasons.sort_index().to_numpy())
-    covariates = [c for c in rows.columns if c not in (*REQUIRED, *CHECK_COLUMNS, SOURCE_FILE, SOURCE_ROW,
-                                                      RAW_TIMESTAMP, RAW_VALUE, INGEST_SEQ)]
+    covariates = [c for c in rows.columns if c not in (*REQUIRED, *CHECK_COLUMNS, *HELPER_COLUMNS, SOURCE_FILE,
+                                                      SOURCE_ROW, RAW_TIMESTAMP, RAW_VALUE, INGEST_SEQ)]
     covariates = [c for c in covariates if rows[c].notna().any()]
     valid = rows.loc[~failing, [SERIES_ID, TIMESTAMP, VALUE, *covariates]]
     valid = valid.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
@@ -279,7 +320,8 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
     data_dir = settings.data_dir
     manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
     result = validate(read_series_store(data_dir), parse_as_of(as_of), settings.max_staleness,
-                      file_names={digest: entry["original_name"] for digest, entry in manifest.items()})
+                      file_names={digest: entry["original_name"] for digest, entry in manifest.items()},
+                      max_robust_z=settings.max_robust_z)
     run_date = result.batch.as_of.date()
     write_quarantine(result.quarantined, quarantine_path(data_dir, run_date, "validate"))
     for reason, count in result.quarantined["reason"].value_counts().head(20).items():
