@@ -111,6 +111,49 @@ def read_parquet_forecasts(data_dir: Path) -> pd.DataFrame:
     return ds.dataset(root.path, format="parquet", partitioning="hive", filesystem=root.fs).to_table().to_pandas()
 
 
+def reconcile(data_dir: Path, database_url: str) -> list[str]:
+    """Make the Parquet dataset agree with SQL, the commit point, for every run date; returns the run
+    dates whose Parquet partition was rewritten.
+
+    Publication commits SQL first and then renames the staged Parquet file into place. A process killed
+    between the two leaves SQL with the new rows and Parquet with the old; the next publication calls this
+    first and rewrites such partitions from SQL. (Parquet partitions with no SQL rows at all are left
+    alone: that is a database that was replaced, not a half-finished publication.)
+    """
+    import pyarrow.dataset as ds
+
+    engine = sa.create_engine(database_url)
+    try:
+        _metadata.create_all(engine, checkfirst=True)
+        query = sa.select(forecasts_table.c[RUN_DATE], forecasts_table.c[RUN_ID], sa.func.count()).group_by(
+            forecasts_table.c[RUN_DATE], forecasts_table.c[RUN_ID])
+        with engine.connect() as connection:
+            in_sql = {(str(d), r, int(n)) for d, r, n in connection.execute(query).all()}
+    finally:
+        engine.dispose()
+    root = storage.as_path(data_dir) / "forecasts"
+    in_parquet: set[tuple[str, str, int]] = set()
+    if root.exists():
+        options = {} if storage.is_local(root) else {"filesystem": root.fs}
+        dataset = ds.dataset(root if storage.is_local(root) else root.path, format="parquet",
+                             partitioning="hive", **options)
+        frame = dataset.to_table(columns=[RUN_DATE, RUN_ID]).to_pandas() if dataset.files else pd.DataFrame()
+        if not frame.empty:
+            counts = frame.astype({RUN_DATE: str}).groupby([RUN_DATE, RUN_ID]).size()
+            in_parquet = {(d, r, int(n)) for (d, r), n in counts.items()}
+    rewritten = []
+    for run_date in sorted({d for d, _, _ in in_sql}):
+        if {x for x in in_sql if x[0] == run_date} == {x for x in in_parquet if x[0] == run_date}:
+            continue
+        day = date.fromisoformat(run_date)
+        rows = read_sql_forecasts(database_url, day)[list(FORECAST_COLUMNS)].sort_values([SERIES_ID, STEP])
+        table = pa.Table.from_pandas(rows.reset_index(drop=True), schema=PARQUET_SCHEMA, preserve_index=False)
+        with storage.atomic_path(parquet_path(data_dir, day)) as staged:
+            pq.write_table(table, staged)
+        rewritten.append(run_date)
+    return rewritten
+
+
 def redacted_url(database_url: str) -> str:
     """The URL with any password masked, for logs."""
     return sa.engine.make_url(database_url).render_as_string(hide_password=True)

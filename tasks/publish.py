@@ -23,7 +23,7 @@ from prefect import get_run_logger, task
 from tasks import storage
 from tasks.columns import (MODEL_VERSION, ORIGIN, RUN_ID, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER,
                            YHAT_UPPER)
-from tasks.forecast_store import parquet_path, publish_forecasts_atomically, redacted_url
+from tasks.forecast_store import parquet_path, publish_forecasts_atomically, reconcile, redacted_url
 from tasks.frequency import defaults_for
 from tasks.metrics import seasonal_naive
 from tasks.registry import ModelVersion, load_version
@@ -172,6 +172,10 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
     started = time.perf_counter()
     validated, filled, windows, trained = (summaries[k] for k in ("validate", "gapfill", "windows", "train"))
     run_date = pd.Timestamp(validated["run_date"]).date()
+    repaired = reconcile(settings.data_dir, settings.database_url)
+    if repaired:
+        log.warning("Parquet forecasts of %s disagreed with SQL (an earlier publication was interrupted after "
+                    "its database commit); rewritten from SQL", ", ".join(repaired))
     champion_version = trained["champion_version"]
     champion = load_version(settings.data_dir / "models", champion_version) if champion_version else None
     if champion is None:

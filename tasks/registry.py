@@ -70,6 +70,8 @@ def load_version(models_dir: Path, version: str) -> ModelVersion:
     """Load a version; Keras safe_mode refuses any serialized code (e.g. Lambda layers)."""
     import keras
 
+    import tasks.model  # noqa: F401 - registers the custom layers and loss the saved model refers to
+
     folder = version_dir(models_dir, version)
     if not (folder / MODEL_FILE).is_file():
         raise PipelineError(f"model version {version!r} is missing from {models_dir}")

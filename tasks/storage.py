@@ -187,6 +187,27 @@ def _fsync(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+STAGING_DIR_NAMES = (".chunks",)
+
+
+def sweep_staged(root: Path) -> list[Path]:
+    """Delete what a killed process left staged under `root`: hidden `.<name>.<random>.tmp` files and
+    folders of atomic writes, and fan-out staging folders. Readers never saw them (hidden names); this
+    only reclaims the space. Call it only while holding the run lock. Returns what was removed."""
+    removed = []
+    for folder, dirs, files in os.walk(root):
+        for name in [*files, *dirs]:
+            if name.startswith(".") and (name.endswith(".tmp") or name in STAGING_DIR_NAMES):
+                path = Path(folder) / name
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+        dirs[:] = [d for d in dirs if not (d.startswith(".") and (d.endswith(".tmp") or d in STAGING_DIR_NAMES))]
+    return removed
+
+
 @contextlib.contextmanager
 def exclusive_run(data_dir: Path) -> Iterator[None]:
     """Hold `<data-dir>/.run.lock` for the duration of a run; a second run on the same data dir is refused.
@@ -221,6 +242,8 @@ def exclusive_run(data_dir: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
         handle.flush()
+        if is_local(data_dir):
+            sweep_staged(data_dir)  # only this run writes here now: anything staged is a dead run's
         yield
     finally:
         handle.close()

@@ -282,6 +282,59 @@ def new_version_name(as_of: pd.Timestamp, run_id: str | None) -> str:
     return f"{as_of.tz_convert('UTC'):%Y%m%dT%H%M%SZ}-{suffix}"
 
 
+# Settings that change what training produces besides the model config (which is hashed whole).
+_TRAINING_SETTINGS = ("max_epochs", "patience", "lr_patience", "full_retrain_days", "warm_epochs",
+                      "warm_windows_per_epoch", "holdout_windows", "interval_level", "mixed_precision")
+REUSE_LOOKBACK_VERSIONS = 50
+
+
+def training_fingerprint(folder: Any, config: ModelConfig, settings: Settings) -> str:
+    """SHA-256 of what a training run consumes: the windows' bytes, the model config, the training settings.
+
+    Two runs with the same fingerprint would train the same model (training is deterministic on a CPU),
+    so a rerun of an as-of (a retry, a backfill, a restart after a crash) reuses the model instead of
+    training a new one on top of it: reruns then publish identical forecasts.
+    """
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for name in ("series.parquet", "index.parquet", "scalers.json"):
+        digest.update(storage.content_hash(folder / name).encode())
+    payload = {"config": config.as_dict(), **{name: getattr(settings, name) for name in _TRAINING_SETTINGS},
+               "code_version": code_version()}
+    digest.update(json.dumps(payload, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
+    """Metadata of the newest registered version trained from exactly this input (see training_fingerprint)."""
+    from tasks.registry import METADATA_FILE, read_index, version_dir
+
+    for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
+        metadata = storage.read_json(version_dir(models_dir, version) / METADATA_FILE, default={})
+        if metadata.get("training_fingerprint") == fingerprint:
+            return metadata
+    return None
+
+
+def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log: Any) -> dict[str, Any]:
+    """The train task's summary for a version trained earlier on the same input."""
+    from tasks.registry import read_index, version_dir
+
+    version = metadata["version"]
+    champion = read_index(models_dir)["champion"]
+    log.info("Model %s was already trained on exactly this data and configuration (a rerun of this as-of); "
+             "reusing it instead of training again. Champion: %s", version, champion or "none")
+    return {"model_version": version, "model_path": str(version_dir(models_dir, version)),
+            "device": metadata.get("device"), "promoted": bool(metadata.get("promoted")),
+            "champion_version": champion, "warm_start": bool(metadata.get("warm_start")),
+            "decision": metadata.get("decision", ""), "holdout": metadata["holdout"],
+            "interval_val_coverage": metadata["interval"]["val_coverage"], "reused": True,
+            **{k: metadata.get(k) for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
+            "duration_s": round(time.perf_counter() - started, 3)}
+
+
 def unseen_windows(series: pd.DataFrame, starts: np.ndarray, config: ModelConfig, cutoff: str) -> np.ndarray:
     """Which windows at `starts` have targets past `cutoff` (a champion's training cutoff): new to it."""
     stamps = series[TIMESTAMP].dt.tz_convert(None).to_numpy()  # datetime64, UTC
@@ -306,6 +359,10 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     as_of = pd.Timestamp(validated["as_of"])
     config = ModelConfig.from_settings(settings, lookback=windows["lookback"], horizon=windows["horizon"],
                                        features=windows["features"], frequency=windows["frequency"])
+    fingerprint = training_fingerprint(folder, config, settings)
+    earlier = find_trained(settings.data_dir / "models", fingerprint)
+    if earlier is not None:  # a rerun of the same as-of on the same data: the same model, not a new one
+        return reused_result(settings.data_dir / "models", earlier, started, log)
     champion = usable_champion(settings.data_dir / "models", windows["frequency"], log)
     warm = champion is not None and champion.config.architecture() == config.architecture() and \
         (as_of - pd.Timestamp(champion.metadata["full_retrain_as_of"])).days < settings.full_retrain_days
@@ -341,6 +398,8 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
         "holdout": verdict.as_dict(), "device": device, "keras_version": keras.__version__,
         "backend": keras.backend.backend(), "code_version": code_version(),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "training_fingerprint": fingerprint, "promoted": verdict.promote, "decision": verdict.reason,
+        "warm_start": warm,
     }
     path = save_version(settings.data_dir / "models", version, model, scalers, metadata,
                         make_champion=verdict.promote)
@@ -350,6 +409,6 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     return {"model_version": version, "model_path": str(path), "device": device, "promoted": verdict.promote,
             "champion_version": version if verdict.promote else (champion.version if champion else None),
             "warm_start": warm, "decision": verdict.reason, "holdout": verdict.as_dict(),
-            "interval_val_coverage": interval["val_coverage"],
+            "interval_val_coverage": interval["val_coverage"], "reused": False,
             **{k: facts[k] for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
             "duration_s": round(time.perf_counter() - started, 3)}

@@ -45,8 +45,9 @@ def test_daily_flow_runs_with_input_and_stores_on_memory_urls(prefect_server, tm
     assert memory_fs.exists("/store/raw/manifest.json")
     assert not memory_fs.glob("/store/**/.*.tmp")  # nothing staged is left behind
 
-    second = run()  # loads the champion back from memory:// and warm-starts from it
-    assert second["ingest"]["files_new"] == 0 and second["train"]["warm_start"]
+    second = run()  # finds the model trained on this data in memory:// and reuses it
+    assert second["ingest"]["files_new"] == 0 and second["train"]["reused"]
+    assert second["published"]["model_version"] == first["published"]["model_version"]
     assert len(read_parquet_forecasts(store)) == 3 * 7
     # Nothing was written to the local disk but the database file (no stray data dir).
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*local_before, "forecasts.sqlite"])
