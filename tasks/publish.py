@@ -28,7 +28,7 @@ from tasks.frequency import defaults_for
 from tasks.metrics import seasonal_naive
 from tasks.registry import ModelVersion, load_version
 from tasks.retry import retry_on
-from tasks.settings import Settings
+from tasks.settings import Settings, resolve_database_url
 
 FALLBACK_VERSION = "seasonal-naive"
 ARTIFACT_TABLE_ROWS = 1000  # the forecast table artifact is for people; the stores hold everything
@@ -172,7 +172,8 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
     started = time.perf_counter()
     validated, filled, windows, trained = (summaries[k] for k in ("validate", "gapfill", "windows", "train"))
     run_date = pd.Timestamp(validated["run_date"]).date()
-    repaired = reconcile(settings.data_dir, settings.database_url)
+    database_url = resolve_database_url(settings)
+    repaired = reconcile(settings.data_dir, database_url)
     if repaired:
         log.warning("Parquet forecasts of %s disagreed with SQL (an earlier publication was interrupted after "
                     "its database commit); rewritten from SQL", ", ".join(repaired))
@@ -183,11 +184,11 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
     rows = forecast(champion, storage.read_parquet(filled["clean_path"]), validated["frequency"],
                     windows["horizon"], settings.interval_level)
     rows[RUN_ID] = str(flow_run.id or "local")
-    written = publish_forecasts_atomically(rows, run_date, settings.data_dir, settings.database_url)
+    written = publish_forecasts_atomically(rows, run_date, settings.data_dir, database_url)
     by_model = int(rows.loc[rows[MODEL_VERSION] != FALLBACK_VERSION, SERIES_ID].nunique())
     log.info("Published %d forecast rows for %d series (%d by %s, %d by seasonal naive) to %s and %s", written,
              rows[SERIES_ID].nunique(), by_model, champion_version, rows[SERIES_ID].nunique() - by_model,
-             parquet_path(settings.data_dir, run_date), redacted_url(settings.database_url))
+             parquet_path(settings.data_dir, run_date), redacted_url(database_url))
     shown = rows.head(ARTIFACT_TABLE_ROWS)
     table = shown.assign(**{ORIGIN: shown[ORIGIN].map(pd.Timestamp.isoformat),
                             TIMESTAMP: shown[TIMESTAMP].map(pd.Timestamp.isoformat),

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
                               "(a local path or an fsspec URL).")
     data_dir: UPath = Field(UPath("data/store"), description="Root of every store the pipeline writes (a local "
                             "path or an fsspec URL such as s3://bucket/prefix).")
+    database_secret: str | None = Field(
+        None, description="Name of a Prefect Secret block whose value is the database URL; wins over database_url.")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the forecasts table; default: SQLite file in data_dir."
     )
@@ -93,10 +95,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":
-        if not self.database_url:
+        if not self.database_url and not self.database_secret:
             if not isinstance(self.data_dir, Path):
                 raise ValueError(f"data_dir {str(self.data_dir)!r} is a URL, where the default SQLite file cannot "
-                                 "live: set database_url (LSTM_FORECAST_DATABASE_URL) to the forecasts database")
+                                 "live: set database_url (LSTM_FORECAST_DATABASE_URL) or database_secret (a Prefect Secret block)")
             self.database_url = f"sqlite:///{(self.data_dir / 'forecasts.sqlite').resolve()}"
         return self
 
@@ -116,6 +118,20 @@ class Settings(BaseSettings):
         elif CONFIG_ENV in os.environ:
             raise FileNotFoundError(f"{CONFIG_ENV}={config_file} does not exist; unset it or point it at a TOML file")
         return tuple(sources)
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The forecasts database URL: the value of the Prefect Secret block `database_secret` when set (read at
+    the moment of use, never stored in settings, parameters or logs), else `database_url`."""
+    if settings.database_secret:
+        from prefect.blocks.system import Secret
+
+        try:
+            return Secret.load(settings.database_secret).get()
+        except ValueError as exc:
+            raise ValueError(f"database_secret {settings.database_secret!r}: no such Prefect Secret block "
+                             f"({exc}); create it with Secret(value=URL).save(name)") from None
+    return settings.database_url
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+import uuid
+
 import numpy as np
 import pandas as pd
 import prefect  # noqa: F401 - sets up Prefect's log handlers once, before any per-test output capture
 import pytest
+import sqlalchemy as sa
 
+from tasks.forecast_store import redacted_url
 from tasks.settings import PROJECT_ROOT
 
 SAMPLE_CSV = PROJECT_ROOT / "data" / "sample" / "wikipedia_traffic_daily.csv"
@@ -57,6 +62,26 @@ def sample_slice(sample) -> pd.DataFrame:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+POSTGRES_URL = os.environ.get("LSTM_FORECAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh schema in the local PostgreSQL (`.ci/run` starts the server), dropped afterwards."""
+    schema = f"lstm_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))  # generated name, not user input
+    except sa.exc.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {redacted_url(POSTGRES_URL)}: {str(exc).splitlines()[0]}")
+    yield sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"}) \
+        .render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import date
 
 import numpy as np
@@ -126,26 +124,6 @@ def test_sql_values_are_bound_not_interpolated(tmp_path):
 
 def test_redacted_url_hides_the_password():
     assert "secret" not in redacted_url("postgresql+psycopg://user:secret@db:5432/x")
-
-
-POSTGRES_URL = os.environ.get("LSTM_FORECAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh schema in the local PostgreSQL (`.ci/run` starts the server), dropped afterwards."""
-    schema = f"lstm_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))  # generated name, not user input
-    except sa.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {redacted_url(POSTGRES_URL)}: {str(exc).splitlines()[0]}")
-    yield sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"}) \
-        .render_as_string(hide_password=False)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def test_postgres_publication_is_idempotent(tmp_path, postgres_url):
