@@ -25,6 +25,7 @@ serve: $(STAMP)
 	$(VENV)/bin/lstm-forecast serve $(ARGS)
 
 test: $(STAMP)
+	bash tests/setup_browser.sh
 	$(PY) -m pytest -q $(ARGS)
 
 clean-store:

@@ -8,6 +8,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
+from flows.hooks import report_failure
+
 from tasks.ingest import ingest_files
 from tasks.settings import Settings, load_settings
 from tasks.storage import exclusive_run
@@ -42,7 +44,7 @@ def run_backtest(settings: Settings, validated: dict[str, Any], origins: int, ou
     return {**summary, "path": str(target), "duration_s": round(time.perf_counter() - started, 3)}
 
 
-@flow(name="backtest", flow_run_name="backtest-{origins}-origins")
+@flow(name="backtest", flow_run_name="backtest-{origins}-origins", on_failure=[report_failure])
 def backtest_flow(input_path: str | None = None, data_dir: str | None = None, origins: int = 3,
                   horizon: int | None = None, lookback: int | None = None, max_epochs: int | None = None,
                   output: str | None = None) -> dict[str, Any]:

@@ -35,6 +35,30 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where per-series stages run: threads (default), dask (a local cluster of "
                           "dask_workers processes) or dask:<scheduler address>")
 
+    setup = commands.add_parser(
+        "setup", help="prepare the Prefect server: the work pool and the gpu concurrency limit (idempotent)",
+        description="Create the process work pool the deployments in deployments/prefect.yaml use, and a task "
+                    "concurrency limit on the tag 'gpu' (train, backtest and grid-search tasks carry it). "
+                    "Uses the Prefect API in PREFECT_API_URL.")
+    setup.add_argument("--pool", default="lstm-forecast", help="work pool name (default: lstm-forecast)")
+    setup.add_argument("--gpu-slots", type=int, default=1, metavar="N",
+                       help="training tasks allowed to run at once across all runs (default: 1)")
+
+    backfill = commands.add_parser(
+        "backfill", help="run the daily flow for every as-of in a date range, oldest first (resumable)",
+        description="Run the daily flow once per as-of from --start to --end, oldest first. As-ofs already "
+                    "published are skipped, so an interrupted backfill resumes where it stopped.")
+    backfill.add_argument("--start", required=True, metavar="DATE", help="first as-of, ISO-8601 (naive = UTC)")
+    backfill.add_argument("--end", required=True, metavar="DATE", help="last as-of, inclusive")
+    backfill.add_argument("--every", default="D", metavar="FREQ",
+                          help="step between as-ofs, a pandas frequency: D, 7D, h (default: D)")
+    backfill.add_argument("--force", action="store_true", help="rerun as-ofs that are already published")
+    backfill.add_argument("--input", dest="input_path", metavar="PATH", help="as for run (default: the bundled sample)")
+    backfill.add_argument("--data-dir", metavar="DIR", help="as for run (default: data/store)")
+    backfill.add_argument("--horizon", type=int, metavar="H", help="as for run")
+    backfill.add_argument("--lookback", type=int, metavar="L", help="as for run")
+    backfill.add_argument("--max-epochs", type=int, metavar="N", help="as for run")
+
     backtest = commands.add_parser(
         "backtest", help="evaluate the model at rolling origins (MASE, sMAPE, interval coverage)",
         description="Rolling-origin backtest: for K origins cut_k = last - k*H, train on data up to the cut "
@@ -80,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "backtest":
             return _backtest(args)
+        if args.command == "backfill":
+            return _backfill(args)
+        if args.command == "setup":
+            return _setup(args)
         if args.command == "tune":
             return _tune(args)
         return _serve(args)
@@ -116,6 +144,29 @@ def _run(args: argparse.Namespace) -> int:
     published = result["published"]
     print(f"Published {published['rows']} forecast rows for {published['series']} series "
           f"(run date {published['run_date']}, model {published['model_version']}) to {published['parquet_path']}")
+    return 0
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from flows.setup import setup_server
+
+    if args.gpu_slots < 1:
+        raise ValueError("--gpu-slots must be at least 1")
+    for line in setup_server(args.pool, args.gpu_slots).values():
+        print(line)
+    return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from flows.backfill import as_of_dates, backfill_flow
+
+    _check_settings(args)
+    as_of_dates(args.start, args.end, args.every)  # argument errors before Prefect starts
+    result = backfill_flow(start=args.start, end=args.end, every=args.every, input_path=args.input_path,
+                           data_dir=args.data_dir, force=args.force, horizon=args.horizon, lookback=args.lookback,
+                           max_epochs=args.max_epochs)
+    print(f"Backfilled {len(result['ran'])} as-of(s)" + (f": {', '.join(result['ran'])}" if result["ran"] else "")
+          + (f"; {len(result['skipped'])} already published, skipped" if result["skipped"] else ""))
     return 0
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.hooks import report_failure
+
 from tasks.gapfill import fill_gaps
 from tasks.ingest import ingest_files
 from tasks.publish import publish
@@ -33,7 +35,7 @@ def run_name() -> str:
     return f"daily-latest-{datetime.now(timezone.utc):%Y-%m-%d}"
 
 
-@flow(name=FLOW_NAME, flow_run_name=run_name, log_prints=True)
+@flow(name=FLOW_NAME, flow_run_name=run_name, log_prints=True, on_failure=[report_failure])
 def daily_forecast(
     input_path: str | None = None,
     data_dir: str | None = None,

@@ -6,6 +6,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
+from flows.hooks import report_failure
+
 from tasks.ingest import ingest_files
 from tasks.settings import Settings, load_settings
 from tasks.storage import exclusive_run
@@ -33,7 +35,7 @@ def grid_search(settings: Settings, validated: dict[str, Any], origins: int,
     return winner
 
 
-@flow(name="tune", flow_run_name="tune-{origins}-origins")
+@flow(name="tune", flow_run_name="tune-{origins}-origins", on_failure=[report_failure])
 def tune_flow(input_path: str | None = None, data_dir: str | None = None, origins: int = 2,
               grid: dict[str, list[Any]] | None = None, max_epochs: int | None = None) -> dict[str, Any]:
     """Ingest and validate like the daily flow, then grid-search the model's size on rolling origins.

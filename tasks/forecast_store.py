@@ -111,6 +111,22 @@ def read_parquet_forecasts(data_dir: Path) -> pd.DataFrame:
     return ds.dataset(root.path, format="parquet", partitioning="hive", filesystem=root.fs).to_table().to_pandas()
 
 
+def published_run_dates(data_dir: Path, database_url: str) -> set[str]:
+    """Run dates (ISO) whose forecasts are in both stores."""
+    frame = read_parquet_forecasts(data_dir)
+    in_parquet = set(frame[RUN_DATE].astype(str)) if RUN_DATE in frame and not frame.empty else set()
+    if not in_parquet:  # nothing published yet (the data dir, and a SQLite file in it, may not exist)
+        return set()
+    engine = sa.create_engine(database_url)
+    try:
+        _metadata.create_all(engine, checkfirst=True)
+        with engine.connect() as connection:
+            in_sql = {str(d) for (d,) in connection.execute(sa.select(forecasts_table.c[RUN_DATE]).distinct())}
+    finally:
+        engine.dispose()
+    return in_sql & in_parquet
+
+
 def reconcile(data_dir: Path, database_url: str) -> list[str]:
     """Make the Parquet dataset agree with SQL, the commit point, for every run date; returns the run
     dates whose Parquet partition was rewritten.

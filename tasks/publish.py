@@ -13,6 +13,7 @@ Prefect artifacts for the forecasts, the run's metrics and the model comparison.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -161,11 +162,30 @@ def comparison_markdown(train: dict[str, Any]) -> str:
     ])
 
 
+def write_run_report(settings: Settings, run_date: Any, filled: dict[str, Any], rows: pd.DataFrame,
+                     summaries: dict[str, dict[str, Any]], published: dict[str, Any], log: Any) -> Any:
+    """The run's HTML report (tasks/report.py); a failure here is logged and never fails the published run."""
+    from tasks.quarantine import quarantine_path
+    from tasks.report import render, write_report
+
+    try:
+        quarantined_file = quarantine_path(settings.data_dir, run_date, "validate")
+        quarantined = storage.read_parquet(quarantined_file) if quarantined_file.exists() else pd.DataFrame()
+        page = render(run_date, storage.read_parquet(filled["clean_path"]), rows, quarantined, summaries,
+                      published, settings.interval_level)
+        path = write_report(settings.data_dir, run_date, page)
+        log.info("Report: %s", path)
+        return path
+    except Exception as exc:  # noqa: BLE001 - the forecasts are published; a report problem must not undo that
+        log.warning("The run report could not be written (%s: %s); the forecasts are published", type(exc).__name__, exc)
+        return None
+
+
 @task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30],
       retry_condition_fn=retry_on(OSError, sa.exc.OperationalError, sa.exc.InterfaceError))
 def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Prefect task: forecast with the champion and publish to Parquet, SQL and artifacts."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
     from prefect.runtime import flow_run
 
     log = get_run_logger()
@@ -199,6 +219,13 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
                  "series_by_model": by_model, "parquet_path": str(parquet_path(settings.data_dir, run_date)),
                  "model_version": champion_version or FALLBACK_VERSION,
                  "duration_s": round(time.perf_counter() - started, 3)}
+    report = write_run_report(settings, run_date, filled, rows, summaries, published, log)
+    if report is not None:
+        published["report_path"] = str(report)
+        link = Path(report).resolve().as_uri() if storage.is_local(report) else str(report)
+        create_link_artifact(key="run-report", link=link,
+                             link_text=f"Report of {run_date.isoformat()}",
+                             description="Plots of history, forecasts and intervals; validation and model summaries")
     create_markdown_artifact(markdown=comparison_markdown(trained), key="model-comparison",
                              description="Challenger vs champion vs seasonal naive on the latest holdout")
     create_markdown_artifact(markdown=metrics_markdown(summaries, published), key="run-metrics",

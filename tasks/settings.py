@@ -72,6 +72,9 @@ class Settings(BaseSettings):
                                 "are quarantined as absurd outliers.")
     interval_level: float = Field(0.8, gt=0.0, lt=1.0, description="Coverage of the prediction interval.")
     seed: int = 42
+    notify_block: str | None = Field(
+        None, description="Prefect notification block told when a flow fails, as <block-type>/<block-name> "
+        "(e.g. slack-webhook/forecast-alerts).")
     task_runner: str = Field("threads", description="Where per-series stages run: threads, dask (local "
                              "cluster) or dask:<scheduler address>.")
     dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster (task_runner=dask).")

@@ -1,0 +1,145 @@
+"""The per-run HTML report: content checks, and the page loaded in a real headless Chromium (Debian's
+`chromium`, which `.ci/run` installs when missing): it loads, every plot renders, no console errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.report import MAX_PLOTS, render, write_report
+
+
+def panel(n_series: int, days: int = 60, horizon: int = 7):
+    stamps = pd.date_range("2016-11-01", periods=days, freq="D", tz="UTC")
+    rng = np.random.default_rng(0)
+    clean = pd.concat([pd.DataFrame({"series_id": f"s<{i}>&'x'", "timestamp": stamps,
+                                     "value": 100 + 10 * np.sin(np.arange(days) / 3) + rng.normal(0, 2, days) + i,
+                                     "imputed": np.arange(days) % 17 == 5}) for i in range(n_series)])
+    future = pd.date_range(stamps[-1] + pd.Timedelta(days=1), periods=horizon, freq="D", tz="UTC")
+    forecasts = pd.concat([pd.DataFrame({
+        "series_id": f"s<{i}>&'x'", "origin": stamps[-1], "timestamp": future, "step": np.arange(1, horizon + 1),
+        "yhat": 100.0 + i, "yhat_lower": 90.0 + i - (i % 5) * np.arange(horizon),
+        "yhat_upper": 110.0 + i + (i % 5) * np.arange(horizon), "model_version": "v1", "run_id": "r"})
+        for i in range(n_series)])
+    summaries = {"validate": {"as_of": "2016-12-30T00:00:00+00:00", "rows_checked": len(clean), "rows_quarantined": 2,
+                              "frequency": "D", "duration_s": 1.0},
+                 "train": {"model_version": "v1", "decision": "promoted: beats seasonal naive",
+                           "holdout": {"challenger_mase": 0.8, "champion_mase": None, "seasonal_naive_mase": 1.0,
+                                       "windows": 21}, "duration_s": 5.0}}
+    published = {"rows": len(forecasts), "series": n_series, "model_version": "v1", "duration_s": 0.5}
+    quarantined = pd.DataFrame({"reason": ["day.csv row 3: value 'abc' is not a number"] * 2})
+    return clean, forecasts, quarantined, summaries, published
+
+
+def test_report_plots_every_series_and_escapes_ids():
+    page = render(date(2016, 12, 30), *panel(3), interval_level=0.8)
+    assert page.count("<svg") == 3 and "<figure>" in page
+    assert "s&lt;0&gt;&amp;&#x27;x&#x27;" in page and "s<0>" not in page  # data never becomes markup
+    assert page.count("<title>imputed</title>") == 3 * 2  # the last 28 days shown hold days 39 and 56
+    assert "80% interval" in page and "not a number" in page and "0.8000" in page
+    assert "<script" not in page and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_many_series_show_the_least_certain_and_a_sample():
+    page = render(date(2016, 12, 30), *panel(40), interval_level=0.8)
+    assert page.count("<svg") == MAX_PLOTS and "widest relative intervals" in page
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("no headless Chromium here: `.ci/run` installs Debian's chromium (apt-get install chromium); "
+                "install it to run this test")
+
+
+def test_report_renders_in_headless_chromium(tmp_path):
+    from websockets.sync.client import connect
+
+    path = write_report(tmp_path, date(2016, 12, 30), render(date(2016, 12, 30), *panel(3), interval_level=0.8))
+    browser = subprocess.Popen([chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                f"--user-data-dir={tmp_path / 'profile'}", "--remote-debugging-port=0",
+                                "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        endpoint = None
+        deadline = time.monotonic() + 60
+        while endpoint is None and time.monotonic() < deadline:
+            line = browser.stderr.readline()
+            found = re.search(r"DevTools listening on (ws://\S+)", line)
+            endpoint = found.group(1) if found else None
+        assert endpoint, "Chromium did not start its DevTools endpoint"
+        with connect(endpoint, max_size=None) as socket:
+            messages = Session(socket)
+            target = messages.call("Target.createTarget", url="about:blank")["targetId"]
+            session = messages.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                messages.call(f"{domain}.enable", session=session)
+            messages.call("Page.navigate", session=session, url=path.resolve().as_uri())
+            messages.wait_for("Page.loadEventFired", session)
+            state = messages.call("Runtime.evaluate", session=session, returnByValue=True, expression="""
+                JSON.stringify({
+                  title: document.title,
+                  plots: document.querySelectorAll('svg').length,
+                  drawn: [...document.querySelectorAll('svg')].filter(s => {
+                    const box = s.getBoundingClientRect();
+                    return box.width > 100 && box.height > 100 && s.querySelector('polyline').getBBox().width > 10;
+                  }).length,
+                  images: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length
+                })""")["result"]["value"]
+        page = json.loads(state)
+        assert page == {"title": "lstm-forecast run 2016-12-30", "plots": 3, "drawn": 3, "images": 0}
+        assert messages.errors == [], messages.errors
+    finally:
+        browser.kill()
+        browser.wait()
+
+
+class Session:
+    """Minimal Chrome DevTools Protocol client: numbered calls, events kept, console errors collected."""
+
+    def __init__(self, socket):
+        self.socket, self.next_id, self.events, self.errors = socket, 0, [], []
+
+    def _receive(self) -> dict:
+        message = json.loads(self.socket.recv(timeout=30))
+        method = message.get("method", "")
+        params = message.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            self.errors.append(params["exceptionDetails"].get("text"))
+        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            self.errors.append(str(params.get("args")))
+        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+            self.errors.append(params["entry"].get("text"))
+        if method:
+            self.events.append(message)
+        return message
+
+    def call(self, method: str, session: str | None = None, **params) -> dict:
+        self.next_id += 1
+        request = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            request["sessionId"] = session
+        self.socket.send(json.dumps(request))
+        while True:
+            message = self._receive()
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message.get("result", {})
+
+    def wait_for(self, method: str, session: str) -> dict:
+        for event in self.events:
+            if event.get("method") == method and event.get("sessionId") == session:
+                return event
+        while True:
+            message = self._receive()
+            if message.get("method") == method and message.get("sessionId") == session:
+                return message
