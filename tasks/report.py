@@ -19,7 +19,7 @@ import pandas as pd
 from tasks.columns import IMPUTED, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
 
 MAX_PLOTS, WORST = 12, 6
-WIDTH, HEIGHT, PAD = 720, 220, 44
+WIDTH, HEIGHT, PAD = 680, 220, 48
 HISTORY_HORIZONS = 4  # history shown: this many horizons back from the origin
 COLOURS = {"history": "#1f4e79", "imputed": "#e07b00", "forecast": "#c0392b", "band": "#f1948a",
            "grid": "#d9d9d9", "text": "#333333"}
@@ -38,6 +38,11 @@ def pick_series(forecasts: pd.DataFrame, seed: int = 0) -> tuple[list[str], str]
     sample = sorted(np.random.default_rng(seed).choice(rest, size=MAX_PLOTS - WORST, replace=False))
     return worst + sample, (f"the {WORST} series with the widest relative intervals, then a sample of "
                             f"{MAX_PLOTS - WORST} of the other {len(rest)}")
+
+
+def axis_number(value: float) -> str:
+    """Readable axis labels: 17,280 rather than 1.728e+04; small values keep 4 significant digits."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def series_svg(history: pd.DataFrame, forecast: pd.DataFrame, title: str) -> str:
@@ -81,8 +86,8 @@ def series_svg(history: pd.DataFrame, forecast: pd.DataFrame, title: str) -> str
         *[f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.2" fill="{COLOURS["imputed"]}"><title>imputed</title></circle>'
           for a, b in zip(hx[imputed], hy[imputed])],
         f'<text x="{PAD}" y="{PAD - 14}" font-size="13" fill="{COLOURS["text"]}">{html.escape(title)}</text>',
-        f'<text x="4" y="{PAD + 4}" font-size="10" fill="{COLOURS["text"]}">{high:,.4g}</text>',
-        f'<text x="4" y="{HEIGHT - PAD + 4}" font-size="10" fill="{COLOURS["text"]}">{low:,.4g}</text>',
+        f'<text x="4" y="{PAD + 4}" font-size="10" fill="{COLOURS["text"]}">{axis_number(high)}</text>',
+        f'<text x="4" y="{HEIGHT - PAD + 4}" font-size="10" fill="{COLOURS["text"]}">{axis_number(low)}</text>',
         f'<text x="{PAD}" y="{HEIGHT - PAD + 18}" font-size="10" fill="{COLOURS["text"]}">'
         f'{times.min():%Y-%m-%d}</text>',
         f'<text x="{origin:.1f}" y="{HEIGHT - PAD + 18}" font-size="10" text-anchor="middle" '

@@ -353,8 +353,6 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
 
     log = get_run_logger()
     started = time.perf_counter()
-    device = describe_device()
-    log.info("Training on %s (Keras %s, backend %s)", device, keras.__version__, keras.backend.backend())
     folder = storage.as_path(windows["folder"])
     as_of = pd.Timestamp(validated["as_of"])
     config = ModelConfig.from_settings(settings, lookback=windows["lookback"], horizon=windows["horizon"],
@@ -363,6 +361,8 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     earlier = find_trained(settings.data_dir / "models", fingerprint)
     if earlier is not None:  # a rerun of the same as-of on the same data: the same model, not a new one
         return reused_result(settings.data_dir / "models", earlier, started, log)
+    device = describe_device()
+    log.info("Training on %s (Keras %s, backend %s)", device, keras.__version__, keras.backend.backend())
     champion = usable_champion(settings.data_dir / "models", windows["frequency"], log)
     warm = champion is not None and champion.config.architecture() == config.architecture() and \
         (as_of - pd.Timestamp(champion.metadata["full_retrain_as_of"])).days < settings.full_retrain_days

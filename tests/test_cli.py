@@ -17,7 +17,11 @@ def test_help_documents_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "run" in out and "serve" in out and "backtest" in out
+    commands = build_parser()._subparsers._group_actions[0]
+    described = {action.dest: action.help for action in commands._choices_actions}
+    assert set(described) == {"run", "backtest", "tune", "serve", "backfill", "setup"}
+    for command, text in described.items():
+        assert text and text[:30] in " ".join(out.split()), command  # listed in --help with its description
     run_help = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
     for option in ("--input", "--data-dir", "--as-of", "--horizon", "--lookback", "--max-epochs"):
         assert option in run_help
