@@ -8,7 +8,8 @@ grows, so read it as "peak up to this stage"). A small warm-up size runs first a
 the one-off imports and graph building). References measured in the same run:
 - ingest:   `pandas.read_csv` of the same file (parsing only, no archive, manifest or lineage);
 - windows:  `sliding_window_view` + `pyarrow.parquet.write_table` of the materialised windows;
-- train:    `model.fit` on materialised numpy arrays, same model, batch and validation data;
+- train:    `model.fit` on materialised numpy arrays of the same windows (the epoch's sample), same model,
+            batch and validation data;
 - publish:  `pyarrow.parquet.write_table` of the same rows (no SQL, no atomic rename).
 Growth is each stage's time divided by the 10-series time, next to the data growth (series ratio).
 """
@@ -82,7 +83,9 @@ def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) ->
                                        frequency=freq)
     (model, facts), seconds, peak = measure(fit_model, config, source, max_epochs=epochs, patience=epochs)
     reference = _reference_fit(config, source, epochs)
-    record("train", "windows", source.count(TRAIN) * facts["epochs_run"], facts["train_seconds"], peak, reference)
+    # Both train on the same windows: the epoch's seeded sample of at most max_windows_per_epoch.
+    trained = min(source.count(TRAIN), config.max_windows_per_epoch) * facts["epochs_run"]
+    record("train", "windows", trained, facts["train_seconds"], peak, reference)
     interval = calibrate(model, source, settings.interval_level)
     champion = ModelVersion("bench", model, plan.scalers, {"config": config.as_dict(), "interval": interval})
     forecasts, seconds, peak = measure(forecast, champion, clean, freq, horizon)
@@ -107,9 +110,12 @@ def _reference_windows(clean: pd.DataFrame, lookback: int, horizon: int, out: Pa
 
 def _reference_fit(config, source, epochs: int) -> float:
     from tasks.train import seed_everything
+    from tasks.window_dataset import WindowDataset
     from tasks.windows import TRAIN, VALIDATION
 
-    x, y = source.window(source.starts[TRAIN])
+    sample = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed,
+                           max_windows=config.max_windows_per_epoch).order  # the windows fit_model trains on
+    x, y = source.window(source.starts[TRAIN][np.sort(sample)])
     validation = source.window(source.starts[VALIDATION])
     seed_everything(config.seed)
     model = config.build()
