@@ -12,8 +12,11 @@ publication. All SQL goes through SQLAlchemy Core with bound parameters.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -54,14 +57,22 @@ def parquet_path(data_dir: Path, run_date: date) -> Path:
     return storage.partition_dir(data_dir / "forecasts", run_date) / PARQUET_NAME
 
 
-def publish_forecasts_atomically(forecasts: pd.DataFrame, run_date: date, data_dir: Path, database_url: str) -> int:
-    """Replace the run date's forecasts in both stores; returns the rows written."""
+@contextlib.contextmanager
+def staged_partition(forecasts: pd.DataFrame, run_date: date, data_dir: Path) -> Iterator[pd.DataFrame]:
+    """Write the run date's Parquet file under a hidden name and yield the rows as written (contract
+    columns, sorted); the file replaces the partition only if the block succeeds."""
     forecasts = forecasts[list(FORECAST_COLUMNS)].sort_values([SERIES_ID, STEP]).reset_index(drop=True)
     table = pa.Table.from_pandas(forecasts, schema=PARQUET_SCHEMA, preserve_index=False)
     with storage.atomic_path(parquet_path(data_dir, run_date)) as staged:
         pq.write_table(table, staged)
-        replace_sql_rows(forecasts, run_date, database_url)
-    return table.num_rows
+        yield forecasts
+
+
+def publish_forecasts_atomically(forecasts: pd.DataFrame, run_date: date, data_dir: Path, database_url: str) -> int:
+    """Replace the run date's forecasts in both stores; returns the rows written."""
+    with staged_partition(forecasts, run_date, data_dir) as written:
+        replace_sql_rows(written, run_date, database_url)
+    return len(written)
 
 
 def replace_sql_rows(forecasts: pd.DataFrame, run_date: date, database_url: str) -> None:
@@ -99,22 +110,29 @@ def read_sql_forecasts(database_url: str, run_date: date | None = None) -> pd.Da
     return frame
 
 
-def read_parquet_forecasts(data_dir: Path) -> pd.DataFrame:
-    """Every published run date as one frame (with the `run_date` partition column)."""
+def forecast_dataset(data_dir: Path) -> Any:
+    """The published Parquet files as one hive-partitioned pyarrow dataset; None while there are none."""
     import pyarrow.dataset as ds
 
     root = storage.as_path(data_dir) / "forecasts"
     if not root.exists():
+        return None
+    where, filesystem = storage.arrow_location(root)
+    dataset = ds.dataset(where, format="parquet", partitioning="hive", filesystem=filesystem)
+    return dataset if dataset.files else None
+
+
+def read_parquet_forecasts(data_dir: Path) -> pd.DataFrame:
+    """Every published run date as one frame (with the `run_date` partition column)."""
+    dataset = forecast_dataset(data_dir)
+    if dataset is None:
         return pd.DataFrame(columns=[*FORECAST_COLUMNS, RUN_DATE])
-    if storage.is_local(root):
-        return ds.dataset(root, format="parquet", partitioning="hive").to_table().to_pandas()
-    return ds.dataset(root.path, format="parquet", partitioning="hive", filesystem=root.fs).to_table().to_pandas()
+    return dataset.to_table().to_pandas()
 
 
 def published_run_dates(data_dir: Path, database_url: str) -> set[str]:
     """Run dates (ISO) whose forecasts are in both stores."""
-    frame = read_parquet_forecasts(data_dir)
-    in_parquet = set(frame[RUN_DATE].astype(str)) if RUN_DATE in frame and not frame.empty else set()
+    in_parquet = set(read_parquet_forecasts(data_dir)[RUN_DATE].astype(str))
     if not in_parquet:  # nothing published yet (the data dir, and a SQLite file in it, may not exist)
         return set()
     engine = sa.create_engine(database_url)
@@ -136,38 +154,38 @@ def reconcile(data_dir: Path, database_url: str) -> list[str]:
     first and rewrites such partitions from SQL. (Parquet partitions with no SQL rows at all are left
     alone: that is a database that was replaced, not a half-finished publication.)
     """
-    import pyarrow.dataset as ds
-
     engine = sa.create_engine(database_url)
     try:
         _metadata.create_all(engine, checkfirst=True)
         query = sa.select(forecasts_table.c[RUN_DATE], forecasts_table.c[RUN_ID], sa.func.count()).group_by(
             forecasts_table.c[RUN_DATE], forecasts_table.c[RUN_ID])
         with engine.connect() as connection:
-            in_sql = {(str(d), r, int(n)) for d, r, n in connection.execute(query).all()}
+            in_sql = _by_run_date((str(d), r, int(n)) for d, r, n in connection.execute(query).all())
     finally:
         engine.dispose()
-    root = storage.as_path(data_dir) / "forecasts"
-    in_parquet: set[tuple[str, str, int]] = set()
-    if root.exists():
-        options = {} if storage.is_local(root) else {"filesystem": root.fs}
-        dataset = ds.dataset(root if storage.is_local(root) else root.path, format="parquet",
-                             partitioning="hive", **options)
-        frame = dataset.to_table(columns=[RUN_DATE, RUN_ID]).to_pandas() if dataset.files else pd.DataFrame()
-        if not frame.empty:
-            counts = frame.astype({RUN_DATE: str}).groupby([RUN_DATE, RUN_ID]).size()
-            in_parquet = {(d, r, int(n)) for (d, r), n in counts.items()}
+    dataset = forecast_dataset(data_dir)
+    in_parquet: dict[str, set[tuple[str, int]]] = {}
+    if dataset is not None:
+        counts = dataset.to_table(columns=[RUN_DATE, RUN_ID]).to_pandas().astype({RUN_DATE: str}) \
+            .groupby([RUN_DATE, RUN_ID]).size()
+        in_parquet = _by_run_date((d, r, int(n)) for (d, r), n in counts.items())
     rewritten = []
-    for run_date in sorted({d for d, _, _ in in_sql}):
-        if {x for x in in_sql if x[0] == run_date} == {x for x in in_parquet if x[0] == run_date}:
+    for run_date in sorted(in_sql):
+        if in_sql[run_date] == in_parquet.get(run_date):
             continue
         day = date.fromisoformat(run_date)
-        rows = read_sql_forecasts(database_url, day)[list(FORECAST_COLUMNS)].sort_values([SERIES_ID, STEP])
-        table = pa.Table.from_pandas(rows.reset_index(drop=True), schema=PARQUET_SCHEMA, preserve_index=False)
-        with storage.atomic_path(parquet_path(data_dir, day)) as staged:
-            pq.write_table(table, staged)
+        with staged_partition(read_sql_forecasts(database_url, day), day, data_dir):
+            pass  # SQL already holds these rows: only the Parquet file is replaced
         rewritten.append(run_date)
     return rewritten
+
+
+def _by_run_date(counts: Any) -> dict[str, set[tuple[str, int]]]:
+    """(run date, run id, rows) triples grouped by run date."""
+    grouped: dict[str, set[tuple[str, int]]] = {}
+    for run_date, run_id, rows in counts:
+        grouped.setdefault(run_date, set()).add((run_id, rows))
+    return grouped
 
 
 def redacted_url(database_url: str) -> str:

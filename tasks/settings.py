@@ -98,8 +98,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":
+        from tasks.storage import is_local
+
         if not self.database_url and not self.database_secret:
-            if not isinstance(self.data_dir, Path):
+            if not is_local(self.data_dir):
                 raise ValueError(f"data_dir {str(self.data_dir)!r} is a URL, where the default SQLite file cannot "
                                  "live: set database_url (LSTM_FORECAST_DATABASE_URL) or database_secret (a Prefect Secret block)")
             self.database_url = f"sqlite:///{(self.data_dir / 'forecasts.sqlite').resolve()}"

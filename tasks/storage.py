@@ -104,11 +104,16 @@ def write_parquet(frame: pd.DataFrame, target: Path) -> int:
     return table.num_rows
 
 
-def read_parquet(path: Path | str, columns: list[str] | None = None, filters: Any = None) -> pd.DataFrame:
+def arrow_location(path: Path | str) -> tuple[Any, Any]:
+    """(path, filesystem) the way pyarrow takes them: a local path and None, or a URL's path and its fsspec
+    filesystem."""
     path = as_path(path)
-    if is_local(path):
-        return pq.read_table(path, columns=columns, filters=filters).to_pandas()
-    return pq.read_table(path.path, columns=columns, filters=filters, filesystem=path.fs).to_pandas()
+    return (path, None) if is_local(path) else (path.path, path.fs)
+
+
+def read_parquet(path: Path | str, columns: list[str] | None = None, filters: Any = None) -> pd.DataFrame:
+    where, filesystem = arrow_location(path)
+    return pq.read_table(where, columns=columns, filters=filters, filesystem=filesystem).to_pandas()
 
 
 def write_json(payload: Any, target: Path) -> None:

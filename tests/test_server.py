@@ -44,6 +44,14 @@ def wait_for(check, seconds: float, what: str, process: subprocess.Popen | None 
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory):
     """A real `prefect server start` (SQLite under a temporary PREFECT_HOME) on a free port; yields (url, env)."""
@@ -62,11 +70,7 @@ def prefect_api(tmp_path_factory):
                  "prefect server to answer /api/health", server)
         yield url, env
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
 
 
@@ -110,9 +114,5 @@ def test_a_served_deployment_runs_by_hand_on_a_real_server(prefect_api, tmp_path
             artifacts = {artifact.key for artifact in client.read_artifacts() if artifact.flow_run_id == final.id}
             assert {"validation-summary", "forecast-table", "run-metrics", "model-comparison", "run-report"} <= artifacts
     finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        stop(serve)
         serve_log.close()
