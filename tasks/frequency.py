@@ -97,6 +97,35 @@ def periods_between(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> int:
     return max(len(pd.date_range(start, end, freq=freq)) - 1, 0)
 
 
+def fixed_step(freq: str) -> pd.Timedelta | None:
+    """The spacing of a fixed-step frequency ("D", "6h"); None for calendar months."""
+    try:
+        return pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+    except ValueError:
+        return None
+
+
+def on_grid_from(timestamps: pd.Series, anchors: pd.Series, freq: str) -> np.ndarray:
+    """True where each timestamp lies on the `freq` grid through its row's anchor (an earlier on-grid
+    timestamp of the same series): the on-grid check for new rows of a series already known."""
+    step = fixed_step(freq)
+    if step is None:  # calendar months: on the grid means the same day-of-month rule at midnight
+        ts = pd.DatetimeIndex(timestamps)
+        rule = ts.is_month_start if freq == "MS" else ts.is_month_end
+        return np.asarray(rule & (ts == ts.normalize()), dtype=bool)
+    offset = pd.Series(timestamps.to_numpy() - anchors.to_numpy())
+    return ((offset % step) == pd.Timedelta(0)).to_numpy(dtype=bool, na_value=False)
+
+
+def periods_since(last_seen: pd.Series, as_of: pd.Timestamp, freq: str) -> np.ndarray:
+    """`periods_between(last, as_of, freq)` for many series at once (vectorised for fixed steps)."""
+    step = fixed_step(freq)
+    if step is None:
+        return np.array([periods_between(last, as_of, freq) for last in last_seen], dtype="int64")
+    lag = (as_of - pd.DatetimeIndex(last_seen)) // step
+    return np.maximum(np.asarray(lag, dtype="int64"), 0)
+
+
 def frequency_change(timestamps: pd.Series, freq: str, min_run: int = 4) -> tuple[pd.Timestamp, str] | None:
     """(since, new spacing) when a series' latest `min_run` spacings all equal one another and differ
     from `freq` (e.g. daily data that turned into every-3-days data); None otherwise.

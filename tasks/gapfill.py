@@ -21,17 +21,45 @@ from prefect import get_run_logger, task, unmapped
 
 from tasks import storage
 from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
-from tasks.frequency import defaults_for
+from tasks.frequency import defaults_for, fixed_step
+from tasks.increments import GAPFILL_SETTINGS, STATE_FILE, rebuilt_series, settings_of
 from tasks.runners import chunked, fanout_runner
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 from tasks.settings import FillMethod, Settings
 
 FILL_METHODS: tuple[str, ...] = ("ffill", "bfill", "linear", "time", "seasonal", "model")
+CLEAN_FILE = "series.parquet"
 
 
 def regularize(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
     """Each series reindexed onto its full grid from first to last timestamp; inserted rows have NaN values
-    and `imputed=True`. Input: sorted, unique long-format rows of one frequency."""
+    and `imputed=True`. Input: unique long-format rows of one frequency, on each series' grid.
+
+    Fixed-step frequencies build every series' grid at once with array arithmetic and one merge;
+    calendar months (no fixed step) go series by series.
+    """
+    step = fixed_step(freq)
+    if frame.empty or step is None:
+        return _regularize_by_series(frame, freq)
+    frame = frame.sort_values([SERIES_ID, TIMESTAMP], kind="stable")
+    bounds = frame.groupby(SERIES_ID, sort=True)[TIMESTAMP].agg(["min", "max"])
+    counts = ((bounds["max"] - bounds["min"]) // step + 1).to_numpy("int64")
+    offsets = np.arange(counts.sum(), dtype="int64") - np.repeat(np.cumsum(counts) - counts, counts)
+    starts = bounds["min"].dt.tz_convert("UTC").dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+    stamps = np.repeat(starts, counts) + offsets * step.to_timedelta64().astype("timedelta64[us]")
+    grid = pd.DataFrame({
+        SERIES_ID: pd.array(np.repeat(bounds.index.to_numpy(dtype=object), counts), dtype="string"),
+        TIMESTAMP: pd.DatetimeIndex(stamps).tz_localize("UTC").astype("datetime64[us, UTC]"),
+    })
+    observed = frame.assign(**{SERIES_ID: frame[SERIES_ID].astype("string"), IMPUTED: False,
+                               TIMESTAMP: frame[TIMESTAMP].astype("datetime64[us, UTC]")})
+    result = grid.merge(observed, on=[SERIES_ID, TIMESTAMP], how="left", sort=False)
+    result[IMPUTED] = result[IMPUTED].isna().to_numpy()
+    result[TIMESTAMP] = result[TIMESTAMP].astype("datetime64[us, UTC]")
+    return result
+
+
+def _regularize_by_series(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
     parts = []
     for series, group in frame.groupby(SERIES_ID, sort=True):
         grid = pd.date_range(group[TIMESTAMP].iloc[0], group[TIMESTAMP].iloc[-1], freq=freq)
@@ -50,48 +78,63 @@ def regularize(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
 
 
 def longest_gaps(regular: pd.DataFrame) -> pd.DataFrame:
-    """Per series: the longest run of imputed points, with where it starts and ends."""
-    rows = []
-    for series, group in regular.groupby(SERIES_ID, sort=True):
-        missing = group[IMPUTED].to_numpy()
-        if not missing.any():
-            rows.append((series, 0, pd.NaT, pd.NaT))
-            continue
-        run_id = np.cumsum(~missing)  # constant along each run of missing points
-        lengths = pd.Series(missing).groupby(run_id).sum()
-        longest_run = lengths.idxmax()
-        where = np.flatnonzero(missing & (run_id == longest_run))
-        stamps = group[TIMESTAMP].to_numpy()
-        rows.append((series, int(lengths.max()), stamps[where[0]], stamps[where[-1]]))
-    return pd.DataFrame(rows, columns=[SERIES_ID, "longest_gap", "gap_start", "gap_end"])
+    """Per series: the longest run of imputed points (the first, on ties), with where it starts and ends.
+    Rows must be sorted by series and time (as `regularize` returns them)."""
+    ids = regular[SERIES_ID].to_numpy()
+    series = pd.Index(pd.unique(ids), name=SERIES_ID)
+    missing = regular[IMPUTED].to_numpy(dtype=bool)
+    new_series = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, dtype=bool)
+    run = np.cumsum(~missing | new_series)  # one key per run of missing points (shared with the row before it)
+    runs = regular.loc[missing, [SERIES_ID, TIMESTAMP]].assign(run=run[missing])
+    runs = runs.groupby("run", sort=True).agg(**{SERIES_ID: (SERIES_ID, "first"), "longest_gap": (TIMESTAMP, "size"),
+                                                "gap_start": (TIMESTAMP, "min"), "gap_end": (TIMESTAMP, "max")})
+    longest = runs.sort_values([SERIES_ID, "longest_gap"], ascending=[True, False], kind="stable") \
+        .drop_duplicates(SERIES_ID).set_index(SERIES_ID)
+    result = longest.reindex(series)
+    result["longest_gap"] = result["longest_gap"].fillna(0).astype(int)
+    for column in ("gap_start", "gap_end"):
+        result[column] = pd.to_datetime(result[column], utc=True)
+    return result.reset_index()[[SERIES_ID, "longest_gap", "gap_start", "gap_end"]]
+
+
+def _interpolate(values: pd.Series, codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Linear interpolation inside each series at `positions` (row numbers or times as numbers); before
+    a series' first and after its last known value, that value is carried (pandas' limit_direction="both")."""
+    known = values.notna().to_numpy()
+    at = pd.Series(np.where(known, positions, np.nan))
+    left_at, right_at = at.groupby(codes).ffill().to_numpy(), at.groupby(codes).bfill().to_numpy()
+    left, right = values.groupby(codes).ffill().to_numpy(), values.groupby(codes).bfill().to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        between = left + (right - left) * (positions - left_at) / (right_at - left_at)
+    filled = np.where(np.isnan(left), right, np.where(np.isnan(right), left, between))
+    return np.where(known, values.to_numpy("float64"), filled)
 
 
 def fill_values(regular: pd.DataFrame, method: FillMethod, season: int, champion: Any = None,
                 freq: str | None = None) -> pd.DataFrame:
     """Fill NaN values per series with `method`; covariates are carried forward (then back).
-
-    `champion` (a registry ModelVersion) and `freq` are used by the `model` method only.
+    Rows must be sorted by series and time. `champion` (a registry ModelVersion) and `freq` are used by
+    the `model` method only.
     """
     if method not in FILL_METHODS:
         raise ValueError(f"fill method {method!r} is not one of {FILL_METHODS}")
     filled = regular.copy()
-    by_series = filled.groupby(SERIES_ID, sort=False)
+    codes = pd.factorize(filled[SERIES_ID])[0]
+    values = filled[VALUE].astype("float64")
     if method == "ffill":
-        filled[VALUE] = by_series[VALUE].ffill()
+        filled[VALUE] = values.groupby(codes).ffill().to_numpy()
     elif method == "bfill":
-        filled[VALUE] = by_series[VALUE].bfill()
+        filled[VALUE] = values.groupby(codes).bfill().to_numpy()
     elif method in ("linear", "model"):
-        filled[VALUE] = by_series[VALUE].transform(lambda s: s.interpolate("linear", limit_direction="both"))
+        filled[VALUE] = _interpolate(values, codes, np.arange(len(values), dtype="float64"))
     elif method == "time":
-        values = filled[VALUE].copy()
-        for index in by_series.groups.values():
-            values.loc[index] = _time_interpolate(filled.loc[index])
-        filled[VALUE] = values
+        stamps = filled[TIMESTAMP].dt.tz_convert(None).to_numpy().astype("datetime64[us]").astype("int64")
+        filled[VALUE] = _interpolate(values, codes, stamps.astype("float64"))
     else:
-        filled[VALUE] = by_series[VALUE].transform(lambda s: _seasonal_fill(s.to_numpy(), season))
+        filled[VALUE] = values.groupby(codes).transform(lambda s: _seasonal_fill(s.to_numpy(), season)).to_numpy()
     covariates = [c for c in filled.columns if c not in (SERIES_ID, TIMESTAMP, VALUE, IMPUTED)]
     for column in covariates:
-        filled[column] = filled.groupby(SERIES_ID, sort=False)[column].transform(lambda s: s.ffill().bfill())
+        filled[column] = filled[column].groupby(codes).ffill().groupby(codes).bfill().to_numpy()
     if method == "model" and champion is not None:
         filled[VALUE] = model_fill(filled, champion, freq)  # over the linear fill, where history allows
     return filled
@@ -134,10 +177,6 @@ def model_fill(frame: pd.DataFrame, champion: Any, freq: str) -> np.ndarray:
     return np.where(never_negative & imputed, np.maximum(values, 0.0), values)
 
 
-def _time_interpolate(group: pd.DataFrame) -> np.ndarray:
-    return group.set_index(TIMESTAMP)[VALUE].interpolate("time", limit_direction="both").to_numpy()
-
-
 def _seasonal_fill(values: np.ndarray, season: int) -> np.ndarray:
     """Copy the value one season back into each hole (in time order, so long holes chain); linear otherwise."""
     out = values.astype("float64", copy=True)
@@ -171,6 +210,48 @@ def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int, ch
     return GapFillResult(clean=clean.reset_index(drop=True), quarantined=quarantined, gaps=gaps)
 
 
+def context_length(method: FillMethod, freq: str, champion: Any = None) -> int:
+    """Filled rows before the new ones that a method needs to fill them as a full run would: the last
+    (always observed) point for interpolation and carrying, a season for `seasonal`, a lookback for `model`."""
+    if method == "seasonal":
+        return defaults_for(freq).season
+    if method == "model" and champion is not None:
+        return champion.config.lookback
+    return 1
+
+
+def gapfill_increment(valid: pd.DataFrame, base_clean: pd.DataFrame, rebuilt: set[str], freq: str,
+                      method: FillMethod, max_gap: int, champion: Any = None) -> tuple[GapFillResult, list[str], int]:
+    """Gap-fill only the rows after each carried series' last clean point, on top of `base_clean` (an
+    earlier run's clean series); series not carried (new, rebuilt by validation, or with a new gap over
+    `max_gap`) are gap-filled in full from `valid`. Returns the complete clean snapshot, the series
+    filled in full and how many clean rows this run produced (the rest are the base's, unchanged)."""
+    base_last = base_clean.groupby(SERIES_ID, sort=True)[TIMESTAMP].max()
+    valid_ids = pd.Index(valid[SERIES_ID].unique())
+    carried = valid_ids.intersection(base_last.index).difference(pd.Index(sorted(rebuilt), dtype=object))
+    in_carried = valid[SERIES_ID].isin(carried).to_numpy()
+    after = (valid[TIMESTAMP] > base_last.reindex(valid[SERIES_ID]).to_numpy()).to_numpy()
+    new = valid[in_carried & after]
+    growing = new[SERIES_ID].unique()
+    context = base_clean[base_clean[SERIES_ID].isin(growing)].groupby(SERIES_ID, sort=False) \
+        .tail(context_length(method, freq, champion))
+    frame = pd.concat([context.drop(columns=IMPUTED), new], ignore_index=True)
+    regular = regularize(frame, freq)  # context rows count as observed: only the new stretch can have gaps
+    is_new = (regular[TIMESTAMP] > base_last.reindex(regular[SERIES_ID]).to_numpy()).to_numpy()
+    gaps = longest_gaps(regular)
+    too_long = set(gaps.loc[gaps["longest_gap"] > max_gap, SERIES_ID].astype(str))
+    keep = ~regular[SERIES_ID].isin(too_long).to_numpy()
+    filled = fill_values(regular[keep].reset_index(drop=True), method, season=defaults_for(freq).season,
+                         champion=champion, freq=freq)
+    appended = filled[is_new[keep]]
+    full_ids = sorted(set(valid_ids.difference(carried).astype(str)) | too_long)
+    full = gapfill(valid[valid[SERIES_ID].isin(full_ids)].reset_index(drop=True), freq, method, max_gap, champion)
+    kept = base_clean[base_clean[SERIES_ID].isin(carried) & ~base_clean[SERIES_ID].isin(too_long)]
+    clean = pd.concat([kept, appended, full.clean], ignore_index=True)
+    clean = clean.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    return GapFillResult(clean=clean, quarantined=full.quarantined, gaps=full.gaps), full_ids, len(clean) - len(kept)
+
+
 @task(name="gap-fill-chunk")
 def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[str], number: int,
                staging: str) -> dict[str, Any]:
@@ -200,23 +281,57 @@ def merge_filled(settings: Settings, validated: dict[str, Any], parts: list[dict
                  runner: str) -> dict[str, Any]:
     """Prefect task: join the chunks in order into this run's clean series and quarantine, then report."""
     log = get_run_logger()
-    run_date = pd.Timestamp(validated["run_date"]).date()
     clean = pd.concat([storage.read_parquet(part["clean"]) for part in parts], ignore_index=True)
     quarantined = pd.concat([storage.read_parquet(part["quarantine"]) for part in parts], ignore_index=True)
     if settings.fill_method == "model":
         champion = parts[0]["champion"]
         log.info("Model gap-fill: %s", f"champion {champion}" if champion else
                  "no usable champion yet, gaps are interpolated linearly")
+    return write_clean(settings, validated, clean, quarantined, log, started, {
+        "mode": "full", "rows_processed": len(clean), "series_rebuilt": int(clean[SERIES_ID].nunique()),
+        "chunks": len(parts), "workers": len({part["pid"] for part in parts}), "runner": runner})
+
+
+@task(name="gap-fill")
+def fill_increment(settings: Settings, validated: dict[str, Any], base_folder: str) -> dict[str, Any]:
+    """Prefect task: gap-fill the rows new since the base run on top of its clean series (one task: an
+    increment is small), series rebuilt by validation in full."""
+    log = get_run_logger()
+    started = time.perf_counter()
+    champion = None
+    if settings.fill_method == "model":
+        from tasks.registry import usable_champion
+
+        champion = usable_champion(settings.data_dir / "models", validated["frequency"], log)
+    valid_path = storage.as_path(validated["valid_path"])
+    result, full_ids, processed = gapfill_increment(
+        storage.read_parquet(valid_path), storage.read_parquet(storage.as_path(base_folder) / CLEAN_FILE),
+        rebuilt_series(valid_path.parent), validated["frequency"], settings.fill_method, settings.max_gap, champion)
+    log.info("Incremental gap-fill on %s: %d new clean row(s); %d series filled in full",
+             storage.as_path(base_folder).name, processed, len(full_ids))
+    return write_clean(settings, validated, result.clean, result.quarantined, log, started, {
+        "mode": "incremental", "rows_processed": processed, "series_rebuilt": len(full_ids),
+        "chunks": 1, "workers": 1, "runner": "this process"}, rebuilt=full_ids)
+
+
+def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFrame, quarantined: pd.DataFrame,
+                log: Any, started: float, facts: dict[str, Any], rebuilt: list[str] | None = None) -> dict[str, Any]:
+    """Write the run's clean series, quarantine and gap-fill state; log and summarise."""
+    run_date = pd.Timestamp(validated["run_date"]).date()
     write_quarantine(quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
     for reason in quarantined["reason"].unique():
         log.warning("Quarantined series: %s", reason)
-    clean_path = storage.partition_dir(settings.data_dir / "clean", run_date) / "series.parquet"
+    folder = storage.partition_dir(settings.data_dir / "clean", run_date)
+    clean_path = folder / CLEAN_FILE
     storage.write_parquet(clean, clean_path)
+    storage.write_json({"settings": settings_of(settings, GAPFILL_SETTINGS), "mode": facts["mode"],
+                        "base_run_date": validated.get("base_run_date") if facts["mode"] == "incremental" else None,
+                        "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
     imputed = int(clean[IMPUTED].sum())
     share = imputed / max(len(clean), 1)
-    log.info("Gap-fill (%s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series quarantined",
-             settings.fill_method, len(parts), runner, len(clean), clean[SERIES_ID].nunique(), imputed,
-             100 * share, quarantined[SERIES_ID].nunique())
+    log.info("Gap-fill (%s, %s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series quarantined",
+             settings.fill_method, facts["mode"], facts["chunks"], facts["runner"], len(clean),
+             clean[SERIES_ID].nunique(), imputed, 100 * share, quarantined[SERIES_ID].nunique())
     return {
         "clean_path": str(clean_path),
         "rows": len(clean),
@@ -224,15 +339,30 @@ def merge_filled(settings: Settings, validated: dict[str, Any], parts: list[dict
         "imputed": imputed,
         "imputed_share": round(share, 6),
         "series_quarantined": int(quarantined[SERIES_ID].nunique()),
-        "chunks": len(parts),
-        "workers": len({part["pid"] for part in parts}),
+        **{k: v for k, v in facts.items() if k != "runner"},
         "duration_s": round(time.perf_counter() - started, 3),
     }
 
 
+def clean_base(settings: Settings, validated: dict[str, Any]) -> Any:
+    """The base run's clean folder when this run can gap-fill incrementally on it, else None."""
+    if validated.get("mode") != "incremental" or not validated.get("base_run_date"):
+        return None
+    folder = storage.partition_dir(settings.data_dir / "clean", pd.Timestamp(validated["base_run_date"]).date())
+    state = storage.read_json(folder / STATE_FILE, default=None)
+    if not state or state.get("settings") != settings_of(settings, GAPFILL_SETTINGS) or \
+            not (folder / CLEAN_FILE).exists():
+        return None
+    return folder
+
+
 def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
-    """Gap-fill stage, inside the flow: one `gap-fill-chunk` task per `fanout_series` series on the
-    configured task runner (threads or Dask), then one `gap-fill` task that joins them."""
+    """Gap-fill stage, inside the flow. After an incremental validation, one `gap-fill` task fills the new
+    rows on the base run's clean series. Otherwise one `gap-fill-chunk` task per `fanout_series` series
+    on the configured task runner (threads or Dask), then one `gap-fill` task that joins them."""
+    base = clean_base(settings, validated)
+    if base is not None:
+        return fill_increment(settings, validated, str(base))
     started = time.perf_counter()
     run_date = pd.Timestamp(validated["run_date"]).date()
     ids = storage.read_parquet(validated["valid_path"], columns=[SERIES_ID])[SERIES_ID].drop_duplicates()

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
                              "cluster) or dask:<scheduler address>.")
     dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster (task_runner=dask).")
     fanout_series: int = Field(200, ge=1, description="Series per task when a per-series stage fans out.")
+    incremental: bool = Field(True, description="Daily runs after the first validate, fill and window only the "
+                              "new rows (full runs every full_retrain_days); false: every run redoes all history.")
 
     @field_validator("data_dir", "input_path", mode="before")
     @classmethod

@@ -24,7 +24,9 @@ from tasks import storage
 from tasks.columns import (RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP,
                            VALUE)
 from tasks.errors import PipelineError
-from tasks.frequency import frequency_change, infer_frequency, on_grid, periods_between
+from tasks.frequency import (fixed_step, frequency_change, infer_frequency, on_grid, on_grid_from, periods_between,
+                             periods_since)
+from tasks.increments import VALIDATION_SETTINGS, find_base, full_run_reason, settings_of, write_state
 from tasks.ingest import INGEST_SEQ, read_series_store
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 from tasks.settings import Settings
@@ -93,36 +95,59 @@ def prepare_batch(store: pd.DataFrame, as_of: pd.Timestamp | None) -> Batch:
                  identical_duplicates=int(identical.sum()), after_as_of=int(after.sum()))
 
 
-def robust_z(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Each finite value's distance from its series' median in robust standard deviations (1.4826 MAD),
-    on a signed log scale, sign(x) * log1p(|x|): page views spike 100x for real, 1e300 is not real.
-    NaN for non-finite values. Returns (z, series median on the original scale)."""
-    value = rows[VALUE].astype("float64")
+def _warp(values: pd.Series) -> pd.Series:
+    """sign(x) * log1p(|x|) of the finite values (NaN elsewhere): page views spike 100x for real, 1e300
+    is not real, and on this scale the first is a few units away from the median, the second hundreds."""
+    value = values.astype("float64")
     value = value.where(np.isfinite(value))
-    groups = rows[SERIES_ID].fillna("")
-    warped = np.sign(value) * np.log1p(value.abs())
-    median = warped.groupby(groups).transform("median")
-    spread = (warped - median).abs().groupby(groups).transform("median") * 1.4826
+    return np.sign(value) * np.log1p(value.abs())
+
+
+def robust_stats(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per series (index): the median of the warped values and their robust spread (1.4826 MAD)."""
+    warped = _warp(rows[VALUE])
+    groups = rows[SERIES_ID].fillna("").to_numpy()
+    median = warped.groupby(groups).median()
+    spread = (warped - median.reindex(groups).to_numpy()).abs().groupby(groups).median() * 1.4826
     # A floor on the spread: a flat series (MAD 0) must not make every small change an outlier.
     scale = np.maximum(spread, np.maximum(0.01 * median.abs(), 1e-6))
-    z = ((warped - median).abs() / scale).to_numpy()
-    return z, (np.sign(median) * np.expm1(median.abs())).to_numpy()
+    stats = pd.DataFrame({"median": median, "scale": scale})
+    stats.index.name = SERIES_ID
+    return stats
+
+
+def robust_z(rows: pd.DataFrame, stats: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each finite value's distance from its series' median in robust standard deviations, on the warped
+    scale; NaN for non-finite values. `stats` (from `robust_stats`) default to the rows' own.
+    Returns (z, series median on the original scale)."""
+    stats = robust_stats(rows) if stats is None else stats
+    groups = rows[SERIES_ID].fillna("").to_numpy()
+    median = stats["median"].reindex(groups).to_numpy("float64")
+    scale = stats["scale"].reindex(groups).to_numpy("float64")
+    z = np.abs(_warp(rows[VALUE]).to_numpy() - median) / scale
+    return z, np.sign(median) * np.expm1(np.abs(median))
 
 
 def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int,
-                  max_robust_z: float = 50.0) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Add the suite's derived boolean columns; returns (rows, facts) with per-series frequencies."""
+                  max_robust_z: float = 50.0, panel_frequency: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Add the suite's derived boolean columns; returns (rows, facts) with per-series frequencies.
+
+    `panel_frequency` is the panel's frequency when known (an incremental run checks only some series);
+    by default the most common series frequency.
+    """
     rows = rows.copy()
     value = rows[VALUE].to_numpy(dtype="float64")
     rows[VALUE_IS_FINITE] = np.isfinite(value) | np.isnan(value)  # NaN is the not-null check's to report
-    rows[ROBUST_Z], rows[SERIES_MEDIAN] = robust_z(rows)
+    stats = robust_stats(rows)
+    rows[ROBUST_Z], rows[SERIES_MEDIAN] = robust_z(rows, stats)
     rows[VALUE_IS_PLAUSIBLE] = ~(rows[ROBUST_Z] > max_robust_z)  # NaN (non-finite, missing) is reported elsewhere
     timed = rows[rows[TIMESTAMP].notna() & rows[SERIES_ID].notna()]
     # None (not NaN) where a series has too few timestamps to infer a frequency.
     frequencies = timed.groupby(SERIES_ID)[TIMESTAMP].agg(infer_frequency).astype(object)
     frequencies = frequencies.where(frequencies.notna(), None)
     known = frequencies.dropna()
-    panel_frequency = known.value_counts().index[0] if not known.empty else None
+    if panel_frequency is None:
+        panel_frequency = known.value_counts().index[0] if not known.empty else None
     rows[FREQUENCY_MATCHES_PANEL] = True
     rows[FREQUENCY_IS_STEADY] = True
     rows[ON_FREQUENCY_GRID] = True
@@ -146,7 +171,7 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int,
             rows.loc[group, SERIES_IS_FRESH] = False
     facts = {"panel_frequency": panel_frequency, "frequencies": frequencies.to_dict(),
              "last_seen": last_seen.to_dict(), "stale_periods": stale_periods, "max_robust_z": max_robust_z,
-             "frequency_changes": changes}
+             "frequency_changes": changes, "robust": stats, "max_staleness": max_staleness}
     return rows, facts
 
 
@@ -271,8 +296,15 @@ def validate(store: pd.DataFrame, as_of: pd.Timestamp | None, max_staleness: int
                             "(see the ingest warnings and <data-dir>/quarantine/ingest/)")
     batch = prepare_batch(store, as_of)
     rows, facts = derive_checks(batch.rows, batch.as_of, max_staleness, max_robust_z)
+    return _finish(rows, facts, batch, file_names)
+
+
+def _finish(rows: pd.DataFrame, facts: dict[str, Any], batch: Batch,
+            file_names: dict[str, str] | None) -> ValidationResult:
+    """Run the suite on rows with their derived columns; split them into valid rows and quarantine."""
+    rows = rows.reset_index(drop=True)
     outcomes = run_suite(rows)
-    reasons = explain(rows, outcomes, facts, batch.as_of, max_staleness, file_names or {})
+    reasons = explain(rows, outcomes, facts, batch.as_of, facts["max_staleness"], file_names or {})
     failing = np.zeros(len(rows), dtype=bool)
     failing[reasons.index.to_numpy(dtype=int)] = True
     bad_rows = rows[failing]
@@ -284,6 +316,127 @@ def validate(store: pd.DataFrame, as_of: pd.Timestamp | None, max_staleness: int
     valid = valid.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
     return ValidationResult(valid=valid, quarantined=quarantined, outcomes=outcomes, facts=facts, batch=batch,
                             covariates=covariates)
+
+
+def series_state(valid: pd.DataFrame, facts: dict[str, Any]) -> pd.DataFrame:
+    """What the next incremental run needs of each valid series: frequency, outlier yardstick, last times."""
+    ids = pd.Index(valid[SERIES_ID].unique(), name=SERIES_ID)
+    robust = facts["robust"].reindex(ids)
+    last_valid = valid.groupby(SERIES_ID)[TIMESTAMP].max().reindex(ids)
+    last_seen = pd.Series(facts["last_seen"], dtype=object).reindex(ids)
+    return pd.DataFrame({"frequency": pd.Series(facts["frequencies"], dtype=object).reindex(ids).astype("string"),
+                         "median": robust["median"].to_numpy("float64"), "scale": robust["scale"].to_numpy("float64"),
+                         "last_seen": pd.to_datetime(last_seen.to_numpy(), utc=True),
+                         "last_valid": last_valid.to_numpy()}, index=ids)
+
+
+@dataclass
+class Increment:
+    """How an incremental run splits the store: rows to check, and which series are rebuilt in full."""
+
+    rows: pd.DataFrame  # every row of the rebuilt series + the new rows of the carried series
+    carried: pd.Index  # series checked on their new rows only
+    rebuilt: list[str]
+    reasons: dict[str, int]  # why series were rebuilt: counts per cause
+
+
+def split_increment(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as_of: pd.Timestamp,
+                    max_staleness: int) -> Increment:
+    """Pick the rows an incremental run must check (see tasks/increments.py)."""
+    stamps = store[TIMESTAMP]
+    new = (store[INGEST_SEQ] > base.max_seq) | (stamps > base.as_of).fillna(False).astype(bool)
+    delta = store[new]
+    ids = delta[SERIES_ID]
+    known = base.series.index
+    late = delta[TIMESTAMP].notna() & (delta[TIMESTAMP] <= base.as_of)
+    unknown_ids = set(ids[ids.notna() & ~ids.isin(known)].astype(str))
+    late_ids = set(ids[ids.notna() & late & ids.isin(known)].astype(str))
+    candidates = known.difference(pd.Index(sorted(unknown_ids | late_ids), dtype=object))
+    # Whole-series rules for carried series, on their last timestamps (no full history needed).
+    current = delta[ids.isin(candidates) & (delta[TIMESTAMP] <= as_of).fillna(False).astype(bool)]
+    state = base.series.loc[candidates]
+    newest = current.groupby(SERIES_ID)[TIMESTAMP].max().reindex(candidates)
+    last_seen = newest.where(newest.notna(), pd.to_datetime(state["last_seen"], utc=True))
+    stale = candidates[periods_since(last_seen, as_of, base.panel_frequency) > max_staleness]
+    changed = _frequency_changed(current, base_valid, state, base.panel_frequency)
+    rebuilt = sorted(unknown_ids | late_ids | set(stale) | changed)
+    carried = known.difference(pd.Index(rebuilt, dtype=object))
+    whole = store[store[SERIES_ID].isin(rebuilt)]
+    rows = pd.concat([whole, delta[ids.isin(carried) | ids.isna()]])
+    rows = rows.sort_values(INGEST_SEQ, kind="stable")  # store order: prepare_batch lets later files win
+    return Increment(rows=rows, carried=carried, rebuilt=rebuilt,
+                     reasons={"new or previously quarantined": len(unknown_ids), "late or restated rows": len(late_ids),
+                              "stale": len(stale), "frequency changed": len(changed)})
+
+
+def _frequency_changed(current: pd.DataFrame, base_valid: pd.DataFrame, state: pd.DataFrame, freq: str) -> set[str]:
+    """Carried series whose new timestamps end in a run of a different spacing (frequency_change)."""
+    step = fixed_step(freq)
+    current = current.dropna(subset=[TIMESTAMP]).sort_values([SERIES_ID, TIMESTAMP], kind="stable")
+    if step is None or current.empty:
+        return set()
+    previous = current.groupby(SERIES_ID)[TIMESTAMP].shift()
+    last = current.groupby(SERIES_ID).tail(1).index
+    ids = current.loc[last, SERIES_ID]
+    previous = previous.loc[last].where(previous.loc[last].notna(),
+                                        state["last_valid"].reindex(ids).to_numpy())
+    # Fast path: a series whose last spacing is the regular step cannot have changed frequency.
+    suspects = ids[(current.loc[last, TIMESTAMP] - previous) != step]
+    changed = set()
+    for series in suspects:
+        tail = base_valid.loc[base_valid[SERIES_ID] == series, TIMESTAMP].tail(16)
+        stamps = pd.concat([tail, current.loc[current[SERIES_ID] == series, TIMESTAMP]])
+        if frequency_change(stamps, freq) is not None:
+            changed.add(str(series))
+    return changed
+
+
+def derive_carried_checks(rows: pd.DataFrame, state: pd.DataFrame, max_robust_z: float) -> pd.DataFrame:
+    """The suite's derived columns for new rows of carried series, judged against their series' state
+    (frequency, robust median and spread of the cycle's full run, last valid timestamp as grid anchor)."""
+    rows = rows.copy()
+    value = rows[VALUE].to_numpy(dtype="float64")
+    rows[VALUE_IS_FINITE] = np.isfinite(value) | np.isnan(value)
+    rows[ROBUST_Z], rows[SERIES_MEDIAN] = robust_z(rows, state[["median", "scale"]])
+    rows[VALUE_IS_PLAUSIBLE] = ~(rows[ROBUST_Z] > max_robust_z)
+    rows[FREQUENCY_MATCHES_PANEL] = True  # carried series have the panel's frequency
+    rows[FREQUENCY_IS_STEADY] = True  # split_increment rebuilt any series that changed
+    rows[SERIES_IS_FRESH] = True  # split_increment rebuilt any stale series
+    grid = np.ones(len(rows), dtype=bool)
+    timed = rows[TIMESTAMP].notna().to_numpy()
+    for freq, positions in pd.Series(np.flatnonzero(timed)).groupby(
+            state["frequency"].reindex(rows[SERIES_ID]).to_numpy()[timed]):
+        part = rows.iloc[positions.to_numpy()]
+        anchors = state["last_valid"].reindex(part[SERIES_ID])
+        grid[positions.to_numpy()] = on_grid_from(part[TIMESTAMP], anchors, str(freq))
+    rows[ON_FREQUENCY_GRID] = grid
+    return rows
+
+
+def validate_incremental(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as_of: pd.Timestamp,
+                         max_staleness: int, file_names: dict[str, str] | None = None,
+                         max_robust_z: float = 50.0) -> tuple[ValidationResult, Increment, pd.DataFrame]:
+    """Validate only what is new since `base`: the new rows of carried series (against their kept state)
+    and every row of rebuilt series (the full checks). Returns the result (its `valid` is the complete
+    snapshot: the base's valid rows plus the new ones), the split, and the next per-series state."""
+    increment = split_increment(store, base, base_valid, as_of, max_staleness)
+    batch = prepare_batch(increment.rows, as_of)
+    carried_rows = batch.rows[SERIES_ID].isin(increment.carried).to_numpy()
+    full_part, facts = derive_checks(batch.rows[~carried_rows], batch.as_of, max_staleness, max_robust_z,
+                                     panel_frequency=base.panel_frequency)
+    carried_part = derive_carried_checks(batch.rows[carried_rows], base.series, max_robust_z)
+    rows = pd.concat([full_part, carried_part]).sort_index()
+    state = base.series.loc[increment.carried]
+    facts["frequencies"] = {**state["frequency"].astype(object).to_dict(), **facts["frequencies"]}
+    newest = carried_part.dropna(subset=[TIMESTAMP]).groupby(SERIES_ID)[TIMESTAMP].max()
+    facts["last_seen"] = {**state["last_seen"].to_dict(), **newest.to_dict(), **facts["last_seen"]}
+    facts["robust"] = pd.concat([state[["median", "scale"]], facts["robust"]])
+    result = _finish(rows, facts, batch, file_names)
+    kept = base_valid[base_valid[SERIES_ID].isin(increment.carried)]
+    valid = pd.concat([kept, result.valid], ignore_index=True)
+    result.valid = valid.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    result.covariates = [c for c in result.valid.columns if c not in (SERIES_ID, TIMESTAMP, VALUE)]
+    return result, increment, series_state(result.valid, facts)
 
 
 def summary_markdown(result: ValidationResult, run_date: date) -> str:
@@ -319,9 +472,27 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
     started = time.perf_counter()
     data_dir = settings.data_dir
     manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
-    result = validate(read_series_store(data_dir), parse_as_of(as_of), settings.max_staleness,
-                      file_names={digest: entry["original_name"] for digest, entry in manifest.items()},
-                      max_robust_z=settings.max_robust_z)
+    file_names = {digest: entry["original_name"] for digest, entry in manifest.items()}
+    store = read_series_store(data_dir)
+    requested = parse_as_of(as_of)
+    resolved = requested if requested is not None or store.empty else store[TIMESTAMP].max()
+    base = find_base(data_dir, resolved) if resolved is not None and pd.notna(resolved) else None
+    full_reason = full_run_reason(settings, base, resolved)
+    if full_reason is None:
+        base_valid = storage.read_parquet(storage.partition_dir(data_dir / "validated", base.run_date)
+                                          / "observations.parquet")
+        result, increment, state = validate_incremental(store, base, base_valid, resolved, settings.max_staleness,
+                                                        file_names, settings.max_robust_z)
+        rebuilt, full_as_of = increment.rebuilt, base.full_as_of
+        log.info("Incremental validation on the run of %s: %d new row(s) of %d carried series checked against "
+                 "their kept state; %d series rebuilt in full (%s)", base.run_date, len(result.batch.rows),
+                 len(increment.carried), len(rebuilt),
+                 ", ".join(f"{n} {why}" for why, n in increment.reasons.items() if n) or "none")
+    else:
+        result = validate(store, requested, settings.max_staleness, file_names=file_names,
+                          max_robust_z=settings.max_robust_z)
+        state, rebuilt, full_as_of = series_state(result.valid, result.facts), None, result.batch.as_of
+        log.info("Full validation of %d rows: %s", len(result.batch.rows), full_reason)
     run_date = result.batch.as_of.date()
     write_quarantine(result.quarantined, quarantine_path(data_dir, run_date, "validate"))
     for reason, count in result.quarantined["reason"].value_counts().head(20).items():
@@ -336,6 +507,10 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
             f"{result.quarantined['reason'].value_counts().index[0] if len(result.quarantined) else 'n/a'}")
     valid_path = storage.partition_dir(data_dir / "validated", run_date) / "observations.parquet"
     storage.write_parquet(result.valid, valid_path)
+    write_state(valid_path.parent, as_of=result.batch.as_of, full_as_of=full_as_of,
+                max_seq=int(store[INGEST_SEQ].max()), panel_frequency=result.facts["panel_frequency"],
+                settings=settings_of(settings, VALIDATION_SETTINGS), series=state,
+                base_run_date=base.run_date if full_reason is None else None, rebuilt=rebuilt or [])
     log.info("Validation: %d valid rows in %d series, %d quarantined; frequency %s; as-of %s",
              len(result.valid), result.valid[SERIES_ID].nunique(), len(result.quarantined),
              result.facts["panel_frequency"], result.batch.as_of.isoformat())
@@ -345,6 +520,10 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
         "frequency": result.facts["panel_frequency"],
         "valid_path": str(valid_path),
         "rows_checked": len(result.batch.rows),
+        "mode": "full" if full_reason else "incremental",
+        "full_reason": full_reason,
+        "base_run_date": base.run_date.isoformat() if full_reason is None else None,
+        "series_rebuilt": len(rebuilt) if rebuilt is not None else None,
         "rows_valid": len(result.valid),
         "rows_quarantined": len(result.quarantined),
         "series_valid": int(result.valid[SERIES_ID].nunique()),

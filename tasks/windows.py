@@ -32,6 +32,7 @@ from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.errors import PipelineError
 from tasks.features import calendar_features
 from tasks.frequency import defaults_for
+from tasks.increments import STATE_FILE, rebuilt_series
 from tasks.scaling import Scalers, TargetTransform
 from tasks.settings import Settings
 
@@ -104,16 +105,24 @@ def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, va
         raise PipelineError(f"every series is shorter than the lookback of {lookback} periods "
                             f"(longest has {lengths.max()}); lower --lookback or supply more history")
     cutoff = split_cutoff(series[TIMESTAMP], freq, horizon, val_fraction)
+    scalers = Scalers.fit(scaler_rows(series, cutoff, lookback), transform, covariate_columns(series))
+    series, features = add_features(series, scalers, freq)
+    return WindowPlan(series=series, features=features, index=index_windows(series, lookback, horizon, cutoff),
+                      scalers=scalers, cutoff=cutoff, short_series=short_ids)
 
-    # Observed training points fit the scalers; a series that starts after the cutoff falls back to its
-    # first `lookback` points, which are only ever model inputs, never targets.
+
+def scaler_rows(series: pd.DataFrame, cutoff: pd.Timestamp, lookback: int) -> pd.DataFrame:
+    """The rows scalers are fitted on: observed training points (up to the cutoff); a series that starts
+    after the cutoff falls back to its first `lookback` points, which are only ever inputs, never targets."""
     training = series[(series[TIMESTAMP] <= cutoff) & ~series[IMPUTED]]
     counts = training.groupby(SERIES_ID).size()
     late = series[~series[SERIES_ID].isin(counts.index[counts >= 2])]
-    fit_rows = pd.concat([training, late.groupby(SERIES_ID, sort=False).head(lookback)])
-    scalers = Scalers.fit(fit_rows, transform, covariate_columns(series))
-    series, features = add_features(series, scalers, freq)
+    return pd.concat([training, late.groupby(SERIES_ID, sort=False).head(lookback)])
 
+
+def index_windows(series: pd.DataFrame, lookback: int, horizon: int, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Every window's start row and split over series sorted by id and time: training windows end on or
+    before the cutoff, validation windows start their targets after it, straddling ones are dropped."""
     starts = window_starts(series.groupby(SERIES_ID, sort=True).size().to_numpy(), lookback, horizon)
     stamps = series[TIMESTAMP].dt.tz_convert(None).to_numpy()  # datetime64, UTC
     target_start = stamps[starts + lookback]
@@ -121,10 +130,34 @@ def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, va
     cutoff64 = np.datetime64(cutoff.tz_convert(None))
     split = np.where(target_end <= cutoff64, TRAIN, np.where(target_start > cutoff64, VALIDATION, ""))
     keep = split != ""
-    index = pd.DataFrame({START: starts[keep].astype("int64"),
-                          SPLIT: pd.Categorical(split[keep], [TRAIN, VALIDATION])})
-    return WindowPlan(series=series, features=features, index=index, scalers=scalers, cutoff=cutoff,
-                      short_series=short_ids)
+    return pd.DataFrame({START: starts[keep].astype("int64"), SPLIT: pd.Categorical(split[keep], [TRAIN, VALIDATION])})
+
+
+def plan_increment(clean: pd.DataFrame, base_series: pd.DataFrame, scalers: Scalers, rebuilt: set[str], freq: str,
+                   lookback: int, horizon: int, val_fraction: float) -> tuple[WindowPlan, int]:
+    """Windows on top of an earlier run's featured series (`base_series`) and its cycle's scalers: only rows
+    new since then get features; series the base did not window (new, short before, or rebuilt upstream)
+    get features for all their rows, with scalers fitted for the ones the cycle's scalers lack. The split
+    moves with the data (the index is recomputed by array arithmetic). Returns the plan and the number
+    of rows featured by this run."""
+    base_last = base_series.groupby(SERIES_ID, sort=True)[TIMESTAMP].max()
+    lengths = clean.groupby(SERIES_ID, sort=True).size()
+    ids = lengths.index
+    carried = ids.intersection(base_last.index).difference(pd.Index(sorted(rebuilt), dtype=object))
+    in_carried = clean[SERIES_ID].isin(carried).to_numpy()
+    new = clean[in_carried & (clean[TIMESTAMP] > base_last.reindex(clean[SERIES_ID]).to_numpy()).to_numpy()]
+    others = ids.difference(carried)
+    short_ids = [str(s) for s in others[lengths.reindex(others).to_numpy() < lookback]]
+    whole = clean[clean[SERIES_ID].isin(others) & ~clean[SERIES_ID].isin(short_ids)]
+    kept = base_series[base_series[SERIES_ID].isin(carried)]
+    cutoff = split_cutoff(pd.concat([kept[TIMESTAMP], new[TIMESTAMP], whole[TIMESTAMP]]), freq, horizon, val_fraction)
+    scalers.extend(scaler_rows(whole, cutoff, lookback))  # only series the cycle's scalers lack
+    fresh, features = add_features(pd.concat([new, whole], ignore_index=True), scalers, freq)
+    series = pd.concat([kept, fresh[kept.columns]], ignore_index=True)
+    series = series.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    plan = WindowPlan(series=series, features=features, index=index_windows(series, lookback, horizon, cutoff),
+                      scalers=scalers, cutoff=cutoff, short_series=short_ids)
+    return plan, len(fresh)
 
 
 @dataclass
@@ -180,6 +213,28 @@ def materialize(features: np.ndarray, target: np.ndarray, starts: np.ndarray, lo
     return np.ascontiguousarray(view_in[starts].transpose(0, 2, 1)), np.ascontiguousarray(view_out[starts + lookback])
 
 
+def window_settings(settings: Settings, lookback: int, horizon: int) -> dict[str, Any]:
+    return {"lookback": lookback, "horizon": horizon, "val_fraction": settings.val_fraction,
+            "target_transform": settings.target_transform}
+
+
+def windows_base(settings: Settings, filled: dict[str, Any], freq: str, lookback: int, horizon: int,
+                 clean: pd.DataFrame) -> Any:
+    """The base run's windows folder when this run can window incrementally on it, else None."""
+    if filled.get("mode") != "incremental":
+        return None
+    state = storage.read_json(storage.as_path(filled["clean_path"]).parent / STATE_FILE, default={})
+    folder = storage.partition_dir(settings.data_dir / "windows", pd.Timestamp(state["base_run_date"]).date())
+    meta = storage.read_json(folder / "meta.json", default=None)
+    if not meta or meta.get("settings") != window_settings(settings, lookback, horizon) or \
+            meta.get("frequency") != freq or not all((folder / n).exists() for n in ("series.parquet", "scalers.json")):
+        return None
+    covariates = Scalers.from_dict(storage.read_json(folder / "scalers.json")).covariates
+    if sorted(covariates) != sorted(covariate_columns(clean)):
+        return None
+    return folder
+
+
 @task(name="windows")
 def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[str, Any]) -> dict[str, Any]:
     """Prefect task: plan windows for this run and write them under `<data-dir>/windows/run_date=.../`."""
@@ -188,8 +243,19 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
     run_date = pd.Timestamp(validated["run_date"]).date()
     freq = validated["frequency"]
     lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
-    plan = plan_windows(storage.read_parquet(filled["clean_path"]), freq, lookback, horizon, settings.val_fraction,
-                        settings.target_transform)
+    clean = storage.read_parquet(filled["clean_path"])
+    base = windows_base(settings, filled, freq, lookback, horizon, clean)
+    if base is not None:
+        plan, processed = plan_increment(clean, storage.read_parquet(base / "series.parquet"),
+                                         Scalers.from_dict(storage.read_json(base / "scalers.json")),
+                                         rebuilt_series(storage.as_path(filled["clean_path"]).parent), freq, lookback,
+                                         horizon, settings.val_fraction)
+        scalers_as_of = storage.read_json(base / "meta.json")["scalers_fitted_as_of"]
+        log.info("Incremental windows on %s: features for %d new row(s); scalers of the cycle fitted as of %s",
+                 base.name, processed, scalers_as_of)
+    else:
+        plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform)
+        processed, scalers_as_of = len(plan.series), validated["as_of"]
     if plan.short_series:
         log.warning("%d series are shorter than the lookback of %d and will be forecast by seasonal naive: %s",
                     len(plan.short_series), lookback, ", ".join(map(repr, plan.short_series[:10])))
@@ -203,7 +269,9 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
     n_val = int((plan.index[SPLIT] == VALIDATION).sum())
     meta = {"lookback": lookback, "horizon": horizon, "frequency": freq, "cutoff": plan.cutoff.isoformat(),
             "features": plan.features, "train_windows": n_train, "val_windows": n_val,
-            "series": int(plan.series[SERIES_ID].nunique()), "short_series": plan.short_series}
+            "series": int(plan.series[SERIES_ID].nunique()), "short_series": plan.short_series,
+            "mode": "incremental" if base is not None else "full", "rows_processed": processed,
+            "scalers_fitted_as_of": scalers_as_of, "settings": window_settings(settings, lookback, horizon)}
     storage.write_json(meta, folder / "meta.json")
     if n_train == 0 or n_val == 0:
         raise PipelineError(f"not enough history to train: {n_train} training and {n_val} validation windows "

@@ -106,3 +106,23 @@ def test_store_orders_files_by_arrival(tmp_path, sample_slice):
 def test_missing_input_path_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="does not exist"):
         discover_files(tmp_path / "nope")
+
+
+def test_fast_csv_reader_parses_exactly_like_the_careful_one(tmp_path, monkeypatch):
+    import tasks.ingest as ingest_module
+
+    text = ('\ufeffseries_id,timestamp,value,temp\n'
+            '"a, quoted",2016-01-01T00:00:00Z, 5,1.5\n'
+            ' b ,2016-01-01 01:00:00+01:00,1e3,\n'
+            'c,not a time,12,0\n'
+            'd,2016-01-02,"1,000",2\n'
+            'e,2016-01-03,,3\n')
+    path = tmp_path / "mixed.csv"
+    path.write_text(text, encoding="utf-8")
+    assert ingest_module._read_csv_fast(path) is not None  # the fast path does read this file
+    fast, fast_notes = read_raw_file(path)
+    monkeypatch.setattr(ingest_module, "_read_csv_fast", lambda path: None)
+    careful, careful_notes = read_raw_file(path)
+    pd.testing.assert_frame_equal(fast, careful)
+    assert fast_notes == careful_notes
+    assert fast["value"].tolist()[:2] == [5.0, 1000.0] and fast["raw_value"].iloc[3] == "1,000"

@@ -1,0 +1,130 @@
+"""Incremental daily runs: which earlier run a new run builds on, and which series it must rebuild.
+
+A daily run after the first only has one new period per series. Validation, gap-fill and windowing then
+work on the new rows alone, on top of the snapshot an earlier run left (its *base*): the latest run
+whose as-of is before this one's. Each stage still writes a complete snapshot for its run date (the
+base's rows plus the new ones, a Parquet-speed copy) so every run date stays self-contained and a
+rerun or backfill of any date reads exactly one folder per stage.
+
+What is kept between runs, per valid series (`validated/run_date=.../series_state.parquet`): its
+frequency, its robust median and spread (the outlier check's yardstick), its last timestamp. These are
+computed by a *full* run and carried unchanged by the incremental runs after it: a *cycle*, like the
+scalers of the windows, which are fitted once per cycle too. A full run happens when there is no usable
+base, when a setting the stages depend on changed, when the as-of does not move forward, every
+`full_retrain_days` days (the same rhythm as the model's full retrains), or with `incremental = false`.
+
+Within an incremental run, a series whose history changed (a late or restated row at or before the
+base's as-of), a series the base did not have as valid (new, or quarantined before), and a series
+that would now fail a whole-series rule (stale, changed frequency) is *rebuilt*: all of its rows go
+through the full checks and fill, exactly as in a full run. Every other series only has its new rows
+checked and filled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks import storage
+
+STATE_FILE = "state.json"
+SERIES_STATE_FILE = "series_state.parquet"
+# Settings whose change makes an earlier snapshot unusable as a base, per stage.
+VALIDATION_SETTINGS = ("max_staleness", "max_robust_z")
+GAPFILL_SETTINGS = ("fill_method", "max_gap")
+WINDOW_SETTINGS = ("lookback", "horizon", "val_fraction", "target_transform")
+STATE_VERSION = 1  # bump when the state's meaning changes: older bases are then ignored
+
+
+@dataclass
+class Base:
+    """What the base run's validation left: its as-of, the store position it had read, the per-series state."""
+
+    run_date: date
+    as_of: pd.Timestamp
+    full_as_of: pd.Timestamp  # as-of of the full run that started this cycle
+    max_seq: int  # highest ingest sequence number the base had seen
+    panel_frequency: str
+    settings: dict[str, Any]
+    series: pd.DataFrame = field(repr=False)  # index series_id: frequency, median, scale, last_seen
+
+
+def settings_of(settings: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in names}
+
+
+def run_dates(root: Path) -> list[date]:
+    """Run dates with a partition under `root`, newest first."""
+    root = storage.as_path(root)
+    if not root.exists():
+        return []
+    found = []
+    for child in root.iterdir():
+        name = child.name
+        if name.startswith("run_date="):
+            try:
+                found.append(date.fromisoformat(name.split("=", 1)[1]))
+            except ValueError:
+                continue
+    return sorted(found, reverse=True)
+
+
+def find_base(data_dir: Path, as_of: pd.Timestamp) -> Base | None:
+    """The latest validated snapshot whose as-of is strictly before `as_of` (None when there is none).
+
+    Strictly before: a rerun of an as-of builds on the run before it again, so it repeats that run's
+    work exactly instead of building on its own earlier output.
+    """
+    root = storage.as_path(data_dir) / "validated"
+    for run_date in run_dates(root):
+        if run_date > as_of.date():
+            continue
+        folder = storage.partition_dir(root, run_date)
+        state = storage.read_json(folder / STATE_FILE, default=None)
+        if not state or state.get("version") != STATE_VERSION:
+            continue
+        base_as_of = pd.Timestamp(state["as_of"])
+        if base_as_of >= as_of:
+            continue
+        series_path = folder / SERIES_STATE_FILE
+        if not series_path.exists():
+            continue
+        series = storage.read_parquet(series_path).set_index("series_id")
+        return Base(run_date=run_date, as_of=base_as_of, full_as_of=pd.Timestamp(state["full_as_of"]),
+                    max_seq=int(state["max_seq"]), panel_frequency=state["panel_frequency"],
+                    settings=state["settings"], series=series)
+    return None
+
+
+def full_run_reason(settings: Any, base: Base | None, as_of: pd.Timestamp) -> str | None:
+    """Why this run must validate everything (None: it can build on `base`)."""
+    if not settings.incremental:
+        return "incremental runs are switched off (setting incremental)"
+    if base is None:
+        return "no earlier run to build on"
+    if base.settings != settings_of(settings, VALIDATION_SETTINGS):
+        return f"validation settings changed since the run of {base.run_date}"
+    if (as_of - base.full_as_of).days >= settings.full_retrain_days:
+        return (f"the cycle started by the full run as of {base.full_as_of.date()} is {settings.full_retrain_days} "
+                "or more days old (full_retrain_days): everything is re-checked and the scalers refitted")
+    return None
+
+
+def write_state(folder: Path, *, as_of: pd.Timestamp, full_as_of: pd.Timestamp, max_seq: int,
+                panel_frequency: str, settings: dict[str, Any], series: pd.DataFrame,
+                base_run_date: date | None, rebuilt: list[str]) -> None:
+    """Write the per-series state first and the state file last: a state file always has its series."""
+    storage.write_parquet(series.reset_index(), folder / SERIES_STATE_FILE)
+    storage.write_json({"version": STATE_VERSION, "as_of": as_of.isoformat(), "full_as_of": full_as_of.isoformat(),
+                        "max_seq": int(max_seq), "panel_frequency": panel_frequency, "settings": settings,
+                        "base_run_date": base_run_date.isoformat() if base_run_date else None,
+                        "rebuilt_series": sorted(rebuilt)}, folder / STATE_FILE)
+
+
+def rebuilt_series(folder: Path) -> set[str]:
+    """Series an incremental stage rebuilt in full (written next to the stage's snapshot)."""
+    return set(storage.read_json(storage.as_path(folder) / STATE_FILE, default={}).get("rebuilt_series", []))
