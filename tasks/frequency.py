@@ -113,7 +113,7 @@ def on_grid_from(timestamps: pd.Series, anchors: pd.Series, freq: str) -> np.nda
         ts = pd.DatetimeIndex(timestamps)
         rule = ts.is_month_start if freq == "MS" else ts.is_month_end
         return np.asarray(rule & (ts == ts.normalize()), dtype=bool)
-    offset = pd.Series(timestamps.to_numpy() - anchors.to_numpy())
+    offset = pd.Series(timestamps.array - anchors.array)  # datetime arrays, not Python objects
     return ((offset % step) == pd.Timedelta(0)).to_numpy(dtype=bool, na_value=False)
 
 

@@ -22,7 +22,8 @@ from prefect import get_run_logger, task, unmapped
 from tasks import storage
 from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.frequency import defaults_for, fixed_step
-from tasks.increments import GAPFILL_SETTINGS, STATE_FILE, rebuilt_series, settings_of
+from tasks.increments import (GAPFILL_SETTINGS, STATE_FILE, append_rows, in_series, last_per_series, newer_rows,
+                              rebuilt_series, settings_of, tail_rows)
 from tasks.runners import chunked, fanout_runner
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 from tasks.settings import FillMethod, Settings
@@ -226,29 +227,26 @@ def gapfill_increment(valid: pd.DataFrame, base_clean: pd.DataFrame, rebuilt: se
     earlier run's clean series); series not carried (new, rebuilt by validation, or with a new gap over
     `max_gap`) are gap-filled in full from `valid`. Returns the complete clean snapshot, the series
     filled in full and how many clean rows this run produced (the rest are the base's, unchanged)."""
-    base_last = base_clean.groupby(SERIES_ID, sort=True)[TIMESTAMP].max()
-    valid_ids = pd.Index(valid[SERIES_ID].unique())
+    base_last = last_per_series(base_clean)
+    valid_ids = pd.Index(pd.factorize(valid[SERIES_ID])[1], dtype=object)
     carried = valid_ids.intersection(base_last.index).difference(pd.Index(sorted(rebuilt), dtype=object))
-    in_carried = valid[SERIES_ID].isin(carried).to_numpy()
-    after = (valid[TIMESTAMP] > base_last.reindex(valid[SERIES_ID]).to_numpy()).to_numpy()
-    new = valid[in_carried & after]
-    growing = new[SERIES_ID].unique()
-    context = base_clean[base_clean[SERIES_ID].isin(growing)].groupby(SERIES_ID, sort=False) \
-        .tail(context_length(method, freq, champion))
+    new = valid[newer_rows(valid, base_last.reindex(carried))]  # rows of other series are never "newer"
+    growing = pd.unique(new[SERIES_ID])
+    context = tail_rows(base_clean, growing, context_length(method, freq, champion))
     frame = pd.concat([context.drop(columns=IMPUTED), new], ignore_index=True)
     regular = regularize(frame, freq)  # context rows count as observed: only the new stretch can have gaps
-    is_new = (regular[TIMESTAMP] > base_last.reindex(regular[SERIES_ID]).to_numpy()).to_numpy()
+    is_new = newer_rows(regular, base_last)
     gaps = longest_gaps(regular)
     too_long = set(gaps.loc[gaps["longest_gap"] > max_gap, SERIES_ID].astype(str))
-    keep = ~regular[SERIES_ID].isin(too_long).to_numpy()
+    keep = ~in_series(regular, too_long)
     filled = fill_values(regular[keep].reset_index(drop=True), method, season=defaults_for(freq).season,
                          champion=champion, freq=freq)
     appended = filled[is_new[keep]]
     full_ids = sorted(set(valid_ids.difference(carried).astype(str)) | too_long)
-    full = gapfill(valid[valid[SERIES_ID].isin(full_ids)].reset_index(drop=True), freq, method, max_gap, champion)
-    kept = base_clean[base_clean[SERIES_ID].isin(carried) & ~base_clean[SERIES_ID].isin(too_long)]
-    clean = pd.concat([kept, appended, full.clean], ignore_index=True)
-    clean = clean.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    full = gapfill(valid[in_series(valid, full_ids)].reset_index(drop=True), freq, method, max_gap, champion)
+    dropped = set(base_last.index.difference(carried).astype(str)) | too_long
+    kept = base_clean[~in_series(base_clean, dropped)] if dropped else base_clean
+    clean = append_rows(kept, pd.concat([appended, full.clean], ignore_index=True))
     return GapFillResult(clean=clean, quarantined=full.quarantined, gaps=full.gaps), full_ids, len(clean) - len(kept)
 
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -210,7 +210,9 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
         else:
             rows[SOURCE_FILE] = digest
             storage.write_parquet(rows, data_dir / "series" / f"{digest}.parquet")
-            entry.update(status="ingested", rows=len(rows))
+            newest = rows[TIMESTAMP].max()
+            # The newest timestamp lets an incremental validation skip files with nothing new for it.
+            entry.update(status="ingested", rows=len(rows), max_timestamp=newest.isoformat() if pd.notna(newest) else None)
             summary.files_new += 1
             summary.rows_new += len(rows)
             summary.notes.extend(notes)
@@ -224,19 +226,47 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
     return summary
 
 
-def read_series_store(data_dir: Path) -> pd.DataFrame:
-    """Every stored row of every accepted file, with INGEST_SEQ giving the files' arrival order."""
+def read_series_store(data_dir: Path, files: Callable[[dict[str, Any]], bool] | None = None,
+                      series: list[str] | None = None) -> pd.DataFrame:
+    """Stored rows of accepted files, with INGEST_SEQ giving the files' arrival order. `files` picks
+    manifest entries to read (default: all); `series` keeps only those series' rows (filtered as Parquet
+    is read)."""
     manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
     parts = []
     for digest, entry in sorted(manifest.items(), key=lambda item: item[1]["seq"]):
-        if entry.get("status") != "ingested":
+        if entry.get("status") != "ingested" or (files is not None and not files(entry)):
             continue
-        part = storage.read_parquet(data_dir / "series" / f"{digest}.parquet")
+        filters = [(SERIES_ID, "in", list(series))] if series is not None else None
+        part = storage.read_parquet(data_dir / "series" / f"{digest}.parquet", filters=filters)
         part[INGEST_SEQ] = entry["seq"]
         parts.append(part)
     if not parts:
         return pd.DataFrame(columns=[*REQUIRED, SOURCE_FILE, SOURCE_ROW, INGEST_SEQ])
     return pd.concat(parts, ignore_index=True)
+
+
+def store_newest(data_dir: Path) -> pd.Timestamp | None:
+    """The newest timestamp in the store, from the manifest; None when an entry does not record it."""
+    manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
+    stamps = [entry.get("max_timestamp", "unknown") for entry in manifest.values() if entry.get("status") == "ingested"]
+    if not stamps or "unknown" in stamps:
+        return None
+    known = [pd.Timestamp(stamp) for stamp in stamps if stamp]
+    return max(known) if known else None
+
+
+def has_news(entry: dict[str, Any], base: Any) -> bool:
+    """Whether a manifest entry may hold rows new since `base` (a later file, or rows after its as-of)."""
+    if int(entry["seq"]) > base.max_seq:
+        return True
+    newest = entry.get("max_timestamp", "unknown")
+    return newest == "unknown" or (newest is not None and pd.Timestamp(newest) > base.as_of)
+
+
+def store_position(data_dir: Path) -> int:
+    """The highest ingest sequence number in the manifest (-1 for an empty store)."""
+    manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
+    return max((int(entry["seq"]) for entry in manifest.values()), default=-1)
 
 
 @task(name="ingest", retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_on(OSError))

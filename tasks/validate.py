@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,9 @@ from tasks.columns import (RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE
 from tasks.errors import PipelineError
 from tasks.frequency import (fixed_step, frequency_change, infer_frequency, on_grid, on_grid_from, periods_between,
                              periods_since)
-from tasks.increments import VALIDATION_SETTINGS, find_base, full_run_reason, settings_of, write_state
-from tasks.ingest import INGEST_SEQ, read_series_store
+from tasks.increments import (VALIDATION_SETTINGS, append_rows, find_base, full_run_reason, in_series, settings_of,
+                              tail_rows, write_state)
+from tasks.ingest import INGEST_SEQ, has_news, read_series_store, store_newest, store_position
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 from tasks.settings import Settings
 
@@ -341,8 +342,9 @@ class Increment:
 
 
 def split_increment(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as_of: pd.Timestamp,
-                    max_staleness: int) -> Increment:
-    """Pick the rows an incremental run must check (see tasks/increments.py)."""
+                    max_staleness: int, history: Callable[[list[str]], pd.DataFrame] | None = None) -> Increment:
+    """Pick the rows an incremental run must check (see tasks/increments.py). `store` holds at least every
+    row new since the base; `history(ids)` returns every stored row of those series (default: from `store`)."""
     stamps = store[TIMESTAMP]
     new = (store[INGEST_SEQ] > base.max_seq) | (stamps > base.as_of).fillna(False).astype(bool)
     delta = store[new]
@@ -361,7 +363,10 @@ def split_increment(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as
     changed = _frequency_changed(current, base_valid, state, base.panel_frequency)
     rebuilt = sorted(unknown_ids | late_ids | set(stale) | changed)
     carried = known.difference(pd.Index(rebuilt, dtype=object))
-    whole = store[store[SERIES_ID].isin(rebuilt)]
+    if history is None:
+        whole = store[in_series(store, rebuilt)]
+    else:
+        whole = history(rebuilt) if rebuilt else store.iloc[0:0]
     rows = pd.concat([whole, delta[ids.isin(carried) | ids.isna()]])
     rows = rows.sort_values(INGEST_SEQ, kind="stable")  # store order: prepare_batch lets later files win
     return Increment(rows=rows, carried=carried, rebuilt=rebuilt,
@@ -383,9 +388,12 @@ def _frequency_changed(current: pd.DataFrame, base_valid: pd.DataFrame, state: p
     # Fast path: a series whose last spacing is the regular step cannot have changed frequency.
     suspects = ids[(current.loc[last, TIMESTAMP] - previous) != step]
     changed = set()
+    if len(suspects) == 0:
+        return changed
+    tails = tail_rows(base_valid, suspects, 16)
     for series in suspects:
-        tail = base_valid.loc[base_valid[SERIES_ID] == series, TIMESTAMP].tail(16)
-        stamps = pd.concat([tail, current.loc[current[SERIES_ID] == series, TIMESTAMP]])
+        stamps = pd.concat([tails.loc[tails[SERIES_ID] == series, TIMESTAMP],
+                            current.loc[current[SERIES_ID] == series, TIMESTAMP]])
         if frequency_change(stamps, freq) is not None:
             changed.add(str(series))
     return changed
@@ -415,11 +423,12 @@ def derive_carried_checks(rows: pd.DataFrame, state: pd.DataFrame, max_robust_z:
 
 def validate_incremental(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as_of: pd.Timestamp,
                          max_staleness: int, file_names: dict[str, str] | None = None,
-                         max_robust_z: float = 50.0) -> tuple[ValidationResult, Increment, pd.DataFrame]:
+                         max_robust_z: float = 50.0, history: Callable[[list[str]], pd.DataFrame] | None = None
+                         ) -> tuple[ValidationResult, Increment, pd.DataFrame]:
     """Validate only what is new since `base`: the new rows of carried series (against their kept state)
     and every row of rebuilt series (the full checks). Returns the result (its `valid` is the complete
     snapshot: the base's valid rows plus the new ones), the split, and the next per-series state."""
-    increment = split_increment(store, base, base_valid, as_of, max_staleness)
+    increment = split_increment(store, base, base_valid, as_of, max_staleness, history)
     batch = prepare_batch(increment.rows, as_of)
     carried_rows = batch.rows[SERIES_ID].isin(increment.carried).to_numpy()
     full_part, facts = derive_checks(batch.rows[~carried_rows], batch.as_of, max_staleness, max_robust_z,
@@ -432,9 +441,8 @@ def validate_incremental(store: pd.DataFrame, base: Any, base_valid: pd.DataFram
     facts["last_seen"] = {**state["last_seen"].to_dict(), **newest.to_dict(), **facts["last_seen"]}
     facts["robust"] = pd.concat([state[["median", "scale"]], facts["robust"]])
     result = _finish(rows, facts, batch, file_names)
-    kept = base_valid[base_valid[SERIES_ID].isin(increment.carried)]
-    valid = pd.concat([kept, result.valid], ignore_index=True)
-    result.valid = valid.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    kept = base_valid[~in_series(base_valid, increment.rebuilt)] if increment.rebuilt else base_valid
+    result.valid = append_rows(kept, result.valid)
     result.covariates = [c for c in result.valid.columns if c not in (SERIES_ID, TIMESTAMP, VALUE)]
     return result, increment, series_state(result.valid, facts)
 
@@ -473,22 +481,29 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
     data_dir = settings.data_dir
     manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
     file_names = {digest: entry["original_name"] for digest, entry in manifest.items()}
-    store = read_series_store(data_dir)
     requested = parse_as_of(as_of)
-    resolved = requested if requested is not None or store.empty else store[TIMESTAMP].max()
+    store = None
+    resolved = requested if requested is not None else store_newest(data_dir)
+    if resolved is None:  # an older manifest without timestamps: read the store to find its newest
+        store = read_series_store(data_dir)
+        resolved = store[TIMESTAMP].max() if not store.empty else None
     base = find_base(data_dir, resolved) if resolved is not None and pd.notna(resolved) else None
     full_reason = full_run_reason(settings, base, resolved)
     if full_reason is None:
         base_valid = storage.read_parquet(storage.partition_dir(data_dir / "validated", base.run_date)
                                           / "observations.parquet")
-        result, increment, state = validate_incremental(store, base, base_valid, resolved, settings.max_staleness,
-                                                        file_names, settings.max_robust_z)
+        # Only files that can hold rows new since the base; rebuilt series are read from every file.
+        store = read_series_store(data_dir, files=lambda entry: has_news(entry, base))
+        result, increment, state = validate_incremental(
+            store, base, base_valid, resolved, settings.max_staleness, file_names, settings.max_robust_z,
+            history=lambda ids: read_series_store(data_dir, series=ids))
         rebuilt, full_as_of = increment.rebuilt, base.full_as_of
         log.info("Incremental validation on the run of %s: %d new row(s) of %d carried series checked against "
                  "their kept state; %d series rebuilt in full (%s)", base.run_date, len(result.batch.rows),
                  len(increment.carried), len(rebuilt),
                  ", ".join(f"{n} {why}" for why, n in increment.reasons.items() if n) or "none")
     else:
+        store = read_series_store(data_dir) if store is None else store
         result = validate(store, requested, settings.max_staleness, file_names=file_names,
                           max_robust_z=settings.max_robust_z)
         state, rebuilt, full_as_of = series_state(result.valid, result.facts), None, result.batch.as_of
@@ -508,7 +523,7 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
     valid_path = storage.partition_dir(data_dir / "validated", run_date) / "observations.parquet"
     storage.write_parquet(result.valid, valid_path)
     write_state(valid_path.parent, as_of=result.batch.as_of, full_as_of=full_as_of,
-                max_seq=int(store[INGEST_SEQ].max()), panel_frequency=result.facts["panel_frequency"],
+                max_seq=store_position(data_dir), panel_frequency=result.facts["panel_frequency"],
                 settings=settings_of(settings, VALIDATION_SETTINGS), series=state,
                 base_run_date=base.run_date if full_reason is None else None, rebuilt=rebuilt or [])
     log.info("Validation: %d valid rows in %d series, %d quarantined; frequency %s; as-of %s",

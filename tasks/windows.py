@@ -32,7 +32,8 @@ from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.errors import PipelineError
 from tasks.features import calendar_features
 from tasks.frequency import defaults_for
-from tasks.increments import STATE_FILE, rebuilt_series
+from tasks.increments import (STATE_FILE, append_rows, in_series, last_per_series, newer_rows, rebuilt_series,
+                              series_blocks)
 from tasks.scaling import Scalers, TargetTransform
 from tasks.settings import Settings
 
@@ -123,14 +124,16 @@ def scaler_rows(series: pd.DataFrame, cutoff: pd.Timestamp, lookback: int) -> pd
 def index_windows(series: pd.DataFrame, lookback: int, horizon: int, cutoff: pd.Timestamp) -> pd.DataFrame:
     """Every window's start row and split over series sorted by id and time: training windows end on or
     before the cutoff, validation windows start their targets after it, straddling ones are dropped."""
-    starts = window_starts(series.groupby(SERIES_ID, sort=True).size().to_numpy(), lookback, horizon)
+    _, _, ends = series_blocks(series)
+    starts = window_starts(np.diff(ends, prepend=0), lookback, horizon)
     stamps = series[TIMESTAMP].dt.tz_convert(None).to_numpy()  # datetime64, UTC
     target_start = stamps[starts + lookback]
     target_end = stamps[starts + lookback + horizon - 1]
     cutoff64 = np.datetime64(cutoff.tz_convert(None))
-    split = np.where(target_end <= cutoff64, TRAIN, np.where(target_start > cutoff64, VALIDATION, ""))
-    keep = split != ""
-    return pd.DataFrame({START: starts[keep].astype("int64"), SPLIT: pd.Categorical(split[keep], [TRAIN, VALIDATION])})
+    split = np.where(target_end <= cutoff64, 0, np.where(target_start > cutoff64, 1, -1))  # category codes
+    keep = split >= 0
+    return pd.DataFrame({START: starts[keep].astype("int64"),
+                         SPLIT: pd.Categorical.from_codes(split[keep], [TRAIN, VALIDATION])})
 
 
 def plan_increment(clean: pd.DataFrame, base_series: pd.DataFrame, scalers: Scalers, rebuilt: set[str], freq: str,
@@ -140,21 +143,24 @@ def plan_increment(clean: pd.DataFrame, base_series: pd.DataFrame, scalers: Scal
     get features for all their rows, with scalers fitted for the ones the cycle's scalers lack. The split
     moves with the data (the index is recomputed by array arithmetic). Returns the plan and the number
     of rows featured by this run."""
-    base_last = base_series.groupby(SERIES_ID, sort=True)[TIMESTAMP].max()
-    lengths = clean.groupby(SERIES_ID, sort=True).size()
+    base_last = last_per_series(base_series)
+    codes, uniques = pd.factorize(clean[SERIES_ID])
+    lengths = pd.Series(np.bincount(codes, minlength=len(uniques)), index=pd.Index(uniques, dtype=object))
     ids = lengths.index
     carried = ids.intersection(base_last.index).difference(pd.Index(sorted(rebuilt), dtype=object))
-    in_carried = clean[SERIES_ID].isin(carried).to_numpy()
-    new = clean[in_carried & (clean[TIMESTAMP] > base_last.reindex(clean[SERIES_ID]).to_numpy()).to_numpy()]
+    new = clean[newer_rows(clean, base_last.reindex(carried))]
     others = ids.difference(carried)
     short_ids = [str(s) for s in others[lengths.reindex(others).to_numpy() < lookback]]
-    whole = clean[clean[SERIES_ID].isin(others) & ~clean[SERIES_ID].isin(short_ids)]
-    kept = base_series[base_series[SERIES_ID].isin(carried)]
-    cutoff = split_cutoff(pd.concat([kept[TIMESTAMP], new[TIMESTAMP], whole[TIMESTAMP]]), freq, horizon, val_fraction)
+    whole = clean[in_series(clean, set(others.astype(str)) - set(short_ids))]
+    dropped = set(base_last.index.difference(carried).astype(str))
+    kept = base_series[~in_series(base_series, dropped)] if dropped else base_series
+    first = min([stamp for stamp in (kept[TIMESTAMP].min(), whole[TIMESTAMP].min()) if pd.notna(stamp)])
+    newest = max([stamp for stamp in (kept[TIMESTAMP].max(), new[TIMESTAMP].max(), whole[TIMESTAMP].max())
+                  if pd.notna(stamp)])
+    cutoff = split_cutoff(pd.Series([first, newest]), freq, horizon, val_fraction)
     scalers.extend(scaler_rows(whole, cutoff, lookback))  # only series the cycle's scalers lack
     fresh, features = add_features(pd.concat([new, whole], ignore_index=True), scalers, freq)
-    series = pd.concat([kept, fresh[kept.columns]], ignore_index=True)
-    series = series.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    series = append_rows(kept, fresh[kept.columns])
     plan = WindowPlan(series=series, features=features, index=index_windows(series, lookback, horizon, cutoff),
                       scalers=scalers, cutoff=cutoff, short_series=short_ids)
     return plan, len(fresh)

@@ -161,3 +161,16 @@ def test_the_daily_flow_after_the_first_processes_only_the_new_day(prefect_serve
     pd.testing.assert_frame_equal(storage.read_parquet(folder / "series.parquet", columns=raw),
                                   storage.read_parquet(full_folder / "series.parquet", columns=raw))
     assert second["windows"]["cutoff"] == full["windows"]["cutoff"]
+
+
+def test_incremental_validation_reads_only_files_that_can_hold_news():
+    from tasks.ingest import has_news
+
+    day = pd.Timestamp("2016-12-01", tz="UTC")
+    base = Base(run_date=day.date(), as_of=day, full_as_of=day, max_seq=3, panel_frequency="D", settings={},
+                series=pd.DataFrame())
+    assert has_news({"seq": 4, "max_timestamp": "2016-11-01T00:00:00+00:00"}, base)  # a later file
+    assert not has_news({"seq": 2, "max_timestamp": "2016-12-01T00:00:00+00:00"}, base)  # all seen
+    assert has_news({"seq": 2, "max_timestamp": "2016-12-05T00:00:00+00:00"}, base)  # rows left after the as-of
+    assert has_news({"seq": 2}, base)  # an older manifest entry that does not say: read it
+    assert not has_news({"seq": 2, "max_timestamp": None}, base)  # no parseable timestamp at all
