@@ -68,10 +68,18 @@ def staged_partition(forecasts: pd.DataFrame, run_date: date, data_dir: Path) ->
         yield forecasts
 
 
+def pending_marker(data_dir: Path, run_date: date) -> Path:
+    """Marks a publication between its SQL commit and its Parquet rename (see `reconcile`)."""
+    return storage.as_path(data_dir) / "forecasts" / ".pending" / f"{run_date.isoformat()}.json"
+
+
 def publish_forecasts_atomically(forecasts: pd.DataFrame, run_date: date, data_dir: Path, database_url: str) -> int:
     """Replace the run date's forecasts in both stores; returns the rows written."""
+    marker = pending_marker(data_dir, run_date)
     with staged_partition(forecasts, run_date, data_dir) as written:
+        storage.write_json({"run_date": run_date.isoformat(), "rows": len(written)}, marker)
         replace_sql_rows(written, run_date, database_url)
+    marker.unlink(missing_ok=True)  # both stores agree: nothing for reconcile to check
     return len(written)
 
 
@@ -161,46 +169,35 @@ def published_run_dates(data_dir: Path, database_url: str) -> set[str]:
 
 
 def reconcile(data_dir: Path, database_url: str) -> list[str]:
-    """Make the Parquet dataset agree with SQL, the commit point, for every run date; returns the run
-    dates whose Parquet partition was rewritten.
+    """Make the Parquet dataset agree with SQL, the commit point, for every publication that may have
+    been interrupted; returns the run dates whose Parquet partition was rewritten.
 
-    Publication commits SQL first and then renames the staged Parquet file into place. A process killed
-    between the two leaves SQL with the new rows and Parquet with the old; the next publication calls this
-    first and rewrites such partitions from SQL. (Parquet partitions with no SQL rows at all are left
-    alone: that is a database that was replaced, not a half-finished publication.)
+    Publication marks its run date as pending, commits SQL, renames the staged Parquet file into place
+    and removes the mark. A process killed between the commit and the rename leaves SQL with the new rows,
+    Parquet with the old, and the mark; the next publication calls this first and, for each marked run
+    date only (so its cost does not grow with the history of publications), rewrites the partition from
+    SQL if the two disagree. A mark left by a failed commit finds the stores agreeing and is just removed.
     """
-    engine = sa.create_engine(database_url)
-    try:
-        _metadata.create_all(engine, checkfirst=True)
-        query = sa.select(forecasts_table.c[RUN_DATE], forecasts_table.c[RUN_ID], sa.func.count()).group_by(
-            forecasts_table.c[RUN_DATE], forecasts_table.c[RUN_ID])
-        with engine.connect() as connection:
-            in_sql = _by_run_date((str(d), r, int(n)) for d, r, n in connection.execute(query).all())
-    finally:
-        engine.dispose()
-    dataset = forecast_dataset(data_dir)
-    in_parquet: dict[str, set[tuple[str, int]]] = {}
-    if dataset is not None:
-        counts = dataset.to_table(columns=[RUN_DATE, RUN_ID]).to_pandas().astype({RUN_DATE: str}) \
-            .groupby([RUN_DATE, RUN_ID]).size()
-        in_parquet = _by_run_date((d, r, int(n)) for (d, r), n in counts.items())
+    folder = storage.as_path(data_dir) / "forecasts" / ".pending"
+    marks = sorted(folder.iterdir(), key=lambda path: path.name) if folder.exists() else []
     rewritten = []
-    for run_date in sorted(in_sql):
-        if in_sql[run_date] == in_parquet.get(run_date):
-            continue
+    for mark in marks:
+        run_date = mark.name.removesuffix(".json")
         day = date.fromisoformat(run_date)
-        with staged_partition(read_sql_forecasts(database_url, day), day, data_dir):
-            pass  # SQL already holds these rows: only the Parquet file is replaced
-        rewritten.append(run_date)
+        in_sql = read_sql_forecasts(database_url, day)
+        partition = parquet_path(data_dir, day)
+        in_parquet = storage.read_parquet(partition, columns=[RUN_ID]) if partition.exists() else pd.DataFrame()
+        if len(in_sql) and _runs(in_sql) != _runs(in_parquet):
+            with staged_partition(in_sql, day, data_dir):
+                pass  # SQL already holds these rows: only the Parquet file is replaced
+            rewritten.append(run_date)
+        mark.unlink(missing_ok=True)
     return rewritten
 
 
-def _by_run_date(counts: Any) -> dict[str, set[tuple[str, int]]]:
-    """(run date, run id, rows) triples grouped by run date."""
-    grouped: dict[str, set[tuple[str, int]]] = {}
-    for run_date, run_id, rows in counts:
-        grouped.setdefault(run_date, set()).add((run_id, rows))
-    return grouped
+def _runs(frame: pd.DataFrame) -> dict[str, int]:
+    """Rows per run id: two stores holding the same publication agree on it."""
+    return frame[RUN_ID].astype(str).value_counts().to_dict() if len(frame) else {}
 
 
 def redacted_url(database_url: str) -> str:

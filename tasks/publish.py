@@ -118,7 +118,11 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
         f"| files new / already ingested / rejected | {ingest['files_new']} / {ingest['files_already_ingested']} / "
         f"{len(ingest['files_rejected'])} |",
         f"| rows ingested this run | {ingest['rows_new']} |",
-        f"| rows validated / quarantined | {validate['rows_checked']} / {validate['rows_quarantined']} |",
+        f"| rows checked by validation / quarantined | {validate['rows_checked']} / {validate['rows_quarantined']} |",
+        f"| mode (validate / gap-fill / windows) | {validate.get('mode', 'full')} / {fill.get('mode', 'full')} / "
+        f"{windows.get('mode', 'full')}"
+        + (f" (on the run of {validate['base_run_date']}; {validate['series_rebuilt']} series rebuilt)"
+           if validate.get("base_run_date") else f" ({validate.get('full_reason') or 'full'})") + " |",
         f"| series forecast / by model / by seasonal-naive fallback | {published['series']} / "
         f"{published['series_by_model']} / {published['series'] - published['series_by_model']} |",
         f"| series quarantined at gap-fill | {fill['series_quarantined']} |",

@@ -18,7 +18,8 @@ import pytest
 
 from tasks import storage
 from tasks.columns import FORECAST_COLUMNS
-from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts, reconcile, replace_sql_rows
+from tasks.forecast_store import (pending_marker, read_parquet_forecasts, read_sql_forecasts, reconcile,
+                                  replace_sql_rows)
 from tasks.settings import PROJECT_ROOT
 from tests.conftest import write_csv
 
@@ -92,8 +93,13 @@ def test_parquet_follows_sql_after_a_crash_between_commit_and_rename(tmp_path):
     from tasks.forecast_store import publish_forecasts_atomically
 
     publish_forecasts_atomically(rows, day, tmp_path, url)
-    replace_sql_rows(rows.assign(yhat=[3.0, 4.0], run_id="run-2"), day, url)  # committed; then the kill
+    # What a publication killed between its commit and its rename leaves: the pending mark, SQL committed.
+    storage.write_json({"run_date": day.isoformat()}, pending_marker(tmp_path, day))
+    replace_sql_rows(rows.assign(yhat=[3.0, 4.0], run_id="run-2"), day, url)
     assert read_parquet_forecasts(tmp_path)["run_id"].tolist() == ["run-1", "run-1"]
     assert reconcile(tmp_path, url) == ["2016-12-24"]
     assert read_parquet_forecasts(tmp_path)["yhat"].tolist() == [3.0, 4.0]
     assert reconcile(tmp_path, url) == []  # agreeing stores are left alone
+    assert not pending_marker(tmp_path, day).exists()
+    publish_forecasts_atomically(rows, day, tmp_path, url)
+    assert not pending_marker(tmp_path, day).exists()  # a publication that finished leaves no mark
