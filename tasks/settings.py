@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(128, ge=1, description="Training batch size on the CPU.")
     max_windows_per_epoch: int = Field(
         20_000, ge=1, description="At most this many training windows (a seeded random sample); bounds epoch cost.")
+    max_val_windows: int = Field(
+        8192, ge=1, description="At most this many validation windows (a fixed seeded sample) scored per epoch "
+        "for early stopping; calibration and the champion comparison use theirs in full.")
     gpu_batch_size: int = Field(1024, ge=1, description="Training batch size per GPU (GPUs want larger batches).")
     mixed_precision: bool = Field(False, description="Float16 compute on GPUs (float32 weights and outputs).")
     cell: Literal["lstm", "gru"] = Field("lstm", description="Recurrent cell type.")

@@ -24,7 +24,8 @@ class WindowDataset(keras.utils.PyDataset):
     `max_windows` keeps a seeded random sample of that many windows (the head of that order), which
     bounds the cost of an epoch however many series there are. `priority` (a boolean mask over the split's
     windows) puts those windows in the sample first: a warm start trains on every window its champion
-    has not seen, topped up with a sample of the ones it has.
+    has not seen, topped up with a sample of the ones it has. Without `shuffle`, `max_windows` keeps a
+    seeded sample of that many windows in their original order (the validation windows of an epoch).
     """
 
     def __init__(self, source: WindowSource, split: str, batch_size: int, shuffle: bool, seed: int = 0,
@@ -37,6 +38,8 @@ class WindowDataset(keras.utils.PyDataset):
         if shuffle and priority is not None:
             order = order[np.argsort(~np.asarray(priority, dtype=bool)[order], kind="stable")]
             order = rng.permutation(order[:max_windows]) if max_windows else order
+        if not shuffle and max_windows and count > max_windows:  # a fixed sample, kept in order
+            order = np.sort(rng.choice(count, max_windows, replace=False))
         self.order = order[:max_windows] if (shuffle and max_windows) else order
         self.per_pass = len(self.order)
 

@@ -225,3 +225,19 @@ def test_version_names_sort_by_data_date():
     early = new_version_name(pd.Timestamp("2016-01-02", tz="UTC"), "abcdef12-3456")
     late = new_version_name(pd.Timestamp("2016-12-31", tz="UTC"), "00000000-0000")
     assert early == "20160102T000000Z-abcdef12" and early < late
+
+
+def test_validation_windows_can_be_capped_to_a_fixed_sample_in_order():
+    from tasks.window_dataset import WindowDataset
+
+    source = wave_source(n=400)
+    count = source.count(VALIDATION)
+    capped = WindowDataset(source, VALIDATION, batch_size=8, shuffle=False, seed=0, max_windows=10)
+    assert capped.per_pass == 10 < count
+    assert np.all(np.diff(capped.order) > 0)  # distinct windows, in their original order
+    assert np.array_equal(capped.order, WindowDataset(source, VALIDATION, 8, shuffle=False, seed=0,
+                                                      max_windows=10).order)
+    whole = WindowDataset(source, VALIDATION, batch_size=8, shuffle=False, seed=0, max_windows=count + 5)
+    assert np.array_equal(whole.order, np.arange(count))  # a cap above the count keeps every window
+    model, facts = fit_model(tiny_config(max_val_windows=10), source, max_epochs=1, patience=1)
+    assert np.isfinite(facts["val_loss"])
