@@ -10,7 +10,7 @@ the one-off imports and graph building). References measured in the same run:
             `pyarrow.parquet.write_table` (no archive, manifest, lineage, raw-text keeping or atomic rename);
 - windows:  `sliding_window_view` + `pyarrow.parquet.write_table` of the materialised windows;
 - train:    `model.fit` on materialised numpy arrays of the same windows (the epoch's sample), same model,
-            batch and validation data;
+            batch and validation data (the same sample of validation windows);
 - publish:  the same rows to both stores, bare: `pyarrow.parquet.write_table` and `DataFrame.to_sql` into the
             same database (no transaction spanning both, no delete of an earlier run, no atomic rename).
 Growth is each stage's time divided by the 10-series time, next to the data growth (series ratio).
@@ -135,7 +135,9 @@ def _reference_fit(config, source, epochs: int) -> float:
     sample = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed,
                            max_windows=config.max_windows_per_epoch).order  # the windows fit_model trains on
     x, y = source.window(source.starts[TRAIN][np.sort(sample)])
-    validation = source.window(source.starts[VALIDATION])
+    scored = WindowDataset(source, VALIDATION, config.batch_size, shuffle=False, seed=config.seed,
+                           max_windows=config.max_val_windows).order  # the validation windows fit_model scores
+    validation = source.window(source.starts[VALIDATION][scored])
     seed_everything(config.seed)
     model = config.build()
     started = time.perf_counter()
