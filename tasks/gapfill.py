@@ -323,6 +323,7 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
     clean_path = folder / CLEAN_FILE
     storage.write_parquet(clean, clean_path)
     storage.write_json({"settings": settings_of(settings, GAPFILL_SETTINGS), "mode": facts["mode"],
+                        "as_of": validated["as_of"], "base_as_of": validated.get("base_as_of"),
                         "base_run_date": validated.get("base_run_date") if facts["mode"] == "incremental" else None,
                         "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
     imputed = int(clean[IMPUTED].sum())
@@ -348,8 +349,10 @@ def clean_base(settings: Settings, validated: dict[str, Any]) -> Any:
         return None
     folder = storage.partition_dir(settings.data_dir / "clean", pd.Timestamp(validated["base_run_date"]).date())
     state = storage.read_json(folder / STATE_FILE, default=None)
+    # The folder must hold the base's own as-of: a run date's folder is rewritten by later runs of the
+    # same date (intra-day as-ofs), and a run interrupted after validation leaves an older clean snapshot.
     if not state or state.get("settings") != settings_of(settings, GAPFILL_SETTINGS) or \
-            not (folder / CLEAN_FILE).exists():
+            state.get("as_of") != validated.get("base_as_of") or not (folder / CLEAN_FILE).exists():
         return None
     return folder
 

@@ -538,6 +538,7 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
         "mode": "full" if full_reason else "incremental",
         "full_reason": full_reason,
         "base_run_date": base.run_date.isoformat() if full_reason is None else None,
+        "base_as_of": base.as_of.isoformat() if full_reason is None else None,
         "series_rebuilt": len(rebuilt) if rebuilt is not None else None,
         "rows_valid": len(result.valid),
         "rows_quarantined": len(result.quarantined),

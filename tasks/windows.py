@@ -232,7 +232,8 @@ def windows_base(settings: Settings, filled: dict[str, Any], freq: str, lookback
     state = storage.read_json(storage.as_path(filled["clean_path"]).parent / STATE_FILE, default={})
     folder = storage.partition_dir(settings.data_dir / "windows", pd.Timestamp(state["base_run_date"]).date())
     meta = storage.read_json(folder / "meta.json", default=None)
-    if not meta or meta.get("settings") != window_settings(settings, lookback, horizon) or \
+    if not meta or meta.get("as_of") != state.get("base_as_of") or \
+            meta.get("settings") != window_settings(settings, lookback, horizon) or \
             meta.get("frequency") != freq or not all((folder / n).exists() for n in ("series.parquet", "scalers.json")):
         return None
     covariates = Scalers.from_dict(storage.read_json(folder / "scalers.json")).covariates
@@ -277,7 +278,8 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
             "features": plan.features, "train_windows": n_train, "val_windows": n_val,
             "series": int(plan.series[SERIES_ID].nunique()), "short_series": plan.short_series,
             "mode": "incremental" if base is not None else "full", "rows_processed": processed,
-            "scalers_fitted_as_of": scalers_as_of, "settings": window_settings(settings, lookback, horizon)}
+            "scalers_fitted_as_of": scalers_as_of, "settings": window_settings(settings, lookback, horizon),
+            "as_of": validated["as_of"]}
     storage.write_json(meta, folder / "meta.json")
     if n_train == 0 or n_val == 0:
         raise PipelineError(f"not enough history to train: {n_train} training and {n_val} validation windows "

@@ -162,6 +162,16 @@ def test_the_daily_flow_after_the_first_processes_only_the_new_day(prefect_serve
                                   storage.read_parquet(full_folder / "series.parquet", columns=raw))
     assert second["windows"]["cutoff"] == full["windows"]["cutoff"]
 
+    # A later run builds on these folders only if they hold the base's own as-of (a folder of the same
+    # run date rewritten by another as-of, or left older by an interrupted run, is not a base).
+    from tasks.gapfill import clean_base
+
+    settings = Settings(data_dir=tmp_path / "store", horizon=HORIZON, lookback=LOOKBACK, max_epochs=1)
+    validated = {"mode": "incremental", "base_run_date": second["validate"]["run_date"],
+                 "base_as_of": second["validate"]["as_of"]}
+    assert clean_base(settings, validated) == storage.as_path(second["gapfill"]["clean_path"]).parent
+    assert clean_base(settings, {**validated, "base_as_of": first["validate"]["as_of"]}) is None
+
 
 def test_incremental_validation_reads_only_files_that_can_hold_news():
     from tasks.ingest import has_news
