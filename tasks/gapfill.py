@@ -250,6 +250,15 @@ def gapfill_increment(valid: pd.DataFrame, base_clean: pd.DataFrame, rebuilt: se
     return GapFillResult(clean=clean, quarantined=full.quarantined, gaps=full.gaps), full_ids, len(clean) - len(kept)
 
 
+def fill_champion(settings: Settings, freq: str, log: Any) -> Any:
+    """The champion the `model` fill method forecasts gaps with (None for other methods, or none usable)."""
+    if settings.fill_method != "model":
+        return None
+    from tasks.registry import usable_champion
+
+    return usable_champion(settings.data_dir / "models", freq, log)
+
+
 @task(name="gap-fill-chunk")
 def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[str], number: int,
                staging: str) -> dict[str, Any]:
@@ -260,11 +269,7 @@ def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[s
     """
     valid = storage.read_parquet(validated["valid_path"], filters=[(SERIES_ID, "in", series_ids)]) \
         if series_ids else storage.read_parquet(validated["valid_path"]).iloc[0:0]
-    champion = None
-    if settings.fill_method == "model":
-        from tasks.registry import usable_champion
-
-        champion = usable_champion(settings.data_dir / "models", validated["frequency"], get_run_logger())
+    champion = fill_champion(settings, validated["frequency"], get_run_logger())
     result = gapfill(valid, validated["frequency"], settings.fill_method, settings.max_gap, champion)
     folder = storage.as_path(staging)
     clean_part, quarantine_part = folder / f"clean-{number:05d}.parquet", folder / f"quarantine-{number:05d}.parquet"
@@ -296,11 +301,7 @@ def fill_increment(settings: Settings, validated: dict[str, Any], base_folder: s
     increment is small), series rebuilt by validation in full."""
     log = get_run_logger()
     started = time.perf_counter()
-    champion = None
-    if settings.fill_method == "model":
-        from tasks.registry import usable_champion
-
-        champion = usable_champion(settings.data_dir / "models", validated["frequency"], log)
+    champion = fill_champion(settings, validated["frequency"], log)
     valid_path = storage.as_path(validated["valid_path"])
     result, full_ids, processed = gapfill_increment(
         storage.read_parquet(valid_path), storage.read_parquet(storage.as_path(base_folder) / CLEAN_FILE),

@@ -35,10 +35,10 @@ from tasks.columns import SERIES_ID, TIMESTAMP
 
 STATE_FILE = "state.json"
 SERIES_STATE_FILE = "series_state.parquet"
-# Settings whose change makes an earlier snapshot unusable as a base, per stage.
+# Settings whose change makes an earlier snapshot unusable as a base, per stage (windows compare theirs
+# in tasks/windows.py: `window_settings`, with lookback and horizon as resolved for the frequency).
 VALIDATION_SETTINGS = ("max_staleness", "max_robust_z")
 GAPFILL_SETTINGS = ("fill_method", "max_gap")
-WINDOW_SETTINGS = ("lookback", "horizon", "val_fraction", "target_transform")
 STATE_VERSION = 1  # bump when the state's meaning changes: older bases are then ignored
 
 
@@ -52,7 +52,7 @@ class Base:
     max_seq: int  # highest ingest sequence number the base had seen
     panel_frequency: str
     settings: dict[str, Any]
-    series: pd.DataFrame = field(repr=False)  # index series_id: frequency, median, scale, last_seen
+    series: pd.DataFrame = field(repr=False)  # index series_id: frequency, median, scale, last_seen, last_valid
 
 
 def settings_of(settings: Any, names: tuple[str, ...]) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def read_raw_file(path: Path, name: str | None = None) -> tuple[pd.DataFrame, li
     rows[RAW_VALUE] = _unparsed_text(raw[VALUE], rows[VALUE].isna())
     notes = []
     for column in (c for c in raw.columns if c not in REQUIRED):
-        numeric = pd.to_numeric(raw[column], errors="coerce")
+        numeric = _parse_numbers(raw[column])
         present = raw[column].notna() & (raw[column].astype("string").str.strip() != "")
         if (numeric.notna() | ~present).all():
             rows[column] = numeric.astype("float64")
@@ -185,7 +185,7 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
     started = time.perf_counter()
     summary = IngestSummary()
     manifest_path = data_dir / "raw" / "manifest.json"
-    manifest: dict[str, dict[str, Any]] = storage.read_json(manifest_path, default={})
+    manifest = read_manifest(data_dir)
     for path in discover_files(input_path):
         summary.files_seen += 1
         digest = storage.content_hash(path)
@@ -226,12 +226,18 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
     return summary
 
 
+def read_manifest(data_dir: Path) -> dict[str, dict[str, Any]]:
+    """The store's manifest: one entry per content hash (see the module docstring)."""
+    return storage.read_json(storage.as_path(data_dir) / "raw" / "manifest.json", default={})
+
+
 def read_series_store(data_dir: Path, files: Callable[[dict[str, Any]], bool] | None = None,
-                      series: list[str] | None = None) -> pd.DataFrame:
+                      series: list[str] | None = None,
+                      manifest: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
     """Stored rows of accepted files, with INGEST_SEQ giving the files' arrival order. `files` picks
     manifest entries to read (default: all); `series` keeps only those series' rows (filtered as Parquet
-    is read)."""
-    manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
+    is read); `manifest` saves reading it again when the caller has it."""
+    manifest = read_manifest(data_dir) if manifest is None else manifest
     parts = []
     for digest, entry in sorted(manifest.items(), key=lambda item: item[1]["seq"]):
         if entry.get("status") != "ingested" or (files is not None and not files(entry)):
@@ -245,9 +251,8 @@ def read_series_store(data_dir: Path, files: Callable[[dict[str, Any]], bool] | 
     return pd.concat(parts, ignore_index=True)
 
 
-def store_newest(data_dir: Path) -> pd.Timestamp | None:
+def store_newest(manifest: dict[str, dict[str, Any]]) -> pd.Timestamp | None:
     """The newest timestamp in the store, from the manifest; None when an entry does not record it."""
-    manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
     stamps = [entry.get("max_timestamp", "unknown") for entry in manifest.values() if entry.get("status") == "ingested"]
     if not stamps or "unknown" in stamps:
         return None
@@ -263,9 +268,8 @@ def has_news(entry: dict[str, Any], base: Any) -> bool:
     return newest == "unknown" or (newest is not None and pd.Timestamp(newest) > base.as_of)
 
 
-def store_position(data_dir: Path) -> int:
+def store_position(manifest: dict[str, dict[str, Any]]) -> int:
     """The highest ingest sequence number in the manifest (-1 for an empty store)."""
-    manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
     return max((int(entry["seq"]) for entry in manifest.values()), default=-1)
 
 

@@ -13,7 +13,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -28,7 +27,8 @@ from tasks.frequency import (fixed_step, frequency_change, infer_frequency, on_g
                              periods_since)
 from tasks.increments import (VALIDATION_SETTINGS, append_rows, find_base, full_run_reason, in_series, settings_of,
                               tail_rows, write_state)
-from tasks.ingest import INGEST_SEQ, has_news, read_series_store, store_newest, store_position
+from tasks.ingest import (INGEST_SEQ, has_news, read_manifest, read_series_store, store_newest,
+                          store_position)
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 from tasks.settings import Settings
 
@@ -129,6 +129,17 @@ def robust_z(rows: pd.DataFrame, stats: pd.DataFrame | None = None) -> tuple[np.
     return z, np.sign(median) * np.expm1(np.abs(median))
 
 
+def value_checks(rows: pd.DataFrame, stats: pd.DataFrame, max_robust_z: float) -> pd.DataFrame:
+    """A copy of `rows` with the value checks' columns: finite, and within `max_robust_z` of the series'
+    median by `stats` (from `robust_stats`: the rows' own, or a carried series' kept ones)."""
+    rows = rows.copy()
+    value = rows[VALUE].to_numpy(dtype="float64")
+    rows[VALUE_IS_FINITE] = np.isfinite(value) | np.isnan(value)  # NaN is the not-null check's to report
+    rows[ROBUST_Z], rows[SERIES_MEDIAN] = robust_z(rows, stats)
+    rows[VALUE_IS_PLAUSIBLE] = ~(rows[ROBUST_Z] > max_robust_z)  # NaN (non-finite, missing) is reported elsewhere
+    return rows
+
+
 def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int,
                   max_robust_z: float = 50.0, panel_frequency: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Add the suite's derived boolean columns; returns (rows, facts) with per-series frequencies.
@@ -136,12 +147,8 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int,
     `panel_frequency` is the panel's frequency when known (an incremental run checks only some series);
     by default the most common series frequency.
     """
-    rows = rows.copy()
-    value = rows[VALUE].to_numpy(dtype="float64")
-    rows[VALUE_IS_FINITE] = np.isfinite(value) | np.isnan(value)  # NaN is the not-null check's to report
     stats = robust_stats(rows)
-    rows[ROBUST_Z], rows[SERIES_MEDIAN] = robust_z(rows, stats)
-    rows[VALUE_IS_PLAUSIBLE] = ~(rows[ROBUST_Z] > max_robust_z)  # NaN (non-finite, missing) is reported elsewhere
+    rows = value_checks(rows, stats, max_robust_z)
     timed = rows[rows[TIMESTAMP].notna() & rows[SERIES_ID].notna()]
     # None (not NaN) where a series has too few timestamps to infer a frequency.
     frequencies = timed.groupby(SERIES_ID)[TIMESTAMP].agg(infer_frequency).astype(object)
@@ -402,11 +409,7 @@ def _frequency_changed(current: pd.DataFrame, base_valid: pd.DataFrame, state: p
 def derive_carried_checks(rows: pd.DataFrame, state: pd.DataFrame, max_robust_z: float) -> pd.DataFrame:
     """The suite's derived columns for new rows of carried series, judged against their series' state
     (frequency, robust median and spread of the cycle's full run, last valid timestamp as grid anchor)."""
-    rows = rows.copy()
-    value = rows[VALUE].to_numpy(dtype="float64")
-    rows[VALUE_IS_FINITE] = np.isfinite(value) | np.isnan(value)
-    rows[ROBUST_Z], rows[SERIES_MEDIAN] = robust_z(rows, state[["median", "scale"]])
-    rows[VALUE_IS_PLAUSIBLE] = ~(rows[ROBUST_Z] > max_robust_z)
+    rows = value_checks(rows, state[["median", "scale"]], max_robust_z)
     rows[FREQUENCY_MATCHES_PANEL] = True  # carried series have the panel's frequency
     rows[FREQUENCY_IS_STEADY] = True  # split_increment rebuilt any series that changed
     rows[SERIES_IS_FRESH] = True  # split_increment rebuilt any stale series
@@ -479,13 +482,13 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
     log = get_run_logger()
     started = time.perf_counter()
     data_dir = settings.data_dir
-    manifest = storage.read_json(data_dir / "raw" / "manifest.json", default={})
+    manifest = read_manifest(data_dir)
     file_names = {digest: entry["original_name"] for digest, entry in manifest.items()}
     requested = parse_as_of(as_of)
     store = None
-    resolved = requested if requested is not None else store_newest(data_dir)
+    resolved = requested if requested is not None else store_newest(manifest)
     if resolved is None:  # an older manifest without timestamps: read the store to find its newest
-        store = read_series_store(data_dir)
+        store = read_series_store(data_dir, manifest=manifest)
         resolved = store[TIMESTAMP].max() if not store.empty else None
     base = find_base(data_dir, resolved) if resolved is not None and pd.notna(resolved) else None
     full_reason = full_run_reason(settings, base, resolved)
@@ -493,17 +496,17 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
         base_valid = storage.read_parquet(storage.partition_dir(data_dir / "validated", base.run_date)
                                           / "observations.parquet")
         # Only files that can hold rows new since the base; rebuilt series are read from every file.
-        store = read_series_store(data_dir, files=lambda entry: has_news(entry, base))
+        store = read_series_store(data_dir, files=lambda entry: has_news(entry, base), manifest=manifest)
         result, increment, state = validate_incremental(
             store, base, base_valid, resolved, settings.max_staleness, file_names, settings.max_robust_z,
-            history=lambda ids: read_series_store(data_dir, series=ids))
+            history=lambda ids: read_series_store(data_dir, series=ids, manifest=manifest))
         rebuilt, full_as_of = increment.rebuilt, base.full_as_of
         log.info("Incremental validation on the run of %s: %d new row(s) of %d carried series checked against "
                  "their kept state; %d series rebuilt in full (%s)", base.run_date, len(result.batch.rows),
                  len(increment.carried), len(rebuilt),
                  ", ".join(f"{n} {why}" for why, n in increment.reasons.items() if n) or "none")
     else:
-        store = read_series_store(data_dir) if store is None else store
+        store = read_series_store(data_dir, manifest=manifest) if store is None else store
         result = validate(store, requested, settings.max_staleness, file_names=file_names,
                           max_robust_z=settings.max_robust_z)
         state, rebuilt, full_as_of = series_state(result.valid, result.facts), None, result.batch.as_of
@@ -523,7 +526,7 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
     valid_path = storage.partition_dir(data_dir / "validated", run_date) / "observations.parquet"
     storage.write_parquet(result.valid, valid_path)
     write_state(valid_path.parent, as_of=result.batch.as_of, full_as_of=full_as_of,
-                max_seq=store_position(data_dir), panel_frequency=result.facts["panel_frequency"],
+                max_seq=store_position(manifest), panel_frequency=result.facts["panel_frequency"],
                 settings=settings_of(settings, VALIDATION_SETTINGS), series=state,
                 base_run_date=base.run_date if full_reason is None else None, rebuilt=rebuilt or [])
     log.info("Validation: %d valid rows in %d series, %d quarantined; frequency %s; as-of %s",

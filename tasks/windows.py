@@ -32,8 +32,7 @@ from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.errors import PipelineError
 from tasks.features import calendar_features
 from tasks.frequency import defaults_for
-from tasks.increments import (STATE_FILE, append_rows, in_series, last_per_series, newer_rows, rebuilt_series,
-                              series_blocks)
+from tasks.increments import STATE_FILE, append_rows, in_series, last_per_series, newer_rows, series_blocks
 from tasks.scaling import Scalers, TargetTransform
 from tasks.settings import Settings
 
@@ -224,9 +223,19 @@ def window_settings(settings: Settings, lookback: int, horizon: int) -> dict[str
             "target_transform": settings.target_transform}
 
 
+@dataclass
+class WindowBase:
+    """An earlier run's windows this run builds on, read once."""
+
+    folder: Any
+    meta: dict[str, Any]
+    scalers: Scalers
+    rebuilt: set[str]  # series gap-fill rebuilt in this run: their windows are rebuilt too
+
+
 def windows_base(settings: Settings, filled: dict[str, Any], freq: str, lookback: int, horizon: int,
-                 clean: pd.DataFrame) -> Any:
-    """The base run's windows folder when this run can window incrementally on it, else None."""
+                 clean: pd.DataFrame) -> WindowBase | None:
+    """The base run's windows when this run can window incrementally on them, else None."""
     if filled.get("mode") != "incremental":
         return None
     state = storage.read_json(storage.as_path(filled["clean_path"]).parent / STATE_FILE, default={})
@@ -236,10 +245,10 @@ def windows_base(settings: Settings, filled: dict[str, Any], freq: str, lookback
             meta.get("settings") != window_settings(settings, lookback, horizon) or \
             meta.get("frequency") != freq or not all((folder / n).exists() for n in ("series.parquet", "scalers.json")):
         return None
-    covariates = Scalers.from_dict(storage.read_json(folder / "scalers.json")).covariates
-    if sorted(covariates) != sorted(covariate_columns(clean)):
+    scalers = Scalers.from_dict(storage.read_json(folder / "scalers.json"))
+    if sorted(scalers.covariates) != sorted(covariate_columns(clean)):
         return None
-    return folder
+    return WindowBase(folder=folder, meta=meta, scalers=scalers, rebuilt=set(state.get("rebuilt_series", [])))
 
 
 @task(name="windows")
@@ -253,13 +262,11 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
     clean = storage.read_parquet(filled["clean_path"])
     base = windows_base(settings, filled, freq, lookback, horizon, clean)
     if base is not None:
-        plan, processed = plan_increment(clean, storage.read_parquet(base / "series.parquet"),
-                                         Scalers.from_dict(storage.read_json(base / "scalers.json")),
-                                         rebuilt_series(storage.as_path(filled["clean_path"]).parent), freq, lookback,
-                                         horizon, settings.val_fraction)
-        scalers_as_of = storage.read_json(base / "meta.json")["scalers_fitted_as_of"]
+        plan, processed = plan_increment(clean, storage.read_parquet(base.folder / "series.parquet"), base.scalers,
+                                         base.rebuilt, freq, lookback, horizon, settings.val_fraction)
+        scalers_as_of = base.meta["scalers_fitted_as_of"]
         log.info("Incremental windows on %s: features for %d new row(s); scalers of the cycle fitted as of %s",
-                 base.name, processed, scalers_as_of)
+                 base.folder.name, processed, scalers_as_of)
     else:
         plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform)
         processed, scalers_as_of = len(plan.series), validated["as_of"]
