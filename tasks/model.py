@@ -108,6 +108,9 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
             kernel_initializer=keras.initializers.GlorotUniform(seed=seed + layer),
             recurrent_initializer=keras.initializers.Orthogonal(seed=seed + layer),
             kernel_regularizer=regularizer, recurrent_regularizer=regularizer, **requirements,
+            # Unseeded, the layer's own seed generator draws its seed from Python's process-wide `random`,
+            # which other threads (Prefect's) draw from too.
+            seed=seed + layer,
         )(x)  # [batch, lookback, units], the last layer: [batch, units]
         if dropout > 0:
             x = keras.layers.Dropout(dropout, seed=seed + layer, name=f"dropout_{layer + 1}")(x)

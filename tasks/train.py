@@ -30,6 +30,7 @@ from prefect import get_run_logger, task
 
 from tasks import storage
 from tasks.columns import SERIES_ID, TIMESTAMP
+from tasks.errors import PipelineError
 from tasks.features import level_window
 from tasks.scaling import Scalers
 from tasks.settings import Settings
@@ -204,7 +205,11 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
     started = time.perf_counter()
     train = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed,
                           max_windows=max_windows or config.max_windows_per_epoch, priority=priority)
-    history = model.fit(train,
+    if not train.per_pass:
+        raise PipelineError("no training windows: every series is shorter than lookback + horizon "
+                            f"({config.lookback} + {config.horizon}) before the validation period")
+    # shuffle=False: the dataset orders each epoch itself, from its seed (see WindowDataset for why).
+    history = model.fit(train, steps_per_epoch=train.batches_per_epoch, shuffle=False,
                         validation_data=WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False,
                                                       seed=config.seed, max_windows=config.max_val_windows),
                         epochs=max_epochs, verbose=0, callbacks=callbacks)

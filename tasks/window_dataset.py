@@ -18,20 +18,28 @@ from tasks.windows import WindowSource
 class WindowDataset(keras.utils.PyDataset):
     """Batches (inputs [batch, lookback, features], targets [batch, horizon]) of one split of a WindowSource.
 
-    With `shuffle`, the windows are put in one seeded random order that every epoch follows. Reshuffling
-    per epoch is not safe here: Keras starts the next epoch's prefetching reads before it calls
-    `on_epoch_end`, so per-epoch state races with the reads and training stops being reproducible.
-    `max_windows` keeps a seeded random sample of that many windows (the head of that order), which
+    With `shuffle` (training), the dataset is an endless stream that `fit` cuts into epochs of
+    `batches_per_epoch` batches (pass it as `steps_per_epoch`, with `shuffle=False`). Batch `i` is batch
+    `i % batches_per_epoch` of epoch `i // batches_per_epoch`, and each epoch visits the sample in its own
+    seeded random order: every batch is a pure function of its index and the seed. That is what makes
+    training reproducible. Keras' own batch shuffling draws from Python's process-wide `random` module in a
+    background thread, where any other thread's draw (Prefect's websocket keep-alive pings, its services'
+    jitter) changes the order; and per-epoch state set in `on_epoch_end` would race with the reads of the
+    next epoch, which Keras starts prefetching before it calls that hook.
+
+    `max_windows` keeps a seeded random sample of that many windows, the same windows every epoch, which
     bounds the cost of an epoch however many series there are. `priority` (a boolean mask over the split's
-    windows) puts those windows in the sample first: a warm start trains on every window its champion
-    has not seen, topped up with a sample of the ones it has. Without `shuffle`, `max_windows` keeps a
-    seeded sample of that many windows in their original order (the validation windows of an epoch).
+    windows) puts those windows in the sample first: a warm start trains on every window its champion has
+    not seen, topped up with a sample of the ones it has. Without `shuffle` (validation) the dataset is
+    finite and in order; `max_windows` then keeps a seeded sample of that many windows in their original
+    order.
     """
 
     def __init__(self, source: WindowSource, split: str, batch_size: int, shuffle: bool, seed: int = 0,
                  max_windows: int | None = None, priority: np.ndarray | None = None, **kwargs):
         super().__init__(**kwargs)
         self.source, self.starts, self.batch_size = source, source.starts[split], batch_size
+        self.shuffle, self.seed = shuffle, seed
         count = len(self.starts)
         rng = np.random.default_rng(seed)
         order = rng.permutation(count) if shuffle else np.arange(count)
@@ -40,12 +48,29 @@ class WindowDataset(keras.utils.PyDataset):
             order = rng.permutation(order[:max_windows]) if max_windows else order
         if not shuffle and max_windows and count > max_windows:  # a fixed sample, kept in order
             order = np.sort(rng.choice(count, max_windows, replace=False))
-        self.order = order[:max_windows] if (shuffle and max_windows) else order
+        self.order = order[:max_windows] if (shuffle and max_windows) else order  # the windows of every epoch
         self.per_pass = len(self.order)
+        self._epoch_order: tuple[int, np.ndarray] = (0, self.order)
 
-    def __len__(self) -> int:
+    @property
+    def batches_per_epoch(self) -> int:
         return math.ceil(self.per_pass / self.batch_size)
 
+    @property
+    def num_batches(self) -> int | None:
+        """None (endless) when shuffled for training; the batches of one pass otherwise."""
+        return None if self.shuffle else self.batches_per_epoch
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The sample's windows in the order epoch `epoch` (from 0) visits them: the sample as drawn in
+        epoch 0, then a permutation seeded by (seed, epoch)."""
+        cached_epoch, order = self._epoch_order
+        if cached_epoch != epoch:
+            order = self.order if epoch == 0 else np.random.default_rng([self.seed, epoch]).permutation(self.order)
+            self._epoch_order = (epoch, order)  # one assignment: a concurrent reader sees either pair whole
+        return order
+
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        batch = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        epoch, position = divmod(index, self.batches_per_epoch) if self.shuffle else (0, index)
+        batch = self.epoch_order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
         return self.source.window(self.starts[batch])

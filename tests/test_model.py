@@ -111,13 +111,37 @@ def test_streamed_batches_are_the_windows():
 
     source = wave_source()
     dataset = WindowDataset(source, TRAIN, batch_size=10, shuffle=True, seed=3)
-    seen = []
-    for i in range(len(dataset)):
-        x, y = dataset[i]
-        assert x.shape[1:] == (8, 1) and y.shape[1:] == (3,)
-        seen.append(x[:, 0, 0])
-    first_values = np.sort(np.concatenate(seen))
-    np.testing.assert_array_equal(first_values, np.sort(source.features[source.starts[TRAIN], 0]))  # each once
+    assert dataset.num_batches is None  # endless: fit cuts it into epochs of batches_per_epoch
+    per_epoch = dataset.batches_per_epoch
+    epochs = []
+    for epoch in range(2):
+        seen = []
+        for i in range(epoch * per_epoch, (epoch + 1) * per_epoch):
+            x, y = dataset[i]
+            assert x.shape[1:] == (8, 1) and y.shape[1:] == (3,)
+            seen.append(x[:, 0, 0])
+        epochs.append(np.concatenate(seen))
+        first_values = np.sort(epochs[-1])
+        np.testing.assert_array_equal(first_values, np.sort(source.features[source.starts[TRAIN], 0]))  # each once
+    assert not np.array_equal(epochs[0], epochs[1])  # every epoch in its own order
+
+
+def test_each_batch_is_a_pure_function_of_its_index_and_seed():
+    """Reads in any order, repeated, or from a fresh dataset give the same batches: nothing in training's
+    input order depends on when Keras prefetches or on any process-wide random state."""
+    import random
+
+    from tasks.window_dataset import WindowDataset
+
+    source = wave_source(n=200)
+    dataset = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0)
+    indices = list(range(3 * dataset.batches_per_epoch))
+    forward = [dataset[i][0] for i in indices]
+    random.seed(1)
+    random.shuffle(indices)
+    fresh = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0)
+    for i in indices:
+        np.testing.assert_array_equal(fresh[i][0], forward[i])
 
 
 def test_an_epoch_can_be_capped_to_a_seeded_sample_of_windows():
@@ -125,12 +149,39 @@ def test_an_epoch_can_be_capped_to_a_seeded_sample_of_windows():
 
     source = wave_source(n=200)
     dataset = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0, max_windows=40)
-    assert len(dataset) == 3  # 40 windows: 16 + 16 + 8
-    first = np.concatenate([dataset[i][0][:, 0, 0] for i in range(len(dataset))])
-    again = np.concatenate([dataset[i][0][:, 0, 0] for i in range(len(dataset))])
-    assert len(first) == 40 and np.array_equal(first, again)  # the same windows every epoch: reproducible
+    assert dataset.batches_per_epoch == 3  # 40 windows: 16 + 16 + 8
+    first = np.concatenate([dataset[i][0][:, 0, 0] for i in range(3)])
+    second = np.concatenate([dataset[i][0][:, 0, 0] for i in range(3, 6)])
+    assert len(first) == 40 and np.array_equal(np.sort(first), np.sort(second))  # the same windows every epoch
     other = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=1, max_windows=40)
-    assert not np.array_equal(first, np.concatenate([other[i][0][:, 0, 0] for i in range(len(other))]))
+    assert not np.array_equal(np.sort(first), np.sort(np.concatenate([other[i][0][:, 0, 0] for i in range(3)])))
+
+
+def test_training_ignores_other_threads_drawing_from_python_random():
+    """Prefect's background threads draw from Python's process-wide `random` (websocket keep-alive pings,
+    service jitter) whenever they like; the weights must not depend on it (they did while Keras shuffled
+    batches with that generator)."""
+    import random
+    import threading
+
+    source = wave_source(n=400)
+    quiet, _ = fit_model(tiny_config(), source, max_epochs=3, patience=3)
+    stop = threading.Event()
+
+    def draw():
+        while not stop.is_set():
+            random.random()
+            stop.wait(0.0005)
+
+    noise = threading.Thread(target=draw, daemon=True)
+    noise.start()
+    try:
+        noisy, _ = fit_model(tiny_config(), source, max_epochs=3, patience=3)
+    finally:
+        stop.set()
+        noise.join()
+    for mine, theirs in zip(noisy.get_weights(), quiet.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_a_warm_start_sample_takes_the_windows_new_to_the_champion_first():
