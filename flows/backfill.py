@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 
 from flows.daily import daily_forecast
 from flows.hooks import report_failure
+from tasks.errors import UsageError
 from tasks.forecast_store import published_run_dates
 from tasks.settings import load_settings, resolve_database_url
 
@@ -25,15 +26,15 @@ def as_of_dates(start: str, end: str, every: str) -> list[pd.Timestamp]:
     try:
         first, last = pd.Timestamp(start), pd.Timestamp(end)
     except ValueError as exc:
-        raise ValueError(f"backfill --start/--end must be ISO-8601 dates: {exc}") from None
+        raise UsageError(f"backfill --start/--end must be ISO-8601 dates: {exc}") from None
     first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
     last = last.tz_localize("UTC") if last.tzinfo is None else last.tz_convert("UTC")
     if last < first:
-        raise ValueError(f"backfill --end {end} is before --start {start}")
+        raise UsageError(f"backfill --end {end} is before --start {start}")
     try:
         return list(pd.date_range(first, last, freq=every))
     except ValueError as exc:
-        raise ValueError(f"backfill --every {every!r} is not a pandas frequency such as D, 7D or h: {exc}") from None
+        raise UsageError(f"backfill --every {every!r} is not a pandas frequency such as D, 7D or h: {exc}") from None
 
 
 @flow(name="backfill", flow_run_name="backfill-{start}-to-{end}", on_failure=[report_failure])

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+
+from tasks.errors import DEBUG_VARIABLE, EXPECTED_ERRORS, UsageError
 
 DEFAULT_CRON = "0 6 * * *"
 DEFAULT_TUNE_CRON = "0 3 * * 0"
@@ -12,15 +16,19 @@ DEFAULT_TIMEZONE = "UTC"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)  # options every command takes, before or after its name
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks, also for expected errors such as bad input files")
     parser = argparse.ArgumentParser(
-        prog="lstm-forecast",
+        prog="lstm-forecast", parents=[common],
         description="Keep LSTM forecasts of many time series fresh: ingest, validate, gap-fill, window, "
                     "train and publish as a Prefect flow.",
         epilog="Settings not given here come from LSTM_FORECAST_* environment variables, lstm-forecast.toml, "
                "then defaults (see README, 'Settings').")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the daily flow once and exit (0 on success)",
+    run = commands.add_parser("run", parents=[common],
+                              help="run the daily flow once and exit (0 on success)",
                               description="Run the daily flow once: raw files to published forecasts.")
     run.add_argument("--input", dest="input_path", metavar="PATH",
                      help="CSV or Parquet file, or a folder of them (default: the bundled sample)")
@@ -36,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "dask_workers processes) or dask:<scheduler address>")
 
     setup = commands.add_parser(
-        "setup", help="prepare the Prefect server: the work pool and the gpu concurrency limit (idempotent)",
+        "setup", parents=[common],
+        help="prepare the Prefect server: the work pool and the gpu concurrency limit (idempotent)",
         description="Create the process work pool the deployments in deployments/prefect.yaml use, and a task "
                     "concurrency limit on the tag 'gpu' (train, backtest and grid-search tasks carry it). "
                     "Uses the Prefect API in PREFECT_API_URL.")
@@ -45,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training tasks allowed to run at once across all runs (default: 1)")
 
     backfill = commands.add_parser(
-        "backfill", help="run the daily flow for every as-of in a date range, oldest first (resumable)",
+        "backfill", parents=[common],
+        help="run the daily flow for every as-of in a date range, oldest first (resumable)",
         description="Run the daily flow once per as-of from --start to --end, oldest first. As-ofs already "
                     "published are skipped, so an interrupted backfill resumes where it stopped.")
     backfill.add_argument("--start", required=True, metavar="DATE", help="first as-of, ISO-8601 (naive = UTC)")
@@ -60,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--max-epochs", type=int, metavar="N", help="as for run")
 
     backtest = commands.add_parser(
-        "backtest", help="evaluate the model at rolling origins (MASE, sMAPE, interval coverage)",
+        "backtest", parents=[common],
+        help="evaluate the model at rolling origins (MASE, sMAPE, interval coverage)",
         description="Rolling-origin backtest: for K origins cut_k = last - k*H, train on data up to the cut "
                     "exactly as the daily flow does, forecast H steps and score them. Writes JSON and a "
                     "Prefect artifact.")
@@ -74,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="JSON report path (default: <data-dir>/backtest/backtest-<run date>.json)")
 
     tune = commands.add_parser(
-        "tune", help="pick lookback, layers, units and dropout by rolling-origin cross-validation",
+        "tune", parents=[common],
+        help="pick lookback, layers, units and dropout by rolling-origin cross-validation",
         description="Grid-search the model's size with the backtest's rolling origins; the winner is saved to "
                     "<data-dir>/models/tuned.json and used by daily runs for settings you have not set yourself.")
     tune.add_argument("--input", dest="input_path", metavar="PATH", help="as for run (default: the bundled sample)")
@@ -84,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in (("lookback", int), ("layers", int), ("units", int), ("dropout", float)):
         tune.add_argument(f"--{name}", type=kind, nargs="+", metavar="V", help=f"{name} values to try")
 
-    serve = commands.add_parser("serve", help="serve the daily and tune flows on their schedules (needs a Prefect "
-                                              "server)",
+    serve = commands.add_parser("serve", parents=[common],
+                                help="serve the daily and tune flows on their schedules (needs a Prefect server)",
                                 description="Serve the daily flow (daily cron) and the tune flow (weekly cron) as "
                                             "deployments. Runs until interrupted; scheduled and manual runs "
                                             "execute here.")
@@ -99,23 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "debug", False):
+        os.environ[DEBUG_VARIABLE] = "1"  # read by the log filter that drops expected errors' tracebacks
+    handlers = {"run": _run, "backtest": _backtest, "backfill": _backfill, "setup": _setup, "tune": _tune,
+                "serve": _serve}
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "backtest":
-            return _backtest(args)
-        if args.command == "backfill":
-            return _backfill(args)
-        if args.command == "setup":
-            return _setup(args)
-        if args.command == "tune":
-            return _tune(args)
-        return _serve(args)
+        return handlers[args.command](args)
     except KeyboardInterrupt:
         print("lstm-forecast: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into a readable exit
+    except EXPECTED_ERRORS as exc:  # bad input, settings or state: the message says it all
+        if getattr(args, "debug", False):
+            traceback.print_exc()
         print(f"lstm-forecast: error: {_one_paragraph(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug or an outage: keep the traceback, then one readable line
+        traceback.print_exc()
+        print(f"lstm-forecast: error: {_one_paragraph(exc)} (unexpected {type(exc).__name__}; traceback above)",
+              file=sys.stderr)
         return 1
 
 
@@ -131,7 +144,7 @@ def _check_settings(args: argparse.Namespace) -> None:
                       **{k: getattr(args, k) for k in ("horizon", "lookback") if isinstance(getattr(args, k, None), int)})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"invalid settings: {problems}") from None
+        raise UsageError(f"invalid settings: {problems}") from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -151,7 +164,7 @@ def _setup(args: argparse.Namespace) -> int:
     from flows.setup import setup_server
 
     if args.gpu_slots < 1:
-        raise ValueError("--gpu-slots must be at least 1")
+        raise UsageError("--gpu-slots must be at least 1")
     for line in setup_server(args.pool, args.gpu_slots).values():
         print(line)
     return 0
@@ -175,7 +188,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
     _check_settings(args)
     if args.origins < 1:
-        raise ValueError(f"--origins must be at least 1, not {args.origins}")
+        raise UsageError(f"--origins must be at least 1, not {args.origins}")
     summary = backtest_flow(input_path=args.input_path, data_dir=args.data_dir, origins=args.origins,
                             horizon=args.horizon, lookback=args.lookback, max_epochs=args.max_epochs,
                             output=args.output)

@@ -53,6 +53,41 @@ def discover_files(input_path: Path) -> list[Path]:
                   and not p.name.startswith((".", "_")))
 
 
+def ignored_files(input_path: Path) -> list[Path]:
+    """Files in an input folder that are neither CSV nor Parquet (hidden and `_` files aside), sorted."""
+    input_path = storage.as_path(input_path)
+    if not input_path.is_dir():
+        return []
+    return sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() not in SUFFIXES
+                  and not p.name.startswith((".", "_")))
+
+
+def no_usable_input(input_path: Path, manifest: dict[str, dict[str, Any]], ignored: list[str]) -> str | None:
+    """Why nothing from the input can be used, naming each file and its problem; None when a file was ingested.
+
+    Lists every rejected file in the manifest (this run's and earlier ones': none of them made it into the
+    store) and the files skipped for their type, at most `MAX_NAMED_FILES` of them.
+    """
+    if any(entry.get("status") == "ingested" for entry in manifest.values()):
+        return None
+    problems = [describe_rejection(entry["original_name"], entry.get("reason", "was rejected"))
+                for entry in sorted(manifest.values(), key=lambda entry: entry["seq"])]
+    problems += [f"{name} is neither CSV nor Parquet" for name in ignored]
+    if not problems:
+        return f"no usable input: {input_path} holds no CSV or Parquet file"
+    more = len(problems) - MAX_NAMED_FILES
+    named = "; ".join(problems[:MAX_NAMED_FILES]) + (f"; and {more} more file(s)" if more > 0 else "")
+    return f"no usable input: {named}"
+
+
+MAX_NAMED_FILES = 10
+
+
+def describe_rejection(name: str, reason: str) -> str:
+    """`empty.csv is empty`, `a.csv: missing required column(s) ...`: a file's name and why it was rejected."""
+    return f"{name} {reason}" if reason.startswith(("is ", "has ", "cannot ")) else f"{name}: {reason}"
+
+
 def read_raw_file(path: Path, name: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Parse one raw file into the long format plus lineage columns; returns (rows, notes).
 
@@ -171,6 +206,7 @@ class IngestSummary:
     files_new: int = 0
     files_already_ingested: int = 0
     files_rejected: list[dict[str, str]] = field(default_factory=list)
+    files_ignored: list[str] = field(default_factory=list)  # neither CSV nor Parquet: not read, not archived
     rows_new: int = 0
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
@@ -186,6 +222,11 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
     summary = IngestSummary()
     manifest_path = data_dir / "raw" / "manifest.json"
     manifest = read_manifest(data_dir)
+    for path in ignored_files(input_path):
+        summary.files_ignored.append(path.name)
+        if log:
+            log.warning("Ignored file '%s': it is neither CSV nor Parquet (%s); give it a .csv or .parquet "
+                        "name if it is one", path.name, path.suffix or "no extension")
     for path in discover_files(input_path):
         summary.files_seen += 1
         digest = storage.content_hash(path)
@@ -278,7 +319,10 @@ def ingest_files(settings: Settings) -> dict[str, Any]:
     """Prefect task: ingest new files from `settings.input_path` into the store under `settings.data_dir`."""
     log = get_run_logger()
     summary = ingest(settings.input_path, settings.data_dir, log=log)
-    log.info("Ingest: %d file(s) seen, %d new (%d rows), %d already ingested, %d rejected",
+    log.info("Ingest: %d file(s) seen, %d new (%d rows), %d already ingested, %d rejected, %d ignored",
              summary.files_seen, summary.files_new, summary.rows_new, summary.files_already_ingested,
-             len(summary.files_rejected))
+             len(summary.files_rejected), len(summary.files_ignored))
+    problem = no_usable_input(settings.input_path, read_manifest(settings.data_dir), summary.files_ignored)
+    if problem:
+        raise PipelineError(problem)
     return summary.as_dict()

@@ -15,15 +15,20 @@ def test_rolling_origins_step_back_one_horizon_each():
     assert [c.date().isoformat() for c in cuts] == ["2016-11-19", "2016-12-03", "2016-12-17"]
 
 
-def test_backtest_scores_every_series_at_every_origin(sample_slice):
+def test_backtest_scores_every_series_at_every_origin_and_reproduces(sample_slice):
     settings = load_settings(horizon=7, lookback=14, max_epochs=2, units=8, layers=1)
-    result = backtest(sample_slice, "D", settings, origins=2)
-    assert len(result.per_series) == 3 * 2
+    result = backtest(sample_slice, "D", settings, origins=3)
+    assert len(result.per_series) == 3 * 3
     assert result.per_series["points"].eq(7).all()  # every forecast step had an observed value
     assert result.origins[-1] == sample_slice["timestamp"].max() - pd.Timedelta(days=7)
     assert np.isfinite(result.per_series[["mase", "smape", "coverage"]].to_numpy()).all()
     summary = result.summary()
-    assert 0.0 <= summary["coverage"] <= 1.0 and summary["series_origins"] == 6
+    assert 0.0 <= summary["coverage"] <= 1.0 and summary["series_origins"] == 9
     assert "| MASE |" in summary_markdown(result, "sample")
     report = result.as_dict()
     assert report["origins"][0].startswith(result.origins[0].date().isoformat())
+
+    # Trained again in the same process (later trainings included): the very same scores.
+    again = backtest(sample_slice, "D", settings, origins=3)
+    pd.testing.assert_frame_equal(again.per_series, result.per_series)
+    assert again.summary() | {"train_seconds": 0} == summary | {"train_seconds": 0}

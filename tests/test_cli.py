@@ -12,6 +12,12 @@ from flows.cli import build_parser, main
 from tasks.settings import PROJECT_ROOT
 
 
+def cli(prefect_server: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=PROJECT_ROOT)
+
+
 def test_help_documents_every_command(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
@@ -35,13 +41,106 @@ def test_invalid_setting_is_reported_before_anything_runs(capsys, tmp_path):
 
 
 def test_failed_run_exits_non_zero_with_one_paragraph(prefect_server, tmp_path):
-    env = {**os.environ, "PREFECT_API_URL": prefect_server}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--input", str(tmp_path / "missing"),
-                           "--data-dir", str(tmp_path / "store")], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=PROJECT_ROOT)
-    assert done.returncode == 1
+    done = cli(prefect_server, "run", "--input", str(tmp_path / "missing"), "--data-dir", str(tmp_path / "store"))
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("lstm-forecast: error: input path") and "does not exist" in last
+
+
+def test_unusable_files_alone_end_in_one_line_naming_each_file_and_no_traceback(prefect_server, tmp_path):
+    """Every kind of file the corpus rejects whole, plus a file of another type, with nothing usable
+    beside them: one line per file while ingesting, then an error naming them all; no traceback on the
+    console, and the failed state with the same message in the Prefect API."""
+    import uuid
+
+    from prefect import get_client
+
+    from tests.corpus.cases import CASES
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    rejected = [(name, outcome[1]) for name, content, outcome in CASES.values() if outcome[0] == "rejected"]
+    for name, content, outcome in CASES.values():
+        if outcome[0] == "rejected":
+            (inbox / name).write_bytes(content)
+    (inbox / "junk.bin").write_bytes(bytes(range(256)))
+    done = cli(prefect_server, "run", "--input", str(inbox), "--data-dir", str(tmp_path / "store"))
+    output = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in output, output[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("lstm-forecast: error: no usable input: ")
+    for name, reason in rejected:
+        assert name in last and reason in last, (name, last)
+        assert f"Rejected file '{name}'" in output  # its own line while ingesting
+    assert "junk.bin is neither CSV nor Parquet" in last and "Ignored file 'junk.bin'" in output
+
+    run_id = output.split("/runs/flow-run/")[1].split()[0]
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(uuid.UUID(run_id)).state
+    assert state.is_failed() and "no usable input: " in state.message and "junk.bin" in state.message
+
+
+def test_debug_shows_the_traceback_of_an_expected_error(capsys, tmp_path, monkeypatch):
+    from tasks.errors import DEBUG_VARIABLE
+
+    monkeypatch.setenv(DEBUG_VARIABLE, "0")  # restored (unset) after the test: --debug sets it for the process
+    assert main(["backfill", "--debug", "--start", "2016-12-31", "--end", "2016-12-01",
+                 "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("lstm-forecast: error: backfill --end")
+    monkeypatch.setenv(DEBUG_VARIABLE, "0")
+    assert main(["backfill", "--start", "2016-12-31", "--end", "2016-12-01", "--data-dir", str(tmp_path)]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_unexpected_error_keeps_its_traceback(capsys, monkeypatch):
+    import flows.setup
+
+    def broken(pool, slots):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(flows.setup, "setup_server", broken)
+    assert main(["setup"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError" in err
+    assert err.strip().splitlines()[-1] == "lstm-forecast: error: 'a bug' (unexpected KeyError; traceback above)"
+
+
+@pytest.mark.filterwarnings("ignore:Logger 'prefect.task_runs' attempted to send logs")  # no run: nothing to send
+def test_prefect_run_logs_drop_the_traceback_of_expected_errors_only(monkeypatch):
+    import logging
+
+    from tasks.errors import DEBUG_VARIABLE, PipelineError, quiet_expected_errors
+
+    quiet_expected_errors()
+    quiet_expected_errors()  # idempotent
+    logger = logging.getLogger("prefect.task_runs")
+    assert len([f for f in logger.filters if type(f).__name__ == "_WithoutTraceback"]) == 1
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        for error in (PipelineError("every series is stale"), KeyError("a bug")):
+            try:
+                raise error
+            except Exception as exc:  # noqa: BLE001
+                logger.error("Task run failed with exception: %r", exc, exc_info=True)
+        monkeypatch.setenv(DEBUG_VARIABLE, "1")
+        try:
+            raise PipelineError("every series is stale")
+        except PipelineError as exc:
+            logger.error("Task run failed with exception: %r", exc, exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    expected, unexpected, debugged = seen
+    assert expected.exc_info is None and expected.getMessage() == "Task run failed: every series is stale"
+    assert unexpected.exc_info is not None and "KeyError" in unexpected.getMessage()
+    assert debugged.exc_info is not None
 
 
 def test_the_whole_bad_input_corpus_runs_without_a_traceback(prefect_server, tmp_path):
@@ -52,12 +151,10 @@ def test_the_whole_bad_input_corpus_runs_without_a_traceback(prefect_server, tmp
     inbox.mkdir()
     for name, content, _ in CASES.values():
         (inbox / name).write_bytes(content)
-    env = {**os.environ, "PREFECT_API_URL": prefect_server}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--input", str(inbox), "--data-dir",
-                           str(tmp_path / "store"), "--lookback", "14", "--horizon", "7", "--max-epochs", "1"],
-                          env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
+    done = cli(prefect_server, "run", "--input", str(inbox), "--data-dir", str(tmp_path / "store"), "--lookback", "14",
+               "--horizon", "7", "--max-epochs", "1")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
     forecast_ids = set(read_parquet_forecasts(tmp_path / "store")["series_id"])
     good = {row.split(",")[0] for _, content, _ in CASES.values()
             for row in content.decode("utf-8", "ignore").splitlines() if row.startswith("good-")}

@@ -7,62 +7,24 @@ trained on the same data).
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from datetime import date
 
 import pandas as pd
 import pytest
 
 from tasks import storage
-from tasks.columns import FORECAST_COLUMNS
-from tasks.forecast_store import (pending_marker, read_parquet_forecasts, read_sql_forecasts, reconcile,
-                                  replace_sql_rows)
-from tasks.settings import PROJECT_ROOT
-from tests.conftest import write_csv
-
-AS_OF = "2016-12-24"
-ARGS = ["--as-of", AS_OF, "--horizon", "7", "--lookback", "14", "--max-epochs", "3"]
-VALUES = [c for c in FORECAST_COLUMNS if c not in ("run_id", "model_version")]  # names differ per run
-
-
-def cli(prefect_server: str, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "tests.crash", crash, *args] if crash else \
-        [sys.executable, "-m", "flows.cli", *args]
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
-def published(data_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
-    parquet = read_parquet_forecasts(data_dir).sort_values(["series_id", "step"]).reset_index(drop=True)
-    sql = read_sql_forecasts(f"sqlite:///{(data_dir / 'forecasts.sqlite').resolve()}")
-    return parquet, sql.sort_values(["series_id", "step"]).reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def inbox(tmp_path_factory, sample):
-    ids = sorted(sample["series_id"].unique())[:3]
-    part = sample[sample["series_id"].isin(ids)]
-    part = part[part["timestamp"] > part["timestamp"].max() - pd.Timedelta(days=160)]
-    return write_csv(part, tmp_path_factory.mktemp("inbox") / "part.csv").parent
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(prefect_server, inbox, tmp_path_factory) -> pd.DataFrame:
-    data_dir = tmp_path_factory.mktemp("reference")
-    done = cli(prefect_server, "run", "--input", str(inbox), "--data-dir", str(data_dir), *ARGS)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return published(data_dir)[0]
+from tasks.forecast_store import pending_marker, read_parquet_forecasts, reconcile, replace_sql_rows
+from tests.conftest import FORECAST_VALUES, REFERENCE_ARGS, published, run_cli
 
 
 @pytest.mark.parametrize("point", ["windows-between-files", "model-mid-folder", "forecasts-mid-file",
                                    "forecasts-after-commit"])
-def test_a_run_killed_mid_write_is_completed_by_the_next_run(prefect_server, inbox, uninterrupted, tmp_path,
-                                                             point):
+def test_a_run_killed_mid_write_is_completed_by_the_next_run(prefect_server, reference_inbox, reference_run,
+                                                             tmp_path, point):
     data_dir = tmp_path / "store"
-    crashed = cli(prefect_server, "run", "--input", str(inbox), "--data-dir", str(data_dir), *ARGS, crash=point)
+    arguments = ("run", "--input", str(reference_inbox), "--data-dir", str(data_dir), *REFERENCE_ARGS)
+    crashed = run_cli(prefect_server, *arguments, crash=point)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
 
     # Readers see whole files or nothing: every visible Parquet file and JSON document reads.
@@ -74,11 +36,11 @@ def test_a_run_killed_mid_write_is_completed_by_the_next_run(prefect_server, inb
                 storage.read_json(path)
     read_parquet_forecasts(data_dir)  # the dataset skips staged (hidden) files
 
-    again = cli(prefect_server, "run", "--input", str(inbox), "--data-dir", str(data_dir), *ARGS)
+    again = run_cli(prefect_server, *arguments)
     assert again.returncode == 0, again.stderr[-2000:]
     parquet, sql = published(data_dir)
-    pd.testing.assert_frame_equal(parquet[VALUES], uninterrupted[VALUES])
-    pd.testing.assert_frame_equal(sql[VALUES], parquet[VALUES], check_dtype=False)
+    pd.testing.assert_frame_equal(parquet[FORECAST_VALUES], published(reference_run)[0][FORECAST_VALUES])
+    pd.testing.assert_frame_equal(sql[FORECAST_VALUES], parquet[FORECAST_VALUES], check_dtype=False)
     assert (parquet["model_version"] != "seasonal-naive").all()  # published by a trained model, as before
     assert not [p for p in data_dir.rglob(".*") if p.name.endswith(".tmp") or p.name == ".chunks"]  # swept
 

@@ -7,7 +7,8 @@ import pytest
 
 from tasks import storage
 from tasks.errors import PipelineError, RawFileError
-from tasks.ingest import discover_files, ingest, read_raw_file, read_series_store
+from tasks.ingest import (discover_files, ingest, no_usable_input, read_manifest, read_raw_file,
+                          read_series_store)
 from tests.conftest import write_csv
 
 
@@ -101,6 +102,38 @@ def test_store_orders_files_by_arrival(tmp_path, sample_slice):
     stored = read_series_store(store)
     assert stored.groupby("ingest_seq").size().tolist() == [10, 10]
     assert stored["ingest_seq"].iloc[-1] == 1
+
+
+def test_the_store_does_not_depend_on_the_order_the_file_system_lists_files_in(tmp_path, sample_slice,
+                                                                              monkeypatch):
+    from pathlib import Path
+
+    inbox = tmp_path / "inbox"
+    for i, name in enumerate(["c.csv", "a.csv", "sub/b.csv"]):
+        write_csv(sample_slice.iloc[i * 20:(i + 1) * 20], inbox / name)
+    ingest(inbox, tmp_path / "listed")
+    real_rglob = Path.rglob
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: reversed(list(real_rglob(self, pattern))))
+    ingest(inbox, tmp_path / "reversed")
+    listed, reversed_ = read_series_store(tmp_path / "listed"), read_series_store(tmp_path / "reversed")
+    pd.testing.assert_frame_equal(listed, reversed_)
+    assert listed["source_row"].iloc[0] == 2 and listed["value"].iloc[0] == sample_slice["value"].iloc[20]  # a.csv
+
+
+def test_no_usable_input_names_each_file_and_its_problem(tmp_path, sample_slice):
+    inbox, store = tmp_path / "inbox", tmp_path / "store"
+    inbox.mkdir()
+    assert no_usable_input(inbox, {}, []) == f"no usable input: {inbox} holds no CSV or Parquet file"
+    (inbox / "empty.csv").write_bytes(b"")
+    (inbox / "junk.bin").write_bytes(b"\x00\x01")
+    (inbox / ".DS_Store").write_bytes(b"\x00")  # hidden files are nobody's input
+    summary = ingest(inbox, store)
+    assert summary.files_ignored == ["junk.bin"] and not (store / "raw" / "junk.bin").exists()
+    assert no_usable_input(inbox, read_manifest(store), summary.files_ignored) == \
+        "no usable input: empty.csv is empty; junk.bin is neither CSV nor Parquet"
+    write_csv(sample_slice, inbox / "good.csv")
+    summary = ingest(inbox, store)
+    assert no_usable_input(inbox, read_manifest(store), summary.files_ignored) is None
 
 
 def test_missing_input_path_is_a_clear_error(tmp_path):
