@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+# Test processes (pytest-xdist, a whole file per process: module fixtures run once): one per core pays.
+TEST_WORKERS ?= 2
 
 .PHONY: setup run test serve clean-store
 
@@ -26,7 +28,7 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	bash tests/setup_browser.sh
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 clean-store:
 	rm -rf data/store

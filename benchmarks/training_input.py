@@ -47,8 +47,11 @@ def main() -> None:
     for name in ("numpy arrays", "streamed (ours)", "numpy arrays ", "streamed (ours) "):  # twice each, interleaved
         seed_everything(0)
         model = config.build()
-        data = (x, y) if name.startswith("numpy") else (WindowDataset(source, TRAIN, args.batch, shuffle=True),)
-        kwargs = {"batch_size": args.batch, "shuffle": True} if name.startswith("numpy") else {}
+        if name.startswith("numpy"):
+            data, kwargs = (x, y), {"batch_size": args.batch, "shuffle": True}
+        else:  # as fit_model feeds it: an endless stream cut into epochs, each ordered by the dataset
+            stream = WindowDataset(source, TRAIN, args.batch, shuffle=True)
+            data, kwargs = (stream,), {"steps_per_epoch": stream.batches_per_epoch, "shuffle": False}
         started = time.perf_counter()
         model.fit(*data, epochs=args.epochs, verbose=0, **kwargs)
         results.setdefault(name.strip(), []).append(args.windows * args.epochs / (time.perf_counter() - started))

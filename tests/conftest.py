@@ -99,32 +99,10 @@ def run_cli(prefect_server: str, *args: str, cwd: Path = PROJECT_ROOT, hash_seed
             crash: str | None = None) -> subprocess.CompletedProcess:
     """The console script in a fresh process against the session's Prefect API; `crash` runs it through
     tests/crash.py, which kills the process at that write point."""
-    command = [sys.executable, "-m", "tests.crash", crash, *args] if crash else [sys.executable, "-m", "flows.cli", *args]
+    command = [sys.executable, "-m", "tests.crash" if crash else "flows.cli", *([crash] if crash else []), *args]
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(PROJECT_ROOT),
            "PYTHONHASHSEED": hash_seed}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
-# The runs the reproducibility and crash tests compare with: three real series, one small model.
-REFERENCE_ARGS = ("--as-of", "2016-12-24", "--horizon", "7", "--lookback", "14", "--max-epochs", "3")
-
-
-@pytest.fixture(scope="session")
-def reference_inbox(tmp_path_factory, sample) -> Path:
-    ids = sorted(sample["series_id"].unique())[:3]
-    part = sample[sample["series_id"].isin(ids)]
-    part = part[part["timestamp"] > part["timestamp"].max() - pd.Timedelta(days=160)]
-    return write_csv(part, tmp_path_factory.mktemp("reference-inbox") / "part.csv").parent
-
-
-@pytest.fixture(scope="session")
-def reference_run(prefect_server, reference_inbox, tmp_path_factory) -> Path:
-    """The data dir of one uninterrupted `lstm-forecast run` on the reference inbox (REFERENCE_ARGS)."""
-    data_dir = tmp_path_factory.mktemp("reference") / "store"
-    done = run_cli(prefect_server, "run", "--input", str(reference_inbox), "--data-dir", str(data_dir),
-                   *REFERENCE_ARGS)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return data_dir
 
 
 FORECAST_VALUES = [c for c in FORECAST_COLUMNS if c not in ("run_id", "model_version")]  # names differ per run

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from flows.cli import build_parser, main
-from tasks.settings import PROJECT_ROOT
-
-
-def cli(prefect_server: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PREFECT_API_URL": prefect_server}
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=PROJECT_ROOT)
+from tests.conftest import run_cli
 
 
 def test_help_documents_every_command(capsys):
@@ -41,7 +31,8 @@ def test_invalid_setting_is_reported_before_anything_runs(capsys, tmp_path):
 
 
 def test_failed_run_exits_non_zero_with_one_paragraph(prefect_server, tmp_path):
-    done = cli(prefect_server, "run", "--input", str(tmp_path / "missing"), "--data-dir", str(tmp_path / "store"))
+    done = run_cli(prefect_server, "run", "--input", str(tmp_path / "missing"), "--data-dir",
+                   str(tmp_path / "store"))
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("lstm-forecast: error: input path") and "does not exist" in last
@@ -64,7 +55,7 @@ def test_unusable_files_alone_end_in_one_line_naming_each_file_and_no_traceback(
         if outcome[0] == "rejected":
             (inbox / name).write_bytes(content)
     (inbox / "junk.bin").write_bytes(bytes(range(256)))
-    done = cli(prefect_server, "run", "--input", str(inbox), "--data-dir", str(tmp_path / "store"))
+    done = run_cli(prefect_server, "run", "--input", str(inbox), "--data-dir", str(tmp_path / "store"))
     output = done.stdout + done.stderr
     assert done.returncode == 1 and "Traceback" not in output, output[-3000:]
     last = done.stderr.strip().splitlines()[-1]
@@ -151,8 +142,8 @@ def test_the_whole_bad_input_corpus_runs_without_a_traceback(prefect_server, tmp
     inbox.mkdir()
     for name, content, _ in CASES.values():
         (inbox / name).write_bytes(content)
-    done = cli(prefect_server, "run", "--input", str(inbox), "--data-dir", str(tmp_path / "store"), "--lookback", "14",
-               "--horizon", "7", "--max-epochs", "1")
+    done = run_cli(prefect_server, "run", "--input", str(inbox), "--data-dir", str(tmp_path / "store"),
+                   "--lookback", "14", "--horizon", "7", "--max-epochs", "1")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stdout + done.stderr
     forecast_ids = set(read_parquet_forecasts(tmp_path / "store")["series_id"])

@@ -60,33 +60,29 @@ def test_window_level_is_removed_and_restored():
     np.testing.assert_allclose(shifted, 5.0, atol=1e-4)
 
 
-DETERMINISM_SCRIPT = """
-import hashlib, sys
-import numpy as np
-sys.path.insert(0, ".")
-from tests.test_model import tiny_config, wave_source
-from tasks.train import fit_model, predict_quantiles
-from tasks.windows import VALIDATION
-source = wave_source()
-model, _ = fit_model(tiny_config(), source, max_epochs=3, patience=2)
-x, _ = source.window(source.starts[VALIDATION])
-print(hashlib.sha256(predict_quantiles(model, x).tobytes()).hexdigest())
-"""
+def trained_digest() -> str:
+    """SHA-256 of the quantile forecasts of a tiny model trained on the wave (run here or in a fresh process)."""
+    import hashlib
+
+    source = wave_source()
+    model, _ = fit_model(tiny_config(), source, max_epochs=3, patience=2)
+    x, _ = source.window(source.starts[VALIDATION])
+    return hashlib.sha256(predict_quantiles(model, x).tobytes()).hexdigest()
 
 
 def test_two_runs_on_the_cpu_give_the_same_forecasts():
+    """One run in a fresh process (another PYTHONHASHSEED), one in this process after other trainings."""
+    import os
     import subprocess
     import sys
 
     from tasks.settings import PROJECT_ROOT
 
-    digests = []
-    for _ in range(2):  # two runs = two fresh processes, as two scheduled runs would be
-        done = subprocess.run([sys.executable, "-c", DETERMINISM_SCRIPT], capture_output=True, text=True,
-                              timeout=300, cwd=PROJECT_ROOT)
-        assert done.returncode == 0, done.stderr[-2000:]
-        digests.append(done.stdout.strip().splitlines()[-1])
-    assert digests[0] == digests[1]
+    script = "from tests.test_model import trained_digest; print(trained_digest())"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=PROJECT_ROOT, env={**os.environ, "PYTHONHASHSEED": "123"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == trained_digest()
 
 
 def test_quantiles_are_ordered():
