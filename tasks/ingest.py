@@ -38,6 +38,7 @@ CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
 INGEST_SEQ = "ingest_seq"  # order in which files entered the store; a later file restates an earlier one
+MAX_NAMED_FILES = 10  # files a "no usable input" error names one by one
 
 
 def discover_files(input_path: Path) -> list[Path]:
@@ -78,9 +79,6 @@ def no_usable_input(input_path: Path, manifest: dict[str, dict[str, Any]], ignor
     more = len(problems) - MAX_NAMED_FILES
     named = "; ".join(problems[:MAX_NAMED_FILES]) + (f"; and {more} more file(s)" if more > 0 else "")
     return f"no usable input: {named}"
-
-
-MAX_NAMED_FILES = 10
 
 
 def describe_rejection(name: str, reason: str) -> str:

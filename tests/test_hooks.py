@@ -66,12 +66,19 @@ def test_setup_creates_the_work_pool_and_the_gpu_limit_idempotently(prefect_serv
 
     from flows.cli import main
 
-    assert main(["setup", "--pool", "lstm-forecast-test", "--gpu-slots", "2"]) == 0
-    assert "created work pool 'lstm-forecast-test'" in capsys.readouterr().out
-    assert main(["setup", "--pool", "lstm-forecast-test", "--gpu-slots", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "already exists" in out and "'gpu': 1 slot(s)" in out
-    with get_client(sync_client=True) as client:
-        pool = client.read_work_pool("lstm-forecast-test")
-        assert pool.type == "process" and pool.base_job_template
-        assert client.read_concurrency_limit_by_tag("gpu").concurrency_limit == 1
+    try:
+        assert main(["setup", "--pool", "lstm-forecast-test", "--gpu-slots", "2"]) == 0
+        assert "created work pool 'lstm-forecast-test'" in capsys.readouterr().out
+        assert main(["setup", "--pool", "lstm-forecast-test", "--gpu-slots", "1"]) == 0
+        out = capsys.readouterr().out
+        assert "already exists" in out and "'gpu': 1 slot(s)" in out
+        with get_client(sync_client=True) as client:
+            pool = client.read_work_pool("lstm-forecast-test")
+            assert pool.type == "process" and pool.base_job_template
+            assert client.read_concurrency_limit_by_tag("gpu").concurrency_limit == 1
+    finally:
+        # The session's Prefect API is shared: a gpu limit left behind would make every later training wait
+        # for a slot, forever for one that a test killed mid-training (this server reclaims no expired leases).
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag("gpu")
+            client.delete_work_pool("lstm-forecast-test")
