@@ -41,26 +41,19 @@ INGEST_SEQ = "ingest_seq"  # order in which files entered the store; a later fil
 MAX_NAMED_FILES = 10  # files a "no usable input" error names one by one
 
 
-def discover_files(input_path: Path) -> list[Path]:
-    """The CSV/Parquet files at `input_path` (a file, or a folder searched recursively), sorted by path."""
+def discover_files(input_path: Path) -> tuple[list[Path], list[Path]]:
+    """(CSV/Parquet files, other files) at `input_path` (a file, or a folder searched recursively, hidden and
+    `_` files aside), each sorted by path: the listing order of the file system never matters."""
     input_path = storage.as_path(input_path)
     if not input_path.exists():
         raise PipelineError(f"input path '{input_path}' does not exist; pass --input with a CSV/Parquet file or folder")
     if input_path.is_file():
         if input_path.suffix.lower() not in SUFFIXES:
             raise PipelineError(f"input file '{input_path}' is not .csv or .parquet")
-        return [input_path]
-    return sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-                  and not p.name.startswith((".", "_")))
-
-
-def ignored_files(input_path: Path) -> list[Path]:
-    """Files in an input folder that are neither CSV nor Parquet (hidden and `_` files aside), sorted."""
-    input_path = storage.as_path(input_path)
-    if not input_path.is_dir():
-        return []
-    return sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() not in SUFFIXES
-                  and not p.name.startswith((".", "_")))
+        return [input_path], []
+    visible = sorted(p for p in input_path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+    readable = [p for p in visible if p.suffix.lower() in SUFFIXES]
+    return readable, [p for p in visible if p.suffix.lower() not in SUFFIXES]
 
 
 def no_usable_input(input_path: Path, manifest: dict[str, dict[str, Any]], ignored: list[str]) -> str | None:
@@ -205,6 +198,7 @@ class IngestSummary:
     files_already_ingested: int = 0
     files_rejected: list[dict[str, str]] = field(default_factory=list)
     files_ignored: list[str] = field(default_factory=list)  # neither CSV nor Parquet: not read, not archived
+    unusable: str | None = None  # why the store holds no usable file at all (see no_usable_input), else None
     rows_new: int = 0
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
@@ -220,12 +214,13 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
     summary = IngestSummary()
     manifest_path = data_dir / "raw" / "manifest.json"
     manifest = read_manifest(data_dir)
-    for path in ignored_files(input_path):
+    readable, ignored = discover_files(input_path)
+    for path in ignored:
         summary.files_ignored.append(path.name)
         if log:
             log.warning("Ignored file '%s': it is neither CSV nor Parquet (%s); give it a .csv or .parquet "
                         "name if it is one", path.name, path.suffix or "no extension")
-    for path in discover_files(input_path):
+    for path in readable:
         summary.files_seen += 1
         digest = storage.content_hash(path)
         if digest in manifest:
@@ -261,6 +256,7 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
         manifest[digest] = entry
         # Written after each file so a crash or retry never ingests a file twice nor forgets one.
         storage.write_json(manifest, manifest_path)
+    summary.unusable = no_usable_input(input_path, manifest, summary.files_ignored)
     summary.duration_s = round(time.perf_counter() - started, 3)
     return summary
 
@@ -320,7 +316,6 @@ def ingest_files(settings: Settings) -> dict[str, Any]:
     log.info("Ingest: %d file(s) seen, %d new (%d rows), %d already ingested, %d rejected, %d ignored",
              summary.files_seen, summary.files_new, summary.rows_new, summary.files_already_ingested,
              len(summary.files_rejected), len(summary.files_ignored))
-    problem = no_usable_input(settings.input_path, read_manifest(settings.data_dir), summary.files_ignored)
-    if problem:
-        raise PipelineError(problem)
+    if summary.unusable:
+        raise PipelineError(summary.unusable)
     return summary.as_dict()

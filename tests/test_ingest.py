@@ -129,11 +129,11 @@ def test_no_usable_input_names_each_file_and_its_problem(tmp_path, sample_slice)
     (inbox / ".DS_Store").write_bytes(b"\x00")  # hidden files are nobody's input
     summary = ingest(inbox, store)
     assert summary.files_ignored == ["junk.bin"] and not (store / "raw" / "junk.bin").exists()
-    assert no_usable_input(inbox, read_manifest(store), summary.files_ignored) == \
+    assert no_usable_input(inbox, read_manifest(store), summary.files_ignored) == summary.unusable == \
         "no usable input: empty.csv is empty; junk.bin is neither CSV nor Parquet"
     write_csv(sample_slice, inbox / "good.csv")
     summary = ingest(inbox, store)
-    assert no_usable_input(inbox, read_manifest(store), summary.files_ignored) is None
+    assert no_usable_input(inbox, read_manifest(store), summary.files_ignored) is summary.unusable is None
 
 
 def test_missing_input_path_is_a_clear_error(tmp_path):
