@@ -4,8 +4,9 @@ Methods (setting `fill_method`): `ffill`, `bfill`, `linear` (by position), `time
 `seasonal` (the value one season earlier, e.g. 7 days for daily data; linear where no such value exists),
 and `model` (the current champion forecasts each gap from the `lookback` points before it, up to its
 horizon at a time; linear interpolation where there is no champion, or too little history before a gap).
-A series whose longest gap exceeds `max_gap` periods is quarantined rather than filled: inventing that
-much data would teach the model made-up patterns.
+A gap longer than `max_gap` periods is not filled: inventing that much data would teach the model made-up
+patterns. The series goes on from the first observation after its latest such gap, and the rows before it
+are quarantined with the reason.
 """
 
 from __future__ import annotations
@@ -78,17 +79,24 @@ def _regularize_by_series(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
     return result
 
 
-def longest_gaps(regular: pd.DataFrame) -> pd.DataFrame:
-    """Per series: the longest run of imputed points (the first, on ties), with where it starts and ends.
-    Rows must be sorted by series and time (as `regularize` returns them)."""
+def gap_runs(regular: pd.DataFrame) -> pd.DataFrame:
+    """Every run of imputed points: series_id, length, gap_start, gap_end (first and last missing stamp),
+    in series and time order. Rows must be sorted by series and time (as `regularize` returns them)."""
     ids = regular[SERIES_ID].to_numpy()
-    series = pd.Index(pd.unique(ids), name=SERIES_ID)
     missing = regular[IMPUTED].to_numpy(dtype=bool)
     new_series = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, dtype=bool)
     run = np.cumsum(~missing | new_series)  # one key per run of missing points (shared with the row before it)
     runs = regular.loc[missing, [SERIES_ID, TIMESTAMP]].assign(run=run[missing])
-    runs = runs.groupby("run", sort=True).agg(**{SERIES_ID: (SERIES_ID, "first"), "longest_gap": (TIMESTAMP, "size"),
-                                                "gap_start": (TIMESTAMP, "min"), "gap_end": (TIMESTAMP, "max")})
+    return runs.groupby("run", sort=True).agg(**{SERIES_ID: (SERIES_ID, "first"), "length": (TIMESTAMP, "size"),
+                                               "gap_start": (TIMESTAMP, "min"), "gap_end": (TIMESTAMP, "max")}) \
+        .reset_index(drop=True)
+
+
+def longest_gaps(regular: pd.DataFrame) -> pd.DataFrame:
+    """Per series: the longest run of imputed points (the first, on ties), with where it starts and ends.
+    Rows must be sorted by series and time (as `regularize` returns them)."""
+    series = pd.Index(pd.unique(regular[SERIES_ID].to_numpy()), name=SERIES_ID)
+    runs = gap_runs(regular).rename(columns={"length": "longest_gap"})
     longest = runs.sort_values([SERIES_ID, "longest_gap"], ascending=[True, False], kind="stable") \
         .drop_duplicates(SERIES_ID).set_index(SERIES_ID)
     result = longest.reindex(series)
@@ -96,6 +104,13 @@ def longest_gaps(regular: pd.DataFrame) -> pd.DataFrame:
     for column in ("gap_start", "gap_end"):
         result[column] = pd.to_datetime(result[column], utc=True)
     return result.reset_index()[[SERIES_ID, "longest_gap", "gap_start", "gap_end"]]
+
+
+def last_long_gaps(regular: pd.DataFrame, max_gap: int) -> pd.DataFrame:
+    """Per series with a gap longer than `max_gap`: the latest such gap (series_id, length, gap_start,
+    gap_end). Its history after that gap is what can be used; everything before it is not."""
+    runs = gap_runs(regular)
+    return runs[runs["length"] > max_gap].drop_duplicates(SERIES_ID, keep="last").reset_index(drop=True)
 
 
 def _interpolate(values: pd.Series, codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -195,20 +210,38 @@ class GapFillResult:
 
 
 def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int, champion: Any = None) -> GapFillResult:
-    """Regularise, quarantine series with a gap longer than `max_gap` periods, fill the rest."""
+    """Regularise, set aside the history before any gap longer than `max_gap` periods, fill the rest.
+
+    A gap too long to fill does not cost a series its forecast: the series goes on from the first
+    observed point after its latest such gap, and its observed rows before that gap go to quarantine with
+    the reason (nothing is lost). Inventing that much data would teach the model made-up patterns, and
+    history older than a break says less about the series' future than the history after it.
+    """
     regular = regularize(valid, freq)
-    gaps = longest_gaps(regular)
-    too_long = gaps[gaps["longest_gap"] > max_gap]
-    rejected = valid[valid[SERIES_ID].isin(too_long[SERIES_ID])]
-    reasons = rejected[SERIES_ID].map({
-        row.series_id: (f"series {row.series_id!r} has a gap of {row.longest_gap} periods from "
-                        f"{row.gap_start.isoformat()} to {row.gap_end.isoformat()}, over the fill limit of "
-                        f"{max_gap} (setting max_gap)")
-        for row in too_long.itertuples()})
+    breaks = last_long_gaps(regular, max_gap)
+    resumes = pd.Series(breaks["gap_end"].to_numpy(), index=breaks[SERIES_ID].astype(str).to_numpy())
+    before_break = _before(regular, resumes)
+    kept = regular[~before_break]
+    lengths = kept.groupby(SERIES_ID, sort=False).size()
+    rejected = valid[_before(valid, resumes)]
+    reasons = rejected[SERIES_ID].astype(str).map({
+        str(row.series_id): (f"series {row.series_id!r} has a gap of {row.length} periods from "
+                             f"{row.gap_start.isoformat()} to {row.gap_end.isoformat()}, over the fill limit of "
+                             f"{max_gap} (setting max_gap): its rows before the gap are set aside and it is "
+                             f"forecast from the {lengths.get(row.series_id, 0)} periods after it")
+        for row in breaks.itertuples()})
     quarantined = quarantine_records(rejected, stage="gapfill", reason=reasons.to_numpy())
-    kept = regular[~regular[SERIES_ID].isin(too_long[SERIES_ID])]
-    clean = fill_values(kept, method, season=defaults_for(freq).season, champion=champion, freq=freq)
-    return GapFillResult(clean=clean.reset_index(drop=True), quarantined=quarantined, gaps=gaps)
+    clean = fill_values(kept.reset_index(drop=True), method, season=defaults_for(freq).season, champion=champion,
+                        freq=freq)
+    return GapFillResult(clean=clean.reset_index(drop=True), quarantined=quarantined, gaps=longest_gaps(kept))
+
+
+def _before(frame: pd.DataFrame, resumes: pd.Series) -> np.ndarray:
+    """Rows of `frame` at or before their series' entry in `resumes` (a gap's last missing timestamp)."""
+    if resumes.empty:
+        return np.zeros(len(frame), dtype=bool)
+    limit = frame[SERIES_ID].astype(str).map(resumes)
+    return (frame[TIMESTAMP] <= limit).fillna(False).to_numpy(dtype=bool)
 
 
 def context_length(method: FillMethod, freq: str, champion: Any = None) -> int:
@@ -319,7 +352,7 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
     run_date = pd.Timestamp(validated["run_date"]).date()
     write_quarantine(quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
     for reason in quarantined["reason"].unique():
-        log.warning("Quarantined series: %s", reason)
+        log.warning("Gap-fill: %s", reason)
     folder = storage.partition_dir(settings.data_dir / "clean", run_date)
     clean_path = folder / CLEAN_FILE
     storage.write_parquet(clean, clean_path)
@@ -329,7 +362,7 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
                         "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
     imputed = int(clean[IMPUTED].sum())
     share = imputed / max(len(clean), 1)
-    log.info("Gap-fill (%s, %s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series quarantined",
+    log.info("Gap-fill (%s, %s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series cut after a gap over max_gap",
              settings.fill_method, facts["mode"], facts["chunks"], facts["runner"], len(clean),
              clean[SERIES_ID].nunique(), imputed, 100 * share, quarantined[SERIES_ID].nunique())
     return {
@@ -338,7 +371,9 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
         "series": int(clean[SERIES_ID].nunique()),
         "imputed": imputed,
         "imputed_share": round(share, 6),
-        "series_quarantined": int(quarantined[SERIES_ID].nunique()),
+        # Series whose history before a gap over max_gap was set aside (they are still forecast).
+        "series_cut_at_gap": int(quarantined[SERIES_ID].nunique()),
+        "rows_set_aside": len(quarantined),
         **{k: v for k, v in facts.items() if k != "runner"},
         "duration_s": round(time.perf_counter() - started, 3),
     }

@@ -125,7 +125,8 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
            if validate.get("base_run_date") else f" ({validate.get('full_reason') or 'full'})") + " |",
         f"| series forecast / by model / by seasonal-naive fallback | {published['series']} / "
         f"{published['series_by_model']} / {published['series'] - published['series_by_model']} |",
-        f"| series quarantined at gap-fill | {fill['series_quarantined']} |",
+        f"| series cut after a gap over max_gap (earlier rows set aside) | {fill['series_cut_at_gap']} "
+        f"({fill['rows_set_aside']} rows) |",
         f"| imputed share | {100 * fill['imputed_share']:.2f}% ({fill['imputed']} points) |",
         f"| windows train / validation | {windows['train_windows']} / {windows['val_windows']} |",
         f"| trained version | {train['model_version']} ({'warm start' if train['warm_start'] else 'full retrain'}) |",

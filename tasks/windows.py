@@ -101,9 +101,12 @@ def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, va
     lengths = clean.groupby(SERIES_ID, sort=True).size()
     short_ids = [str(s) for s in lengths.index[lengths < lookback]]
     series = clean[~clean[SERIES_ID].isin(short_ids)].reset_index(drop=True)
+    if clean.empty:
+        raise PipelineError("no series is left to window: every series was quarantined upstream "
+                            "(see the run's quarantine files for the reasons)")
     if series.empty:
         raise PipelineError(f"every series is shorter than the lookback of {lookback} periods "
-                            f"(longest has {lengths.max()}); lower --lookback or supply more history")
+                            f"(longest has {int(lengths.max())}); lower --lookback or supply more history")
     cutoff = split_cutoff(series[TIMESTAMP], freq, horizon, val_fraction)
     scalers = Scalers.fit(scaler_rows(series, cutoff, lookback), transform, covariate_columns(series))
     series, features = add_features(series, scalers, freq)

@@ -50,14 +50,28 @@ def test_seasonal_fill_copies_last_season():
     assert clean.loc[[15, 16], "imputed"].all()
 
 
-def test_gap_over_the_limit_quarantines_the_series_only():
+def test_gap_over_the_limit_sets_aside_the_history_before_it_and_keeps_the_series():
     good = drop(series(range(30), name="good"), [10])
-    bad = drop(series(range(30), name="bad"), list(range(5, 15)))
+    bad = drop(series(range(40), name="bad"), list(range(5, 15)) + [20] + list(range(25, 33)))
     result = gapfill(pd.concat([good, bad], ignore_index=True), "D", "linear", max_gap=7)
-    assert set(result.clean["series_id"]) == {"good"}
-    assert len(result.quarantined) == 20  # every observed row of the bad series is kept in quarantine
-    reason = result.quarantined["reason"].iloc[0]
-    assert "gap of 10 periods" in reason and "2020-01-06" in reason and "fill limit of 7" in reason
+    kept = result.clean[result.clean["series_id"] == "bad"]
+    # The latest gap over the limit (8 periods, 25..32) is the break: the series goes on from day 33.
+    assert kept["timestamp"].min() == pd.Timestamp("2020-01-01", tz="UTC") + pd.Timedelta(days=33)
+    assert len(kept) == 7 and not kept["imputed"].any()
+    assert len(result.clean[result.clean["series_id"] == "good"]) == 30
+    set_aside = result.quarantined
+    assert set(set_aside["series_id"]) == {"bad"}
+    assert len(set_aside) == 40 - 10 - 1 - 8 - 7  # every observed row before the break, nothing else
+    reason = set_aside["reason"].iloc[0]
+    assert "gap of 8 periods" in reason and "2020-01-26" in reason and "fill limit of 7" in reason
+    assert "forecast from the 7 periods after it" in reason
+
+
+def test_a_gap_at_the_very_end_leaves_the_last_observation():
+    frame = drop(series(range(30), name="s"), list(range(20, 29)))
+    result = gapfill(frame, "D", "linear", max_gap=5)
+    assert result.clean["value"].tolist() == [29.0]
+    assert len(result.quarantined) == 20
 
 
 def test_real_sample_with_injected_gaps_is_regular_again(sample, rng):

@@ -95,7 +95,7 @@ def test_incremental_gapfill_matches_filling_everything(sample, rng, method):
         pd.testing.assert_frame_equal(result.clean, expected.clean, check_exact=False, rtol=1e-12)
 
 
-def test_incremental_gapfill_quarantines_a_new_long_gap_like_a_full_fill(sample):
+def test_incremental_gapfill_handles_a_new_long_gap_like_a_full_fill(sample):
     ids = sorted(sample["series_id"].unique())[:3]
     valid = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > "2016-10-01")].reset_index(drop=True)
     cut = valid["timestamp"].max() - pd.Timedelta(days=20)
@@ -107,6 +107,8 @@ def test_incremental_gapfill_quarantines_a_new_long_gap_like_a_full_fill(sample)
     assert full_ids == [ids[1]]
     pd.testing.assert_frame_equal(result.clean, expected.clean)
     assert set(result.quarantined["series_id"]) == {ids[1]} and "gap of 9 periods" in result.quarantined["reason"].iloc[0]
+    after_gap = result.clean[result.clean["series_id"] == ids[1]]
+    assert after_gap["timestamp"].min() == cut + pd.Timedelta(days=10)  # the series goes on after the gap
 
 
 def test_full_runs_come_back_on_cadence_and_on_setting_changes():
