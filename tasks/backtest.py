@@ -2,7 +2,9 @@
 
 For K origins, cut_k = last timestamp - k*H periods (k = K..1): the validated rows up to the cut are
 gap-filled, windowed, used to train and calibrate a model exactly as the daily flow does, and the H
-steps after the cut are forecast and scored against the observed values (never imputed ones).
+steps after the cut are forecast as a first daily run would publish them (the model where it beat
+seasonal naive on the series' holdout, seasonal naive elsewhere; seasonal naive everywhere when the
+model is not promoted) and scored against the observed values (never imputed ones).
 Metrics per series and origin: MASE (scale: in-sample seasonal-naive MAE with lag m = the frequency's
 season, 7 daily, 24 hourly), sMAPE, and the coverage of the prediction interval.
 """
@@ -21,7 +23,7 @@ from tasks.frequency import defaults_for
 from tasks.gapfill import gapfill
 from tasks.metrics import coverage, mase, smape
 from tasks.settings import Settings
-from tasks.windows import WindowSource, plan_windows, resolve_sizes
+from tasks.windows import TRAIN, WindowSource, plan_windows, resolve_sizes
 
 
 @dataclass
@@ -53,6 +55,7 @@ def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> 
 
 def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:
     """Train and score at each rolling origin; `valid` is validated long-format data (gaps allowed)."""
+    from tasks.lifecycle import challenge
     from tasks.publish import forecast
     from tasks.registry import ModelVersion
     from tasks.train import ModelConfig, calibrate, fit_model
@@ -67,19 +70,28 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
         clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
         plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform)
         source = WindowSource.from_plan(plan, lookback, horizon)
-        config = ModelConfig.from_settings(settings, lookback=lookback, horizon=horizon, features=plan.features,
-                                           frequency=freq)
-        started = time.perf_counter()
-        model, facts = fit_model(config, source, max_epochs=settings.max_epochs, patience=settings.patience,
-                                 lr_patience=settings.lr_patience)
-        train_seconds += time.perf_counter() - started
-        interval = calibrate(model, source, settings.interval_level)
-        candidate = ModelVersion(f"backtest-{number}", model, plan.scalers,
-                                 {"config": config.as_dict(), "interval": interval})
+        candidate, epochs = None, 0
+        if source.count(TRAIN):  # else every series gets the seasonal-naive fallback, as publication would do
+            config = ModelConfig.from_settings(settings, lookback=lookback, horizon=horizon,
+                                               features=plan.features, frequency=freq)
+            started = time.perf_counter()
+            model, facts = fit_model(config, source, max_epochs=settings.max_epochs, patience=settings.patience,
+                                     lr_patience=settings.lr_patience)
+            train_seconds += time.perf_counter() - started
+            interval = calibrate(model, source, settings.interval_level)
+            # What a first daily run on this history would publish: the model where it beat seasonal naive
+            # on the series' holdout, nothing of it when it was not promoted at all.
+            verdict = challenge(model, interval, plan.scalers, None, plan.series, plan.index, config, freq,
+                                settings.holdout_windows, diverged=facts["diverged"])
+            if verdict.promote:
+                candidate = ModelVersion(f"backtest-{number}", model, plan.scalers,
+                                         {"config": config.as_dict(), "interval": interval,
+                                          "fallback_series": verdict.fallback_series})
+            epochs = facts["epochs_run"]
         rows = forecast(candidate, clean, freq, horizon, settings.interval_level)
         if log:
-            log.info("origin %d/%d (%s): %d epochs, %d series forecast", number, len(cuts), cut.isoformat(),
-                     facts["epochs_run"], rows[SERIES_ID].nunique())
+            log.info("origin %d/%d (%s): %d epochs, %d series forecast%s", number, len(cuts), cut.isoformat(),
+                     epochs, rows[SERIES_ID].nunique(), "" if candidate else " (no training windows: fallback)")
         scores.append(_score(rows, truth, clean, cut, season))
     return BacktestResult(pd.concat(scores, ignore_index=True), cuts, horizon, lookback, season, train_seconds)
 

@@ -35,13 +35,21 @@ _FALLBACK = FrequencyDefaults(lookback=32, horizon=8, season=1)
 
 
 def defaults_for(freq: str) -> FrequencyDefaults:
-    """Defaults for an offset alias; unknown multiples fall back to generic values."""
+    """Defaults for an offset alias; unknown multiples fall back to generic values.
+
+    Sub-daily steps that divide a day into 2 to 96 periods (30 minutes, 2 hours, 15 minutes, ...) get the
+    hourly rule in their own periods: the season is a day, the horizon a day, the lookback three days.
+    """
     if freq in ("MS", "ME"):
         return _DEFAULTS["M"]
     step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
     for unit, size in (("min", "1min"), ("h", "1h"), ("D", "1D"), ("W", "7D")):
         if step == pd.Timedelta(size):
             return _DEFAULTS[unit]
+    day = pd.Timedelta(days=1)
+    if step < day and day % step == pd.Timedelta(0) and 2 <= day // step <= 96:
+        per_day = int(day // step)
+        return FrequencyDefaults(lookback=3 * per_day, horizon=per_day, season=per_day)
     return _FALLBACK
 
 

@@ -4,12 +4,13 @@ The holdout is the latest `holdout_windows` validation windows of every series: 
 trained on (training windows end at the cutoff, before the validation period). Each candidate is scored
 by MASE on the original scale, where the scale of a window is the in-sample seasonal-naive MAE of the
 series' history before that window's first target. Seasonal naive is scored on the same windows: a
-model that cannot beat it is not worth publishing.
+model that cannot beat it is not worth publishing, and the decision is made per series too: a series
+where seasonal naive beats the model on its own holdout windows is published by seasonal naive.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,13 @@ from tasks.windows import SCALED, SPLIT, START, VALIDATION, add_features, materi
 class Verdict:
     promote: bool
     reason: str
-    challenger_mase: float
-    champion_mase: float | None
+    challenger_mase: float  # what the challenger would publish: the model, seasonal naive on fallback series
+    champion_mase: float | None  # the same for the champion, with its own fallback series
     seasonal_naive_mase: float
     windows: int
+    model_mase: float | None = None  # the challenger's model on every series, before any fallback
+    fallback_series: list[str] = field(default_factory=list)  # series where seasonal naive beat the model
+    series: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,19 +48,46 @@ def holdout_starts(series: pd.DataFrame, index: pd.DataFrame, per_series: int) -
     return np.sort(latest[START].to_numpy())
 
 
-def mean_mase(series: pd.DataFrame, starts: np.ndarray, forecasts: np.ndarray, lookback: int, season: int) -> float:
-    """Mean MASE of [n, horizon] original-scale forecasts for the windows at `starts`."""
+def window_mase(series: pd.DataFrame, starts: np.ndarray, forecasts: np.ndarray, lookback: int,
+                season: int) -> np.ndarray:
+    """MASE of each window's [horizon] original-scale forecast (windows at `starts`); NaN without a scale."""
     values = series[VALUE].to_numpy("float64")
     ids = series[SERIES_ID].to_numpy()
     firsts = pd.Series(np.arange(len(ids))).groupby(ids).transform("min").to_numpy()
     horizon = forecasts.shape[1]
-    scores = []
+    scores = np.full(len(starts), np.nan)
     for row, start in enumerate(starts):
         origin = start + lookback
         scale = mase_scale(values[firsts[start]:origin], season)
         if np.isfinite(scale) and scale > 0:
-            scores.append(np.mean(np.abs(values[origin:origin + horizon] - forecasts[row])) / scale)
-    return float(np.mean(scores)) if scores else float("nan")
+            scores[row] = np.mean(np.abs(values[origin:origin + horizon] - forecasts[row])) / scale
+    return scores
+
+
+def mean_mase(series: pd.DataFrame, starts: np.ndarray, forecasts: np.ndarray, lookback: int, season: int) -> float:
+    """Mean MASE of [n, horizon] original-scale forecasts for the windows at `starts`."""
+    scores = window_mase(series, starts, forecasts, lookback, season)
+    return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan")
+
+
+def series_choices(series: pd.DataFrame, starts: np.ndarray, model_scores: np.ndarray,
+                   naive_scores: np.ndarray) -> pd.DataFrame:
+    """Per series, from its holdout windows: model and seasonal-naive MASE and whether the model publishes
+    (it must beat seasonal naive on that series; a series without a finite score keeps the model)."""
+    frame = pd.DataFrame({SERIES_ID: series[SERIES_ID].to_numpy()[starts], "model_mase": model_scores,
+                          "naive_mase": naive_scores})
+    per_series = frame.groupby(SERIES_ID, sort=True)[["model_mase", "naive_mase"]].mean()
+    per_series["use_model"] = ~(per_series["model_mase"] >= per_series["naive_mase"])
+    return per_series.reset_index()
+
+
+def published_mase(choices: pd.DataFrame, series: pd.DataFrame, starts: np.ndarray, model_scores: np.ndarray,
+                   naive_scores: np.ndarray) -> float:
+    """Mean holdout MASE of what would be published: the model's where it is chosen, else seasonal naive's."""
+    use = pd.Series(choices["use_model"].to_numpy(), index=choices[SERIES_ID].to_numpy())
+    chosen = use.reindex(series[SERIES_ID].to_numpy()[starts]).fillna(True).to_numpy(dtype=bool)
+    scores = np.where(chosen, model_scores, naive_scores)
+    return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan")
 
 
 def model_forecasts(model: Any, correction: Any, scalers: Scalers, series: pd.DataFrame, features: list[str],
@@ -74,27 +105,45 @@ def model_forecasts(model: Any, correction: Any, scalers: Scalers, series: pd.Da
 def challenge(model: Any, interval: dict[str, Any], scalers: Scalers, champion: ModelVersion | None,
               series: pd.DataFrame, index: pd.DataFrame, config: Any, freq: str, per_series: int,
               diverged: bool = False) -> Verdict:
-    """Score challenger, champion and seasonal naive on the holdout and decide whether to promote."""
+    """Score challenger, champion and seasonal naive on the holdout and decide whether to promote.
+
+    Each series publishes the model only where the model beats seasonal naive on that series' holdout
+    windows (the rest fall back to seasonal naive, listed in `fallback_series`); challenger and champion
+    are compared by the holdout MASE of what each would publish.
+    """
     lookback, horizon, season = config.lookback, config.horizon, defaults_for(freq).season
     starts = holdout_starts(series, index, per_series)
     values = series[VALUE].to_numpy("float64")
     naive = np.stack([seasonal_naive(values[s:s + lookback], horizon, season) for s in starts])
-    naive_score = mean_mase(series, starts, naive, lookback, season)
-    challenger = mean_mase(series, starts, model_forecasts(model, interval["correction"], scalers, series,
-                                                           list(config.features), starts, lookback, horizon),
-                           lookback, season)
+    naive_scores = window_mase(series, starts, naive, lookback, season)
+    model_scores = window_mase(series, starts, model_forecasts(model, interval["correction"], scalers, series,
+                                                               list(config.features), starts, lookback, horizon),
+                               lookback, season)
+    choices = series_choices(series, starts, model_scores, naive_scores)
+    challenger = published_mase(choices, series, starts, model_scores, naive_scores)
     champion_score = None
     note = ""
     if champion is not None:
         if champion.config.architecture() == config.architecture():
             champion_series, _ = add_features(series, champion.scalers.extend(series), freq)
-            champion_score = mean_mase(series, starts, model_forecasts(
+            champion_scores = window_mase(series, starts, model_forecasts(
                 champion.model, champion.metadata["interval"]["correction"], champion.scalers, champion_series,
                 list(champion.config.features), starts, lookback, horizon), lookback, season)
+            fallback = set(champion.metadata.get("fallback_series", []))
+            champion_choices = choices.assign(use_model=~choices[SERIES_ID].astype(str).isin(fallback))
+            champion_score = published_mase(champion_choices, series, starts, champion_scores, naive_scores)
         else:
             note = f" (champion {champion.version} has a different architecture and is not compared)"
-    return decide(challenger, champion_score, naive_score, len(starts), diverged,
-                  champion.version if champion is not None else None, note)
+    verdict = decide(challenger, champion_score, _mean(naive_scores), len(starts), diverged,
+                     champion.version if champion is not None else None, note)
+    verdict.model_mase = _mean(model_scores)
+    verdict.fallback_series = sorted(map(str, choices.loc[~choices["use_model"], SERIES_ID]))
+    verdict.series = len(choices)
+    return verdict
+
+
+def _mean(scores: np.ndarray) -> float:
+    return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan")
 
 
 def decide(challenger: float, champion: float | None, naive: float, windows: int, diverged: bool = False,

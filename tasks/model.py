@@ -9,8 +9,9 @@ After the post this project grew from (three LSTM(50) + Dropout(0.2) + Dense), w
 - the head emits all `horizon` steps at once, for several quantiles (median = point forecast, the outer
   pair = the interval), trained with the pinball loss instead of feeding predictions back in;
 - each window is centred on its own recent level (the mean of its last season) before the recurrent
-  layers and the level is added back to the output, so one global model serves series at any level
-  and follows level shifts without retraining.
+  layers, and the head's output is added to a forecast computed from the window itself (its level, or
+  by default its level plus its average seasonal profile, see SeasonalBase), so one global model serves
+  series at any level, follows level shifts without retraining and only learns what a seasonal forecast misses.
 Only the Keras 3 API is used: the same code runs on the TensorFlow, JAX and PyTorch backends.
 """
 
@@ -23,6 +24,7 @@ import keras
 from keras import ops
 
 Cell = Literal["lstm", "gru"]
+Base = Literal["level", "seasonal"]
 PACKAGE = "lstm_forecast"
 
 # The arguments that keep a recurrent layer eligible for the cuDNN kernel (see keras.layers.LSTM / GRU).
@@ -68,6 +70,50 @@ class RestoreLevel(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class SeasonalBase(keras.layers.Layer):
+    """The forecast the network corrects: [batch, lookback, features] -> [batch, horizon] (scaled units).
+
+    base[h] = level + profile[h mod season], where level is the mean of the window's last `level_window`
+    steps and profile is the average shape of the window's last full seasons (each phase's mean over
+    those seasons, minus their overall mean). It is a seasonal naive forecast that averages several
+    seasons instead of copying one and follows the current level; with no full season in the window (or
+    season 1) it is the level alone. The network learns only what this forecast misses, so it starts
+    where a classical method ends instead of learning the season from scratch.
+    """
+
+    def __init__(self, horizon: int, season: int, level_window: int, **kwargs):
+        super().__init__(**kwargs)
+        self.horizon, self.season, self.level_window = horizon, season, level_window
+
+    def call(self, inputs):
+        target = inputs[:, :, 0]  # [batch, lookback]
+        lookback = target.shape[1]
+        level = ops.mean(target[:, -self.level_window:], axis=1, keepdims=True)  # [batch, 1]
+        seasons = lookback // self.season if self.season > 1 else 0
+        if seasons == 0:
+            return ops.repeat(level, self.horizon, axis=1)
+        recent = ops.reshape(target[:, lookback - seasons * self.season:], (-1, seasons, self.season))
+        profile = ops.mean(recent, axis=1)  # [batch, season]: phase j = position j of each full season
+        profile = profile - ops.mean(profile, axis=1, keepdims=True)
+        # Step h (0-based) after the window's end falls on phase h mod season of the block of full seasons.
+        phases = [h % self.season for h in range(self.horizon)]
+        return level + ops.take(profile, phases, axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "horizon": self.horizon, "season": self.season,
+                "level_window": self.level_window}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AddBase(keras.layers.Layer):
+    """([batch, horizon, quantiles] corrections, [batch, horizon] base) -> corrections + base per quantile."""
+
+    def call(self, inputs):
+        corrections, base = inputs
+        return corrections + ops.cast(ops.expand_dims(base, -1), corrections.dtype)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class PinballLoss(keras.losses.Loss):
     """Mean quantile (pinball) loss of [batch, horizon, quantiles] predictions against [batch, horizon]."""
 
@@ -86,13 +132,15 @@ class PinballLoss(keras.losses.Loss):
 
 def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quantiles: Sequence[float] = (0.1, 0.5, 0.9),
                      cell: Cell = "lstm", units: int = 32, layers: int = 2, dropout: float = 0.2, l1: float = 0.0,
-                     l2: float = 0.0, learning_rate: float = 1e-3, level_window: int = 7, seed: int = 42) -> keras.Model:
+                     l2: float = 0.0, learning_rate: float = 1e-3, level_window: int = 7, seed: int = 42,
+                     base: Base = "level", season: int = 1) -> keras.Model:
     """Compiled model mapping [batch, lookback, n_features] to [batch, horizon, len(quantiles)] (scaled).
 
     cell: "lstm" or "gru"; units: cells per layer; layers: stacked recurrent layers; dropout: rate after
     each recurrent layer (never recurrent dropout, which would disable cuDNN); l1/l2: weight penalties on
     the recurrent layers' kernels; level_window: steps whose mean is the window level; seed: seeds every
-    initialiser and dropout mask so two builds with the same seed start identical.
+    initialiser and dropout mask so two builds with the same seed start identical; base: what the head's
+    output is added to, "level" (the window level) or "seasonal" (SeasonalBase with `season`).
     """
     if cell not in ("lstm", "gru"):
         raise ValueError(f"cell must be 'lstm' or 'gru', not {cell!r}")
@@ -117,7 +165,11 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     x = keras.layers.Dense(horizon * len(quantiles), name="horizon_head", dtype="float32",
                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + layers))(x)
     x = keras.layers.Reshape((horizon, len(quantiles)), name="by_quantile")(x)  # [batch, horizon, quantiles]
-    outputs = RestoreLevel(level_window, name="restore_level", dtype="float32")([x, history])
+    if base == "seasonal":
+        forecast = SeasonalBase(horizon, season, level_window, name="seasonal_base", dtype="float32")(history)
+        outputs = AddBase(name="add_base", dtype="float32")([x, forecast])
+    else:
+        outputs = RestoreLevel(level_window, name="restore_level", dtype="float32")([x, history])
     model = keras.Model(history, outputs, name=f"{cell}_forecaster")
     compile_forecaster(model, quantiles, learning_rate)
     return model

@@ -1,8 +1,9 @@
 """Stage 6, publication: forecast from each series' latest window and publish the versioned result.
 
 The champion model forecasts all `horizon` steps from the last `lookback` points of every series that
-has them; its calibrated quantiles give the interval. Series shorter than the lookback, or every series
-when there is no champion yet, get the documented fallback: seasonal naive (the last season repeated;
+has them; its calibrated quantiles give the interval. Series shorter than the lookback, series on which
+seasonal naive beat the champion on their holdout (its `fallback_series`), or every series when there is
+no champion yet, get the documented fallback: seasonal naive (the last season repeated;
 the last value when there is less than a season), with an interval from the series' own in-sample
 seasonal-naive errors, widened with the number of seasons ahead. Such rows carry
 `model_version = "seasonal-naive"`. Forecasts of series that have never been negative are clipped at 0.
@@ -42,6 +43,9 @@ def forecast(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, hori
     lengths = clean.groupby(SERIES_ID, sort=True).size()
     lookback = champion.config.lookback if champion is not None else None
     by_model = lengths.index[lengths >= lookback].astype(str).tolist() if champion is not None else []
+    if champion is not None:  # series where seasonal naive beat the model on their holdout (see lifecycle)
+        fallback = set(champion.metadata.get("fallback_series", []))
+        by_model = [series_id for series_id in by_model if series_id not in fallback]
     parts = []
     if by_model:
         parts.append(_model_rows(champion, clean[clean[SERIES_ID].isin(by_model)], freq))

@@ -44,9 +44,10 @@ class Settings(BaseSettings):
     patience: int = Field(5, ge=1, description="Early-stopping patience in epochs (validation loss).")
     batch_size: int = Field(128, ge=1, description="Training batch size on the CPU.")
     max_windows_per_epoch: int = Field(
-        20_000, ge=1, description="At most this many training windows (a seeded random sample); bounds epoch cost.")
+        2048, ge=1, description="At most this many training windows per epoch (each epoch its own seeded sample): "
+        "short epochs let early stopping end training as soon as validation loss stops improving.")
     max_val_windows: int = Field(
-        8192, ge=1, description="At most this many validation windows (a fixed seeded sample) scored per epoch "
+        2048, ge=1, description="At most this many validation windows (a fixed seeded sample) scored per epoch "
         "for early stopping; calibration and the champion comparison use theirs in full.")
     gpu_batch_size: int = Field(1024, ge=1, description="Training batch size per GPU (GPUs want larger batches).")
     mixed_precision: bool = Field(False, description="Float16 compute on GPUs (float32 weights and outputs).")
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout after each recurrent layer.")
     l1: float = Field(0.0, ge=0.0, description="L1 penalty on recurrent layer weights.")
     l2: float = Field(0.0, ge=0.0, description="L2 penalty on recurrent layer weights.")
+    model_base: Literal["seasonal", "level"] = Field(
+        "seasonal", description="What the network corrects: seasonal (each window's level plus its average "
+        "seasonal profile over its full seasons) or level (the window's level alone).")
     learning_rate: float = Field(1e-3, gt=0.0)
     lr_patience: int = Field(2, ge=1, description="Epochs without improvement before the learning rate halves.")
     target_transform: Literal["auto", "log1p", "none"] = Field(

@@ -32,6 +32,7 @@ from tasks import storage
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.errors import PipelineError
 from tasks.features import level_window
+from tasks.frequency import defaults_for
 from tasks.scaling import Scalers
 from tasks.settings import Settings
 from tasks.windows import TRAIN, VALIDATION, WindowSource
@@ -57,8 +58,12 @@ class ModelConfig:
     seed: int = 42
     max_windows_per_epoch: int | None = None
     max_val_windows: int | None = None
+    # Versions saved before the seasonal base existed have neither key: they added the level back.
+    base: str = "level"
+    season: int = 1
 
-    ARCHITECTURE = ("lookback", "horizon", "features", "quantiles", "cell", "units", "layers", "level_window")
+    ARCHITECTURE = ("lookback", "horizon", "features", "quantiles", "cell", "units", "layers", "level_window",
+                    "base", "season")
 
     @classmethod
     def from_settings(cls, settings: Settings, *, lookback: int, horizon: int, features: list[str],
@@ -68,7 +73,8 @@ class ModelConfig:
                    layers=settings.layers, dropout=settings.dropout, l1=settings.l1, l2=settings.l2,
                    level_window=level_window(frequency, lookback), learning_rate=settings.learning_rate,
                    batch_size=settings.batch_size, seed=settings.seed,
-                   max_windows_per_epoch=settings.max_windows_per_epoch, max_val_windows=settings.max_val_windows)
+                   max_windows_per_epoch=settings.max_windows_per_epoch, max_val_windows=settings.max_val_windows,
+                   base=settings.model_base, season=defaults_for(frequency).season)
 
     def architecture(self) -> dict[str, Any]:
         return {name: _plain(getattr(self, name)) for name in self.ARCHITECTURE}
@@ -88,7 +94,8 @@ class ModelConfig:
         return build_forecaster(lookback=self.lookback, horizon=self.horizon, n_features=len(self.features),
                                 quantiles=self.quantiles, cell=self.cell, units=self.units, layers=self.layers,
                                 dropout=self.dropout, l1=self.l1, l2=self.l2, learning_rate=self.learning_rate,
-                                level_window=self.level_window, seed=self.seed)
+                                level_window=self.level_window, seed=self.seed, base=self.base,
+                                season=self.season)
 
 
 def quantiles_for(level: float) -> tuple[float, float, float]:
@@ -408,6 +415,7 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
         "backend": keras.backend.backend(), "code_version": code_version(),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training_fingerprint": fingerprint, "promoted": verdict.promote, "decision": verdict.reason,
+        "fallback_series": verdict.fallback_series,
         "warm_start": warm,
     }
     path = save_version(settings.data_dir / "models", version, model, scalers, metadata,

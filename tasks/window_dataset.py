@@ -27,10 +27,10 @@ class WindowDataset(keras.utils.PyDataset):
     jitter) changes the order; and per-epoch state set in `on_epoch_end` would race with the reads of the
     next epoch, which Keras starts prefetching before it calls that hook.
 
-    `max_windows` keeps a seeded random sample of that many windows, the same windows every epoch, which
-    bounds the cost of an epoch however many series there are. `priority` (a boolean mask over the split's
-    windows) puts those windows in the sample first: a warm start trains on every window its champion has
-    not seen, topped up with a sample of the ones it has. Without `shuffle` (validation) the dataset is
+    `max_windows` bounds an epoch to that many windows however many series there are: each epoch draws its
+    own seeded sample, so over several epochs training sees all windows. `priority` (a boolean mask over
+    the split's windows) instead fixes the sample, those windows first: a warm start trains on every
+    window its champion has not seen, topped up with a sample of the ones it has. Without `shuffle` (validation) the dataset is
     finite and in order; `max_windows` then keeps a seeded sample of that many windows in their original
     order.
     """
@@ -48,8 +48,11 @@ class WindowDataset(keras.utils.PyDataset):
             order = rng.permutation(order[:max_windows]) if max_windows else order
         if not shuffle and max_windows and count > max_windows:  # a fixed sample, kept in order
             order = np.sort(rng.choice(count, max_windows, replace=False))
-        self.order = order[:max_windows] if (shuffle and max_windows) else order  # the windows of every epoch
+        self.order = order[:max_windows] if (shuffle and max_windows) else order  # the windows of epoch 0
         self.per_pass = len(self.order)
+        # Without a priority, each epoch draws its own sample when the split has more windows than an epoch
+        # takes: epochs stay short (cheap to validate after) yet training sees every window over the run.
+        self.resample = shuffle and priority is None and self.per_pass < count
         self._epoch_order: tuple[int, np.ndarray] = (0, self.order)
 
     @property
@@ -62,11 +65,17 @@ class WindowDataset(keras.utils.PyDataset):
         return None if self.shuffle else self.batches_per_epoch
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        """The sample's windows in the order epoch `epoch` (from 0) visits them: the sample as drawn in
-        epoch 0, then a permutation seeded by (seed, epoch)."""
+        """The windows epoch `epoch` (from 0) visits, in order: the sample as drawn in epoch 0, then one
+        seeded by (seed, epoch): a fresh sample when resampling, else a permutation of the same one."""
         cached_epoch, order = self._epoch_order
         if cached_epoch != epoch:
-            order = self.order if epoch == 0 else np.random.default_rng([self.seed, epoch]).permutation(self.order)
+            rng = np.random.default_rng([self.seed, epoch])
+            if epoch == 0:
+                order = self.order
+            elif self.resample:
+                order = rng.choice(len(self.starts), self.per_pass, replace=False)
+            else:
+                order = rng.permutation(self.order)
             self._epoch_order = (epoch, order)  # one assignment: a concurrent reader sees either pair whole
         return order
 

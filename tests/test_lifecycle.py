@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.lifecycle import challenge, decide, holdout_starts
+from tasks.lifecycle import challenge, decide, holdout_starts, published_mase, series_choices
 from tasks.registry import ModelVersion
 from tasks.train import ModelConfig, calibrate, fit_model
 from tasks.windows import SPLIT, START, VALIDATION, WindowSource, plan_windows
@@ -75,3 +75,26 @@ def test_champion_of_another_architecture_is_not_compared(trained):
     assert verdict.champion_mase is None
     if not verdict.promote:
         assert "different architecture" in verdict.reason
+
+
+def test_each_series_publishes_the_model_only_where_it_beat_seasonal_naive_on_its_holdout():
+    series = pd.DataFrame({"series_id": ["a"] * 4 + ["b"] * 4 + ["c"] * 4})
+    starts = np.arange(12)
+    model = np.array([1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, np.nan, np.nan, np.nan, np.nan])
+    naive = np.array([2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.5, 1.0, 1.0, 1.0, 1.0])
+    choices = series_choices(series, starts, model, naive).set_index("series_id")
+    assert choices["use_model"].to_dict() == {"a": True, "b": False, "c": True}  # no score: keeps the model
+    assert choices.loc["b", "naive_mase"] == pytest.approx(1.125)
+    published = published_mase(choices.reset_index(), series, starts, model, naive)
+    assert published == pytest.approx(np.mean([1.0] * 4 + [1.0, 1.0, 1.0, 1.5]))  # a by model, b by naive
+
+
+def test_a_challenger_losing_on_some_series_lists_them_as_fallback(trained):
+    plan, config, model, interval = trained
+    verdict = challenge(model, interval, plan.scalers, None, plan.series, plan.index, config, "D", 7)
+    assert verdict.series == 4 and verdict.model_mase is not None
+    assert set(verdict.fallback_series) <= set(plan.series["series_id"].astype(str))
+    # Each series publishes the better of the two on its holdout (same window count per series), so what is
+    # published scores no worse than either the model everywhere or seasonal naive everywhere.
+    assert verdict.challenger_mase <= verdict.model_mase + 1e-12
+    assert verdict.challenger_mase <= verdict.seasonal_naive_mase + 1e-12

@@ -146,11 +146,28 @@ def test_an_epoch_can_be_capped_to_a_seeded_sample_of_windows():
     source = wave_source(n=200)
     dataset = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0, max_windows=40)
     assert dataset.batches_per_epoch == 3  # 40 windows: 16 + 16 + 8
+    epochs = [np.concatenate([dataset[3 * e + i][0][:, 0, 0] for i in range(3)]) for e in range(10)]
+    assert all(len(epoch) == 40 and len(np.unique(epoch)) == 40 for epoch in epochs)  # a sample, no repeats
+    assert not np.array_equal(np.sort(epochs[0]), np.sort(epochs[1]))  # each epoch draws its own sample
+    assert len(np.unique(np.concatenate(epochs))) > 120  # so over ten epochs training sees most windows
+    again = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0, max_windows=40)
+    np.testing.assert_array_equal(np.concatenate([again[i][0][:, 0, 0] for i in range(3, 6)]), epochs[1])
+    other = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=1, max_windows=40)
+    assert not np.array_equal(np.sort(epochs[0]), np.sort(np.concatenate([other[i][0][:, 0, 0] for i in range(3)])))
+
+
+def test_a_priority_sample_is_the_same_windows_every_epoch():
+    from tasks.window_dataset import WindowDataset
+
+    source = wave_source(n=200)
+    priority = np.zeros(source.count(TRAIN), dtype=bool)
+    priority[-10:] = True  # e.g. the windows a warm-started champion has not trained on
+    dataset = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0, max_windows=40, priority=priority)
     first = np.concatenate([dataset[i][0][:, 0, 0] for i in range(3)])
     second = np.concatenate([dataset[i][0][:, 0, 0] for i in range(3, 6)])
-    assert len(first) == 40 and np.array_equal(np.sort(first), np.sort(second))  # the same windows every epoch
-    other = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=1, max_windows=40)
-    assert not np.array_equal(np.sort(first), np.sort(np.concatenate([other[i][0][:, 0, 0] for i in range(3)])))
+    assert np.array_equal(np.sort(first), np.sort(second))
+    newest = source.window(source.starts[TRAIN][-10:])[0][:, 0, 0]
+    assert np.isin(newest, first).all()
 
 
 def test_training_ignores_other_threads_drawing_from_python_random():

@@ -71,6 +71,18 @@ def test_short_series_and_missing_champion_fall_back_to_seasonal_naive(sample_sl
     assert (everything["yhat_upper"] >= everything["yhat_lower"]).all()
 
 
+def test_series_where_seasonal_naive_won_the_holdout_are_published_by_it(sample_slice):
+    clean = sample_slice.assign(imputed=False)
+    champion = champion_for(clean)
+    loser = sorted(clean["series_id"].unique())[1]
+    champion.metadata["fallback_series"] = [loser]
+    rows = forecast(champion, clean, "D", horizon=3)
+    by_version = rows.groupby("series_id")["model_version"].first()
+    assert by_version[loser] == FALLBACK_VERSION and (by_version.drop(loser) == "v-test").all()
+    expected = forecast(None, clean[clean["series_id"] == loser], "D", horizon=3)
+    np.testing.assert_array_equal(rows.loc[rows["series_id"] == loser, "yhat"], expected["yhat"])
+
+
 def contract_rows(n_series=2, horizon=3, run_id="run-1", value=1.0):
     origin = pd.Timestamp("2016-12-31", tz="UTC")
     return pd.DataFrame({

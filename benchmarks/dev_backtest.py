@@ -1,0 +1,74 @@
+"""The project's backtest on every run of the development panel, in one process (the project's environment).
+
+Each run goes through the pipeline's own parsing, validation (Great Expectations suite included), gap-fill
+and `tasks.backtest.backtest` with default settings (3 rolling origins), exactly the modelling path of
+`lstm-forecast backtest`, without starting a Prefect flow per run. Writes one JSON report per run (the
+CLI's report format) into --out, which `benchmarks/dev_panel.py` scores against the peers.
+
+    .venv/bin/python benchmarks/dev_backtest.py --out /tmp/dev [--datasets wikipedia m4_daily] [--set units=64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import devpanel  # noqa: E402
+
+
+def validated(rows, name: str, settings):
+    from tasks.columns import SOURCE_FILE
+    from tasks.ingest import INGEST_SEQ, read_raw_file
+    from tasks.validate import validate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.csv"
+        rows.to_csv(path, index=False)
+        store, _ = read_raw_file(path)
+    store[SOURCE_FILE], store[INGEST_SEQ] = name, 0
+    result = validate(store, None, settings.max_staleness, max_robust_z=settings.max_robust_z)
+    return result.valid, result.facts["panel_frequency"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--datasets", nargs="*", help="default: all")
+    parser.add_argument("--origins", type=int, default=3)
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="settings to override")
+    args = parser.parse_args()
+    from tasks.backtest import backtest
+    from tasks.settings import Settings
+
+    overrides = dict(item.split("=", 1) for item in args.set)
+    settings = Settings(data_dir=str(args.out / "store"), **overrides)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger("dev_backtest")
+    for dataset in devpanel.by_name(args.datasets):
+        for run, rows in devpanel.runs(dataset):
+            valid, freq = validated(rows, run, settings)
+            started, started_cpu = time.perf_counter(), time.process_time()
+            result = backtest(valid, freq, settings, origins=args.origins, log=log)
+            seconds, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+            summary = result.summary()
+            report = {**result.as_dict(), "frequency": freq, "dataset": dataset.name, "run": run,
+                      "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+                      "settings_overrides": overrides}
+            (args.out / f"{run}.json").write_text(json.dumps(report, default=str))
+            print(f"{run:<18} series {valid['series_id'].nunique():>3}  MASE {summary['mase']:.4f}  "
+                  f"sMAPE {summary['smape']:6.2f}  cover {summary['coverage']:.3f}  {seconds:7.1f} s  {cpu:7.1f} s CPU",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

