@@ -59,3 +59,13 @@ backtest: $(STAMP)
 
 bench-baselines: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/baselines.py $(ARGS)
+
+# The development panel (../shared/data): our backtest on every dataset, then every peer on the same cuts
+# (seasonal naive, AutoETS, AutoTheta, MSTL, NeuralForecast LSTM and NHITS on the CPU). Peer results are
+# cached in benchmarks/results/dev_panel_peers.json; the table goes to benchmarks/results/dev_panel.md.
+DEV_REPORTS ?= /tmp/lstm-forecast-dev-panel
+.PHONY: bench-dev
+bench-dev: $(STAMP) $(BENCH_STAMP)
+	rm -rf $(DEV_REPORTS)
+	$(PY) benchmarks/dev_backtest.py --out $(DEV_REPORTS)
+	$(BENCH_VENV)/bin/python benchmarks/dev_panel.py --reports $(DEV_REPORTS) --output benchmarks/results/dev_panel.md

@@ -43,6 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--datasets", nargs="*", help="default: all")
+    parser.add_argument("--runs", nargs="*", help="only these runs (e.g. m4_daily-3); default: all")
     parser.add_argument("--origins", type=int, default=3)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="settings to override")
     args = parser.parse_args()
@@ -55,6 +56,8 @@ def main() -> int:
     log = logging.getLogger("dev_backtest")
     for dataset in devpanel.by_name(args.datasets):
         for run, rows in devpanel.runs(dataset):
+            if args.runs and run not in args.runs:
+                continue
             valid, freq = validated(rows, run, settings)
             started, started_cpu = time.perf_counter(), time.process_time()
             result = backtest(valid, freq, settings, origins=args.origins, log=log)

@@ -61,11 +61,11 @@ def panel_of(rows: pd.DataFrame, freq: str) -> pd.DataFrame:
 
 def mstl_seasons(freq: str, season: int, history_length: int) -> list[int]:
     step = pd.Timedelta(pd.tseries.frequencies.to_offset(pandas_freq(freq))) if freq not in ("MS", "ME") else None
-    if step is not None and step < pd.Timedelta(days=1):
+    if step is not None and step < pd.Timedelta(days=1) and season > 1:
         return [season, 7 * season]
     if step == pd.Timedelta(days=1) and history_length >= 2 * 365 + 28:
         return [7, 365]
-    return [season]
+    return [max(season, 2)]
 
 
 def neural_input_size(freq: str, season: int) -> int:
@@ -115,12 +115,15 @@ def score(forecast: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, seaso
     return rows
 
 
-def peer_results(report: dict, panel: pd.DataFrame, cache: dict, names: tuple[str, ...]) -> dict[str, dict]:
+def peer_results(report: dict, panel: pd.DataFrame, cache: dict, names: tuple[str, ...],
+                 cached_only: bool = False) -> dict[str, dict]:
     """Per peer: per-series scores over all origins and total seconds; computed once per (run, cut, H, m)."""
     horizon, season, freq = report["horizon"], report["season"], report["frequency"]
     out = {}
     for name in names:
         key = f"{report['run']}|{name}|{','.join(report['origins'])}|{horizon}|{season}"
+        if key not in cache and cached_only:
+            continue
         if key not in cache:
             scores, seconds, cpu = [], 0.0, 0.0
             for origin in report["origins"]:
@@ -159,6 +162,8 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "results" / "dev_panel_peers.json")
     parser.add_argument("--peers", nargs="*", default=list(PEERS), help=f"default: all of {PEERS}")
     parser.add_argument("--output", type=Path, help="also write the tables (markdown) here")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="fit no peer: show the cached results, 'n/a' where a peer has none for a run")
     args = parser.parse_args()
     os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
     warnings.filterwarnings("ignore")
@@ -174,36 +179,52 @@ def main() -> int:
             continue
         per_method: dict[str, list[dict]] = {m: [] for m in ("ours", *peers)}
         seconds = {m: 0.0 for m in ("ours", *peers)}
+        cpu = {m: 0.0 for m in ("ours", *peers)}
         for run, raw in runs:
             report = reports[run]
             per_method["ours"] += report["per_series"]
             seconds["ours"] += report["seconds"]
+            cpu["ours"] += report.get("cpu_seconds", float("nan"))
             panel = panel_of(raw, report["frequency"])
-            for name, result in peer_results(report, panel, cache, peers).items():
+            for name, result in peer_results(report, panel, cache, peers, args.cached_only).items():
                 per_method[name] += result["scores"]
                 seconds[name] += result["seconds"]
+                cpu[name] += result.get("cpu_seconds", float("nan"))
             args.cache.parent.mkdir(parents=True, exist_ok=True)
             args.cache.write_text(json.dumps(cache, indent=0))
-        mean = {m: float(np.nanmean([s["mase"] for s in scores])) for m, scores in per_method.items()}
-        best = min(peers, key=lambda m: mean[m])
+        complete = [m for m in peers if len(per_method[m]) == len(per_method["ours"])]  # every run scored
+        mean = {m: float(np.nanmean([s["mase"] for s in per_method[m]])) if m in ("ours", *complete)
+                else float("nan") for m in ("ours", *peers)}
+        if not complete:
+            print(f"{dataset.name}: no peer has results for every run yet; left out")
+            continue
+        best = min(complete, key=lambda m: mean[m])
         rows.append({"dataset": dataset.name, "points": len(per_method["ours"]), "mase": mean, "best": best,
                      "ratio": mean["ours"] / mean[best],
-                     "smape": {m: float(np.nanmean([s["smape"] for s in v])) for m, v in per_method.items()},
-                     "coverage": {m: float(np.nanmean([s["coverage"] for s in v])) for m, v in per_method.items()},
-                     "seconds": seconds})
+                     "smape": {m: float(np.nanmean([s["smape"] for s in v])) if v else float("nan")
+                               for m, v in per_method.items()},
+                     "coverage": {m: float(np.nanmean([s["coverage"] for s in v])) if v else float("nan")
+                                  for m, v in per_method.items()},
+                     "seconds": {m: seconds[m] if m == "ours" or m in complete else float("nan") for m in seconds},
+                     "cpu": cpu})
     methods = ["ours", *peers]
-    text = ["## MASE (mean over series and origins)", "", table(rows, methods), "",
-            "## sMAPE, 80% coverage and seconds (all origins)", "",
-            "| dataset | " + " | ".join(f"{m} sMAPE / cover / s" for m in methods) + " |",
-            "|" + "---|" * (len(methods) + 1)]
+    text = ["## MASE (mean over series and origins; m = 7 daily, 24 hourly, 48 half-hourly, 52 weekly, 12 monthly)",
+            "", table(rows, methods), "",
+            "## sMAPE / 80% coverage / seconds wall / seconds CPU (all origins of all runs)", "",
+            "| dataset | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
     for row in rows:
         text.append(f"| {row['dataset']} | " + " | ".join(
-            f"{row['smape'][m]:.2f} / {row['coverage'][m]:.2f} / {row['seconds'][m]:.0f}" for m in methods) + " |")
+            f"{row['smape'][m]:.2f} / {row['coverage'][m]:.2f} / {row['seconds'][m]:.0f} / {row['cpu'][m]:.0f}"
+            for m in methods) + " |")
     cover = np.mean([r["coverage"]["ours"] for r in rows])
-    ours_s, nf_s = sum(r["seconds"]["ours"] for r in rows), sum(r["seconds"].get("NF LSTM", np.nan) for r in rows)
-    text += ["", f"Ours: mean 80% coverage {cover:.3f}; {ours_s:.0f} s in all against NF LSTM's {nf_s:.0f} s "
-             f"(ratio {ours_s / nf_s:.2f}); datasets where ours beats the best peer: "
-             f"{sum(r['ratio'] < 1 for r in rows)} of {len(rows)}."]
+
+    def total(method: str, key: str) -> float:
+        return float(sum(r[key].get(method, np.nan) for r in rows))
+
+    text += ["", f"Ours: mean 80% coverage {cover:.3f}; {total('ours', 'seconds'):.0f} s wall / "
+             f"{total('ours', 'cpu'):.0f} s CPU in all against NF LSTM's {total('NF LSTM', 'seconds'):.0f} s / "
+             f"{total('NF LSTM', 'cpu'):.0f} s (CPU ratio {total('ours', 'cpu') / total('NF LSTM', 'cpu'):.2f}); "
+             f"datasets where ours beats the best peer: {sum(r['ratio'] < 1 for r in rows)} of {len(rows)}."]
     print("\n".join(text))
     if args.output:
         args.output.write_text("\n".join(text) + "\n")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.columns import SERIES_ID, VALUE
+from tasks.columns import IMPUTED, SERIES_ID, VALUE
 from tasks.frequency import defaults_for
 from tasks.metrics import mase_scale, seasonal_naive
 from tasks.registry import ModelVersion
@@ -50,8 +50,10 @@ def holdout_starts(series: pd.DataFrame, index: pd.DataFrame, per_series: int) -
 
 def window_mase(series: pd.DataFrame, starts: np.ndarray, forecasts: np.ndarray, lookback: int,
                 season: int) -> np.ndarray:
-    """MASE of each window's [horizon] original-scale forecast (windows at `starts`); NaN without a scale."""
+    """MASE of each window's [horizon] original-scale forecast (windows at `starts`) on its observed targets
+    (imputed ones are not scored); NaN without a scale or without an observed target."""
     values = series[VALUE].to_numpy("float64")
+    observed = ~series[IMPUTED].to_numpy(dtype=bool) if IMPUTED in series.columns else np.ones(len(values), bool)
     ids = series[SERIES_ID].to_numpy()
     firsts = pd.Series(np.arange(len(ids))).groupby(ids).transform("min").to_numpy()
     horizon = forecasts.shape[1]
@@ -59,8 +61,10 @@ def window_mase(series: pd.DataFrame, starts: np.ndarray, forecasts: np.ndarray,
     for row, start in enumerate(starts):
         origin = start + lookback
         scale = mase_scale(values[firsts[start]:origin], season)
-        if np.isfinite(scale) and scale > 0:
-            scores[row] = np.mean(np.abs(values[origin:origin + horizon] - forecasts[row])) / scale
+        keep = observed[origin:origin + horizon]
+        if np.isfinite(scale) and scale > 0 and keep.any():
+            errors = np.abs(values[origin:origin + horizon] - forecasts[row])
+            scores[row] = np.mean(errors[keep]) / scale
     return scores
 
 

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout after each recurrent layer.")
     l1: float = Field(0.0, ge=0.0, description="L1 penalty on recurrent layer weights.")
     l2: float = Field(0.0, ge=0.0, description="L2 penalty on recurrent layer weights.")
-    model_base: Literal["seasonal", "level"] = Field(
+    model_base: Literal["seasonal", "seasonal_drift", "level"] = Field(
         "seasonal", description="What the network corrects: seasonal (each window's level plus its average "
         "seasonal profile over its full seasons) or level (the window's level alone).")
     learning_rate: float = Field(1e-3, gt=0.0)
@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     warm_windows_per_epoch: int = Field(
         4096, ge=1, description="Training windows per epoch of a warm start: those the champion has not "
         "trained on first, then a seeded sample of the rest.")
-    holdout_windows: int = Field(7, ge=1, description="Latest windows per series scoring challenger vs champion.")
+    holdout_windows: int = Field(28, ge=1, description="Latest validation windows per series on which challenger, "
+                                 "champion and seasonal naive are scored, for promotion and per-series fallback.")
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="Share of the time range held out.")
     fill_method: FillMethod = "linear"
     max_gap: int = Field(14, ge=0, description="Longest gap (periods) gap-fill may fill; longer: quarantine.")

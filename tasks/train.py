@@ -271,17 +271,20 @@ def calibrate(model: Any, source: WindowSource, level: float) -> dict[str, Any]:
     adjustment), so widening each side by it covers `level` of held-out targets. Negative means narrower.
     """
     scores, bands, targets = [], [], []
-    for x, y in source.chunks(VALIDATION):
+    for x, y, weights in source.weighted_chunks(VALIDATION):
         predicted = predict_quantiles(model, x)
-        scores.append(np.maximum(predicted[..., 0] - y, y - predicted[..., 2]))  # [n, horizon]
+        score = np.maximum(predicted[..., 0] - y, y - predicted[..., 2])  # [n, horizon]
+        scores.append(score if weights is None else np.where(weights > 0, score, np.nan))  # imputed: no say
         bands.append(predicted[..., [0, 2]])
         targets.append(y)
     if not scores:
         return {"level": level, "correction": [0.0] * source.horizon, "val_coverage": float("nan")}
     scores, bands, y = np.concatenate(scores), np.concatenate(bands), np.concatenate(targets)
-    n = len(scores)
-    correction = np.quantile(scores, min(1.0, np.ceil((n + 1) * level) / n), axis=0)
-    covered = np.mean((y >= bands[..., 0] - correction) & (y <= bands[..., 1] + correction))
+    n = np.maximum(np.sum(np.isfinite(scores), axis=0), 1)  # observed targets per step
+    correction = np.array([np.nanquantile(scores[:, step], min(1.0, np.ceil((n[step] + 1) * level) / n[step]))
+                           if np.isfinite(scores[:, step]).any() else 0.0 for step in range(scores.shape[1])])
+    inside = (y >= bands[..., 0] - correction) & (y <= bands[..., 1] + correction)
+    covered = np.mean(inside[np.isfinite(scores)])
     return {"level": level, "correction": correction.astype(float).tolist(), "val_coverage": float(covered)}
 
 

@@ -82,4 +82,6 @@ class WindowDataset(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         epoch, position = divmod(index, self.batches_per_epoch) if self.shuffle else (0, index)
         batch = self.epoch_order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
-        return self.source.window(self.starts[batch])
+        x, y = self.source.window(self.starts[batch])
+        weights = self.source.target_weights(self.starts[batch])  # imputed targets weigh nothing
+        return (x, y) if weights is None else (x, y, weights)

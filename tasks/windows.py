@@ -181,6 +181,9 @@ class WindowSource:
     starts: dict[str, np.ndarray]  # split -> window start positions
     lookback: int
     horizon: int
+    # 1.0 where the target was observed, 0.0 where gap-fill imputed it (None: all observed). Imputed points
+    # are inputs, never targets: they carry no weight in the loss, the calibration or the holdout score.
+    observed: np.ndarray | None = None
 
     @classmethod
     def from_plan(cls, plan: WindowPlan, lookback: int, horizon: int) -> "WindowSource":
@@ -190,12 +193,16 @@ class WindowSource:
     def from_frames(cls, series: pd.DataFrame, index: pd.DataFrame, features: list[str], lookback: int,
                     horizon: int) -> "WindowSource":
         starts = {split: index.loc[index[SPLIT] == split, START].to_numpy("int64") for split in (TRAIN, VALIDATION)}
+        observed = None
+        if IMPUTED in series.columns and series[IMPUTED].any():
+            observed = np.ascontiguousarray((~series[IMPUTED].to_numpy(dtype=bool)).astype("float32"))
         return cls(np.ascontiguousarray(series[features].to_numpy("float32")),
-                   np.ascontiguousarray(series[SCALED].to_numpy("float32")), starts, lookback, horizon)
+                   np.ascontiguousarray(series[SCALED].to_numpy("float32")), starts, lookback, horizon, observed)
 
     @classmethod
     def from_folder(cls, folder: Any, lookback: int, horizon: int, features: list[str]) -> "WindowSource":
-        series = storage.read_parquet(folder / "series.parquet", columns=list(dict.fromkeys([SCALED, *features])))
+        series = storage.read_parquet(folder / "series.parquet",
+                                      columns=list(dict.fromkeys([SCALED, IMPUTED, *features])))
         return cls.from_frames(series, storage.read_parquet(folder / "index.parquet"), features, lookback, horizon)
 
     def count(self, split: str) -> int:
@@ -205,11 +212,24 @@ class WindowSource:
         """Inputs [n, lookback, features] and targets [n, horizon] of the windows at `starts`."""
         return materialize(self.features, self.target, starts, self.lookback, self.horizon)
 
+    def target_weights(self, starts: np.ndarray) -> np.ndarray | None:
+        """[n, horizon]: 1 for observed targets, 0 for imputed ones; None when every point was observed."""
+        if self.observed is None:
+            return None
+        view = np.lib.stride_tricks.sliding_window_view(self.observed, self.horizon)
+        return np.ascontiguousarray(view[starts + self.lookback])
+
     def chunks(self, split: str, size: int = 4096):
         """(inputs, targets) of a split's windows, `size` at a time, in order."""
         starts = self.starts[split]
         for i in range(0, len(starts), size):
             yield self.window(starts[i:i + size])
+
+    def weighted_chunks(self, split: str, size: int = 4096):
+        """(inputs, targets, target weights or None) of a split's windows, `size` at a time, in order."""
+        starts = self.starts[split]
+        for i in range(0, len(starts), size):
+            yield (*self.window(starts[i:i + size]), self.target_weights(starts[i:i + size]))
 
 
 def materialize(features: np.ndarray, target: np.ndarray, starts: np.ndarray, lookback: int,

@@ -144,3 +144,12 @@ def test_model_fill_uses_the_champion_and_falls_back_to_linear(sample_slice):
     # Without a champion the model method is linear interpolation.
     no_champion = gapfill(holed, "D", "model", max_gap=10).clean
     np.testing.assert_allclose(no_champion["value"], linear["value"])
+
+
+def test_sub_daily_frequencies_default_to_a_day_as_season_and_horizon():
+    from tasks.frequency import defaults_for
+
+    assert (defaults_for("h").season, defaults_for("h").horizon, defaults_for("h").lookback) == (24, 24, 72)
+    thirty = defaults_for("30min")
+    assert (thirty.season, thirty.horizon, thirty.lookback) == (48, 48, 144)
+    assert defaults_for("15min").season == 96 and defaults_for("7min").season == 1  # 7 minutes do not divide a day

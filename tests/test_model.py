@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -305,3 +306,49 @@ def test_validation_windows_can_be_capped_to_a_fixed_sample_in_order():
     assert np.array_equal(whole.order, np.arange(count))  # a cap above the count keeps every window
     model, facts = fit_model(tiny_config(max_val_windows=10), source, max_epochs=1, patience=1)
     assert np.isfinite(facts["val_loss"])
+
+
+def test_imputed_targets_carry_no_weight_in_training_or_calibration():
+    """Two sources that differ only in the targets gap-fill imputed train identical models when those
+    targets are marked imputed (they are inputs only), and different ones when they are not."""
+    from tasks.train import calibrate
+
+    clean = wave_source(n=160)
+    observed = np.ones(len(clean.target), dtype="float32")
+    observed[40:60] = 0.0  # a gap in the training period
+    observed[150:155] = 0.0  # and one in the validation period
+    garbage = clean.target.copy()
+    garbage[observed == 0] = 50.0  # what a bad fill might have made up
+    masked = [replace(clean, observed=observed), replace(clean, target=garbage, observed=observed)]
+    weights = [fit_model(tiny_config(), source, max_epochs=2, patience=2)[0].get_weights() for source in masked]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+    unmasked, _ = fit_model(tiny_config(), replace(clean, target=garbage), max_epochs=2, patience=2)
+    assert any(not np.array_equal(a, b) for a, b in zip(weights[0], unmasked.get_weights()))
+    model = fit_model(tiny_config(), masked[0], max_epochs=1, patience=1)[0]
+    assert calibrate(model, masked[0], 0.8) == calibrate(model, masked[1], 0.8)
+
+
+def test_seasonal_base_repeats_the_average_season_at_the_current_level():
+    from tasks.model import SeasonalBase
+
+    season = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    # Four weeks whose shape is the same but whose level rises by 7 each week; noise that averages out.
+    weeks = np.concatenate([season + 7.0 * k + noise for k, noise in enumerate([0.5, -0.5, 0.5, -0.5])])
+    base = np.asarray(SeasonalBase(horizon=10, season=7, level_window=7)(weeks[None, :, None].astype("float32")))[0]
+    level = weeks[-7:].mean()
+    np.testing.assert_allclose(base, level + (np.resize(season, 10) - season.mean()), rtol=1e-6)
+    flat = np.asarray(SeasonalBase(horizon=3, season=1, level_window=1)(weeks[None, :, None].astype("float32")))[0]
+    np.testing.assert_allclose(flat, [weeks[-1]] * 3)  # no season: the last level, like naive
+
+
+def test_a_seasonal_base_model_saves_and_loads_with_the_same_forecasts(tmp_path):
+    import keras
+
+    model = build_forecaster(lookback=28, horizon=14, base="seasonal", season=7, seed=0)
+    x = np.random.default_rng(0).normal(size=(4, 28, 1)).astype("float32")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+    assert "seasonal_base" in [layer.name for layer in model.layers]
