@@ -227,7 +227,7 @@ def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int, ch
     reasons = rejected[SERIES_ID].astype(str).map({
         str(row.series_id): (f"series {row.series_id!r} has a gap of {row.length} periods from "
                              f"{row.gap_start.isoformat()} to {row.gap_end.isoformat()}, over the fill limit of "
-                             f"{max_gap} (setting max_gap): its rows before the gap are set aside and it is "
+                             f"{max_gap} (setting max_gap): its history before the gap is set aside and it is "
                              f"forecast from the {lengths.get(row.series_id, 0)} periods after it")
         for row in breaks.itertuples()})
     quarantined = quarantine_records(rejected, stage="gapfill", reason=reasons.to_numpy())
