@@ -26,9 +26,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tasks.metrics import coverage, mase, smape  # noqa: E402 - numpy-only module shared with the pipeline
-
-PANDAS_FREQ = {"h": "h", "D": "D", "7D": "7D", "MS": "MS", "ME": "ME", "min": "min"}
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from dev_panel import fit_predict, panel_of, score  # noqa: E402 - the dev-panel benchmark fits and scores peers
 
 
 def run_lstm_backtest(args: argparse.Namespace, workdir: Path) -> tuple[dict, float]:
@@ -51,49 +50,25 @@ def load_panel(path: Path, freq: str) -> pd.DataFrame:
     frames = [pd.read_parquet(f) if f.suffix.lower() == ".parquet" else pd.read_csv(f) for f in files]
     raw = pd.concat(frames, ignore_index=True)
     raw.columns = [str(c).strip().lower() for c in raw.columns]
-    panel = pd.DataFrame({"unique_id": raw["series_id"].astype(str),
-                          "ds": pd.to_datetime(raw["timestamp"], utc=True, format="ISO8601").dt.tz_convert(None),
-                          "y": pd.to_numeric(raw["value"], errors="coerce")}).dropna()
-    panel = panel.drop_duplicates(["unique_id", "ds"], keep="last")
-    regular = []
-    for uid, group in panel.groupby("unique_id"):
-        grid = pd.date_range(group["ds"].min(), group["ds"].max(), freq=PANDAS_FREQ.get(freq, freq))
-        filled = group.set_index("ds")["y"].reindex(grid).interpolate(limit_direction="both")
-        regular.append(pd.DataFrame({"unique_id": uid, "ds": grid, "y": filled.to_numpy()}))
-    return pd.concat(regular, ignore_index=True)
+    return panel_of(raw.drop_duplicates(["series_id", "timestamp"], keep="last"), freq)
 
 
 def baseline_scores(panel: pd.DataFrame, report: dict) -> dict[str, dict[str, float]]:
-    from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
-
-    horizon, season, freq = report["horizon"], report["season"], report["frequency"]
-    models = {"seasonal naive": SeasonalNaive(season_length=season), "AutoETS": AutoETS(season_length=season),
-              "AutoTheta": AutoTheta(season_length=season)}
-    results: dict[str, dict[str, list]] = {name: {"mase": [], "smape": [], "coverage": [], "seconds": []}
-                                           for name in models}
-    for origin in report["origins"]:
-        cut = pd.Timestamp(origin).tz_convert(None)
-        train = panel[panel["ds"] <= cut]
-        test = panel[(panel["ds"] > cut)]
-        for name, model in models.items():
+    """Seasonal naive, AutoETS and AutoTheta on the report's cuts (the dev-panel benchmark's own fitting)."""
+    results = {}
+    for name in ("seasonal naive", "AutoETS", "AutoTheta"):
+        scores, seconds = [], 0.0
+        for origin in report["origins"]:
+            cut = pd.Timestamp(origin).tz_convert(None)
+            train, test = panel[panel["ds"] <= cut], panel[panel["ds"] > cut]
             started = time.perf_counter()
-            forecast = StatsForecast(models=[model], freq=PANDAS_FREQ.get(freq, freq), n_jobs=1).forecast(
-                df=train, h=horizon, level=[80])
-            results[name]["seconds"].append(time.perf_counter() - started)
-            column = [c for c in forecast.columns if c not in ("unique_id", "ds") and "-lo-" not in c
-                      and "-hi-" not in c][0]
-            merged = forecast.merge(test, on=["unique_id", "ds"])
-            for uid, group in merged.groupby("unique_id"):
-                history = train.loc[train["unique_id"] == uid, "y"].to_numpy()
-                actual = group["y"].to_numpy()
-                results[name]["mase"].append(mase(actual, group[column].to_numpy(), history, season))
-                results[name]["smape"].append(smape(actual, group[column].to_numpy()))
-                results[name]["coverage"].append(coverage(actual, group[f"{column}-lo-80"].to_numpy(),
-                                                          group[f"{column}-hi-80"].to_numpy()))
-    return {name: {"mase": float(np.nanmean(r["mase"])), "smape": float(np.mean(r["smape"])),
-                   "coverage": float(np.mean(r["coverage"])), "seconds": float(np.sum(r["seconds"]))}
-            for name, r in results.items()}
+            forecast = fit_predict(name, train, report["horizon"], report["season"], report["frequency"])
+            seconds += time.perf_counter() - started
+            scores += score(forecast, train, test, report["season"])
+        results[name] = {"mase": float(np.nanmean([s["mase"] for s in scores])),
+                         "smape": float(np.mean([s["smape"] for s in scores])),
+                         "coverage": float(np.mean([s["coverage"] for s in scores])), "seconds": seconds}
+    return results
 
 
 def main() -> int:

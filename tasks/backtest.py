@@ -56,7 +56,7 @@ def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> 
 def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:
     """Train and score at each rolling origin; `valid` is validated long-format data (gaps allowed)."""
     from tasks.lifecycle import challenge
-    from tasks.publish import forecast
+    from tasks.publish import FALLBACK_VERSION, forecast
     from tasks.registry import ModelVersion
     from tasks.train import ModelConfig, calibrate, fit_model
 
@@ -70,7 +70,7 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
         clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
         plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform)
         source = WindowSource.from_plan(plan, lookback, horizon)
-        candidate, epochs = None, 0
+        candidate, epochs, outcome = None, 0, "no training windows: seasonal naive for every series"
         if source.count(TRAIN):  # else every series gets the seasonal-naive fallback, as publication would do
             config = ModelConfig.from_settings(settings, lookback=lookback, horizon=horizon,
                                                features=plan.features, frequency=freq)
@@ -87,11 +87,12 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
                 candidate = ModelVersion(f"backtest-{number}", model, plan.scalers,
                                          {"config": config.as_dict(), "interval": interval,
                                           "fallback_series": verdict.fallback_series})
-            epochs = facts["epochs_run"]
+            epochs, outcome = facts["epochs_run"], verdict.reason
         rows = forecast(candidate, clean, freq, horizon, settings.interval_level)
         if log:
-            log.info("origin %d/%d (%s): %d epochs, %d series forecast%s", number, len(cuts), cut.isoformat(),
-                     epochs, rows[SERIES_ID].nunique(), "" if candidate else " (no training windows: fallback)")
+            log.info("origin %d/%d (%s): %d epochs, %d series forecast, %d by the model (%s)", number, len(cuts),
+                     cut.isoformat(), epochs, rows[SERIES_ID].nunique(),
+                     rows.loc[rows[MODEL_VERSION] != FALLBACK_VERSION, SERIES_ID].nunique(), outcome)
         scores.append(_score(rows, truth, clean, cut, season))
     return BacktestResult(pd.concat(scores, ignore_index=True), cuts, horizon, lookback, season, train_seconds)
 

@@ -10,7 +10,7 @@ where seasonal naive beats the model on its own holdout windows is published by 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -68,9 +68,8 @@ def window_mase(series: pd.DataFrame, starts: np.ndarray, forecasts: np.ndarray,
     return scores
 
 
-def mean_mase(series: pd.DataFrame, starts: np.ndarray, forecasts: np.ndarray, lookback: int, season: int) -> float:
-    """Mean MASE of [n, horizon] original-scale forecasts for the windows at `starts`."""
-    scores = window_mase(series, starts, forecasts, lookback, season)
+def mean_score(scores: np.ndarray) -> float:
+    """Mean of the finite window scores; NaN when there is none."""
     return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan")
 
 
@@ -90,8 +89,7 @@ def published_mase(choices: pd.DataFrame, series: pd.DataFrame, starts: np.ndarr
     """Mean holdout MASE of what would be published: the model's where it is chosen, else seasonal naive's."""
     use = pd.Series(choices["use_model"].to_numpy(), index=choices[SERIES_ID].to_numpy())
     chosen = use.reindex(series[SERIES_ID].to_numpy()[starts]).fillna(True).to_numpy(dtype=bool)
-    scores = np.where(chosen, model_scores, naive_scores)
-    return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan")
+    return mean_score(np.where(chosen, model_scores, naive_scores))
 
 
 def model_forecasts(model: Any, correction: Any, scalers: Scalers, series: pd.DataFrame, features: list[str],
@@ -138,16 +136,10 @@ def challenge(model: Any, interval: dict[str, Any], scalers: Scalers, champion: 
             champion_score = published_mase(champion_choices, series, starts, champion_scores, naive_scores)
         else:
             note = f" (champion {champion.version} has a different architecture and is not compared)"
-    verdict = decide(challenger, champion_score, _mean(naive_scores), len(starts), diverged,
+    verdict = decide(challenger, champion_score, mean_score(naive_scores), len(starts), diverged,
                      champion.version if champion is not None else None, note)
-    verdict.model_mase = _mean(model_scores)
-    verdict.fallback_series = sorted(map(str, choices.loc[~choices["use_model"], SERIES_ID]))
-    verdict.series = len(choices)
-    return verdict
-
-
-def _mean(scores: np.ndarray) -> float:
-    return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan")
+    return replace(verdict, model_mase=mean_score(model_scores), series=len(choices),
+                   fallback_series=sorted(map(str, choices.loc[~choices["use_model"], SERIES_ID])))
 
 
 def decide(challenger: float, champion: float | None, naive: float, windows: int, diverged: bool = False,

@@ -24,7 +24,7 @@ import keras
 from keras import ops
 
 Cell = Literal["lstm", "gru"]
-Base = Literal["level", "seasonal", "seasonal_drift"]
+Base = Literal["level", "seasonal"]
 PACKAGE = "lstm_forecast"
 
 # The arguments that keep a recurrent layer eligible for the cuDNN kernel (see keras.layers.LSTM / GRU).
@@ -78,28 +78,22 @@ class SeasonalBase(keras.layers.Layer):
     those seasons, minus their overall mean). It is a seasonal naive forecast that averages several
     seasons instead of copying one and follows the current level; with fewer than two full seasons in the
     window (or season 1) it is the level alone (weekly data with a 52-week lookback: copying last year's
-    weeks was much worse than the level on the development panel's M4 weekly series). The network learns only what this forecast misses, so it starts
-    where a classical method ends instead of learning the season from scratch.
+    weeks was much worse than the level on the development panel's M4 weekly series). The network learns
+    only what this forecast misses, so it starts where a classical method ends instead of learning the
+    season from scratch.
     """
 
-    def __init__(self, horizon: int, season: int, level_window: int, drift: float = 0.0, **kwargs):
+    def __init__(self, horizon: int, season: int, level_window: int, **kwargs):
         super().__init__(**kwargs)
-        self.horizon, self.season, self.level_window, self.drift = horizon, season, level_window, drift
+        self.horizon, self.season, self.level_window = horizon, season, level_window
 
     def call(self, inputs):
         target = inputs[:, :, 0]  # [batch, lookback]
         lookback = target.shape[1]
         level = ops.mean(target[:, -self.level_window:], axis=1, keepdims=True)  # [batch, 1]
         seasons = lookback // self.season if self.season > 1 else 0
-        if self.drift:
-            slope = self._slope(target, seasons)  # [batch, 1]
-            steps = ops.convert_to_tensor([(self.level_window - 1) / 2.0 + h + 1 for h in range(self.horizon)],
-                                          dtype=target.dtype)
-            level = level + self.drift * slope * steps[None, :]  # [batch, horizon]
-            # The profile is the season's shape around the trend, not the trend inside each season.
-            target = target - slope * ops.convert_to_tensor(list(range(lookback)), dtype=target.dtype)[None, :]
         if seasons < 2:  # one season is no average: its noise would be copied forward as if it were the season
-            return level + ops.zeros((1, self.horizon), dtype=level.dtype)
+            return ops.repeat(level, self.horizon, axis=1)
         recent = ops.reshape(target[:, lookback - seasons * self.season:], (-1, seasons, self.season))
         profile = ops.mean(recent, axis=1)  # [batch, season]: phase j = position j of each full season
         profile = profile - ops.mean(profile, axis=1, keepdims=True)
@@ -107,20 +101,9 @@ class SeasonalBase(keras.layers.Layer):
         phases = [h % self.season for h in range(self.horizon)]
         return level + ops.take(profile, phases, axis=1)
 
-    def _slope(self, target, seasons: int):
-        """[batch, 1]: the window's slope per step, from the difference of its first and last full seasons'
-        means (halves of the window without two seasons) over the distance between their centres, so the
-        seasonality cancels in the difference."""
-        lookback = target.shape[1]
-        blocks = seasons if seasons >= 2 else 2
-        block = self.season if seasons >= 2 else lookback // 2
-        first = ops.mean(target[:, lookback - blocks * block:lookback - (blocks - 1) * block], axis=1, keepdims=True)
-        last = ops.mean(target[:, -block:], axis=1, keepdims=True)
-        return (last - first) / ((blocks - 1) * block)
-
     def get_config(self):
         return {**super().get_config(), "horizon": self.horizon, "season": self.season,
-                "level_window": self.level_window, "drift": self.drift}
+                "level_window": self.level_window}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -186,9 +169,8 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     x = keras.layers.Dense(horizon * len(quantiles), name="horizon_head", dtype="float32",
                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + layers))(x)
     x = keras.layers.Reshape((horizon, len(quantiles)), name="by_quantile")(x)  # [batch, horizon, quantiles]
-    if base in ("seasonal", "seasonal_drift"):
-        forecast = SeasonalBase(horizon, season, level_window, drift=0.5 if base == "seasonal_drift" else 0.0,
-                                name="seasonal_base", dtype="float32")(history)
+    if base == "seasonal":
+        forecast = SeasonalBase(horizon, season, level_window, name="seasonal_base", dtype="float32")(history)
         outputs = AddBase(name="add_base", dtype="float32")([x, forecast])
     else:
         outputs = RestoreLevel(level_window, name="restore_level", dtype="float32")([x, history])

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout after each recurrent layer.")
     l1: float = Field(0.0, ge=0.0, description="L1 penalty on recurrent layer weights.")
     l2: float = Field(0.0, ge=0.0, description="L2 penalty on recurrent layer weights.")
-    model_base: Literal["seasonal", "seasonal_drift", "level"] = Field(
+    model_base: Literal["seasonal", "level"] = Field(
         "seasonal", description="What the network corrects: seasonal (each window's level plus its average "
         "seasonal profile over its full seasons) or level (the window's level alone).")
     learning_rate: float = Field(1e-3, gt=0.0)
