@@ -54,6 +54,7 @@ def main() -> int:
     settings = Settings(data_dir=str(args.out / "store"), **overrides)
     args.out.mkdir(parents=True, exist_ok=True)
     log = logging.getLogger("dev_backtest")
+    log.setLevel(logging.INFO)  # each origin's decision (Prefect's logging configuration prints it)
     for dataset in devpanel.by_name(args.datasets):
         for run, rows in devpanel.runs(dataset):
             if args.runs and run not in args.runs:

@@ -56,11 +56,11 @@ def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> 
 def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:
     """Train and score at each rolling origin; `valid` is validated long-format data (gaps allowed)."""
     from tasks.lifecycle import challenge
-    from tasks.publish import FALLBACK_VERSION, forecast
+    from tasks.publish import BASE_SUFFIX, FALLBACK_VERSION, forecast
     from tasks.registry import ModelVersion
     from tasks.train import ModelConfig, calibrate, fit_model
 
-    lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
+    _, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
     season = defaults_for(freq).season
     cuts = rolling_origins(valid[TIMESTAMP].max(), freq, horizon, origins)
     scores, train_seconds = [], 0.0
@@ -68,6 +68,8 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
         history = valid[valid[TIMESTAMP] <= cut]
         truth = valid[(valid[TIMESTAMP] > cut)]
         clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
+        longest = int(clean.groupby(SERIES_ID).size().max()) if len(clean) else None
+        lookback, _ = resolve_sizes(freq, settings.lookback, horizon, longest)  # as the run at this cut would
         plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform)
         source = WindowSource.from_plan(plan, lookback, horizon)
         candidate, epochs, outcome = None, 0, "no training windows: seasonal naive for every series"
@@ -86,13 +88,16 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
             if verdict.promote:
                 candidate = ModelVersion(f"backtest-{number}", model, plan.scalers,
                                          {"config": config.as_dict(), "interval": interval,
-                                          "fallback_series": verdict.fallback_series})
+                                          "fallback_series": verdict.fallback_series,
+                                          "base_series": verdict.base_series})
             epochs, outcome = facts["epochs_run"], verdict.reason
         rows = forecast(candidate, clean, freq, horizon, settings.interval_level)
         if log:
-            log.info("origin %d/%d (%s): %d epochs, %d series forecast, %d by the model (%s)", number, len(cuts),
-                     cut.isoformat(), epochs, rows[SERIES_ID].nunique(),
-                     rows.loc[rows[MODEL_VERSION] != FALLBACK_VERSION, SERIES_ID].nunique(), outcome)
+            versions = rows.groupby(SERIES_ID)[MODEL_VERSION].first()
+            log.info("origin %d/%d (%s): %d epochs, %d series forecast, %d by the model, %d by its seasonal base "
+                     "(%s)", number, len(cuts), cut.isoformat(), epochs, len(versions),
+                     int((versions != FALLBACK_VERSION).sum() - versions.str.endswith(BASE_SUFFIX).sum()),
+                     int(versions.str.endswith(BASE_SUFFIX).sum()), outcome)
         scores.append(_score(rows, truth, clean, cut, season))
     return BacktestResult(pd.concat(scores, ignore_index=True), cuts, horizon, lookback, season, train_seconds)
 

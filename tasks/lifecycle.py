@@ -33,19 +33,23 @@ class Verdict:
     seasonal_naive_mase: float
     windows: int
     model_mase: float | None = None  # the challenger's model on every series, before any fallback
-    fallback_series: list[str] = field(default_factory=list)  # series where seasonal naive beat the model
+    fallback_series: list[str] = field(default_factory=list)  # series published by seasonal naive
+    base_series: list[str] = field(default_factory=list)  # series published by the model's seasonal base
     series: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def holdout_starts(series: pd.DataFrame, index: pd.DataFrame, per_series: int) -> np.ndarray:
-    """Start positions of the latest `per_series` validation windows of every series."""
+def holdout_starts(series: pd.DataFrame, index: pd.DataFrame, per_series: int, spacing: int = 1) -> np.ndarray:
+    """Start positions of the latest `per_series` validation windows of every series, `spacing` steps apart
+    counted back from its latest (sub-daily data: a day apart, see FrequencyDefaults.holdout_spacing)."""
     val = index[index[SPLIT] == VALIDATION].copy()
     val[SERIES_ID] = series[SERIES_ID].to_numpy()[val[START].to_numpy()]
-    latest = val.sort_values(START).groupby(SERIES_ID, sort=False).tail(per_series)
-    return np.sort(latest[START].to_numpy())
+    val = val.sort_values(START)
+    back = val.groupby(SERIES_ID, sort=False).cumcount(ascending=False).to_numpy()  # 0 = the latest window
+    keep = (back % spacing == 0) & (back < per_series * spacing)
+    return np.sort(val.loc[keep, START].to_numpy())
 
 
 def window_mase(series: pd.DataFrame, starts: np.ndarray, forecasts: np.ndarray, lookback: int,
@@ -73,35 +77,77 @@ def mean_score(scores: np.ndarray) -> float:
     return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan")
 
 
-def series_choices(series: pd.DataFrame, starts: np.ndarray, model_scores: np.ndarray,
-                   naive_scores: np.ndarray) -> pd.DataFrame:
-    """Per series, from its holdout windows: model and seasonal-naive MASE and whether the model publishes
-    (it must beat seasonal naive on that series; a series without a finite score keeps the model)."""
-    frame = pd.DataFrame({SERIES_ID: series[SERIES_ID].to_numpy()[starts], "model_mase": model_scores,
-                          "naive_mase": naive_scores})
-    per_series = frame.groupby(SERIES_ID, sort=True)[["model_mase", "naive_mase"]].mean()
-    per_series["use_model"] = ~(per_series["model_mase"] >= per_series["naive_mase"])
+# Per-series candidates: the model, its seasonal base alone (the forecast its network corrects), seasonal naive.
+MODEL, BASE, NAIVE = "model", "base", "seasonal-naive"
+CANDIDATES = (MODEL, BASE, NAIVE)
+
+
+def series_choices(series: pd.DataFrame, starts: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per series, from its holdout windows: each candidate's mean MASE (`<candidate>_mase`) and `choice`.
+
+    The model publishes unless seasonal naive beat it (or it has no finite score where naive has one); a
+    series that falls back publishes its seasonal base where that beat seasonal naive, else seasonal naive.
+    The model is not also pitted against its own base: the two differ by the network's correction and
+    score close, so a per-series pick between them on a few weeks of holdout is mostly noise (on the
+    development panel's Wikipedia series it lost to keeping the model). A series without any finite score
+    keeps the model.
+    """
+    names = [name for name in CANDIDATES if name in scores]
+    frame = pd.DataFrame({SERIES_ID: series[SERIES_ID].to_numpy()[starts],
+                          **{f"{name}_mase": scores[name] for name in names}})
+    per_series = frame.groupby(SERIES_ID, sort=True).mean()
+    worst = np.inf
+
+    def score(name: str) -> np.ndarray:
+        values = per_series[f"{name}_mase"].to_numpy() if name in scores else np.full(len(per_series), np.nan)
+        return np.where(np.isfinite(values), values, worst)
+
+    model, base, naive = score(MODEL), score(BASE), score(NAIVE)
+    unscored = ~np.isfinite(model) & ~np.isfinite(naive)
+    choice = np.where((model < naive) | unscored, MODEL, np.where(base < naive, BASE, NAIVE))
+    per_series["choice"] = choice.astype(object)
     return per_series.reset_index()
 
 
-def published_mase(choices: pd.DataFrame, series: pd.DataFrame, starts: np.ndarray, model_scores: np.ndarray,
-                   naive_scores: np.ndarray) -> float:
-    """Mean holdout MASE of what would be published: the model's where it is chosen, else seasonal naive's."""
-    use = pd.Series(choices["use_model"].to_numpy(), index=choices[SERIES_ID].to_numpy())
-    chosen = use.reindex(series[SERIES_ID].to_numpy()[starts]).fillna(True).to_numpy(dtype=bool)
-    return mean_score(np.where(chosen, model_scores, naive_scores))
+def published_mase(choices: pd.DataFrame, series: pd.DataFrame, starts: np.ndarray,
+                   scores: dict[str, np.ndarray]) -> float:
+    """Mean holdout MASE of what would be published: per window, the score of its series' choice."""
+    choice = pd.Series(choices["choice"].to_numpy(), index=choices[SERIES_ID].to_numpy())
+    chosen = choice.reindex(series[SERIES_ID].to_numpy()[starts]).fillna(MODEL).to_numpy()
+    picked = np.full(len(starts), np.nan)
+    for name, values in scores.items():
+        picked = np.where(chosen == name, values, picked)
+    return mean_score(picked)
 
 
 def model_forecasts(model: Any, correction: Any, scalers: Scalers, series: pd.DataFrame, features: list[str],
-                    starts: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
-    """Median forecasts on the original scale for windows at `starts`, features already in `series`."""
+                    starts: np.ndarray, lookback: int, horizon: int, base_only: bool = False) -> np.ndarray:
+    """Median forecasts on the original scale for windows at `starts`, features already in `series`
+    (base_only: the model's seasonal base alone)."""
     from tasks.train import predict_quantiles
 
     x, _ = materialize(series[features].to_numpy("float32"), series[SCALED].to_numpy("float32"), starts,
                        lookback, horizon)
-    median = predict_quantiles(model, x, correction)[..., 1]
+    median = predict_quantiles(model, x, correction, base_only=base_only)[..., 1]
     ids = series[SERIES_ID].to_numpy()[starts]
     return scalers.target.inverse_transform(ids, median)
+
+
+def candidate_scores(model: Any, correction: Any, scalers: Scalers, series: pd.DataFrame, features: list[str],
+                     starts: np.ndarray, config: Any, season: int, naive_scores: np.ndarray) -> dict[str, np.ndarray]:
+    """Holdout window MASE of each candidate a model offers: itself, its seasonal base (when it has one),
+    and seasonal naive (`naive_scores`, the same for every model)."""
+    from tasks.model import seasonal_base_of
+
+    def scores(base_only: bool) -> np.ndarray:
+        forecasts = model_forecasts(model, correction, scalers, series, features, starts, config.lookback,
+                                    config.horizon, base_only=base_only)
+        return window_mase(series, starts, forecasts, config.lookback, season)
+
+    out = {MODEL: scores(False), NAIVE: naive_scores}
+    if seasonal_base_of(model) is not None:
+        out[BASE] = scores(True)
+    return out
 
 
 def challenge(model: Any, interval: dict[str, Any], scalers: Scalers, champion: ModelVersion | None,
@@ -109,37 +155,44 @@ def challenge(model: Any, interval: dict[str, Any], scalers: Scalers, champion: 
               diverged: bool = False) -> Verdict:
     """Score challenger, champion and seasonal naive on the holdout and decide whether to promote.
 
-    Each series publishes the model only where the model beats seasonal naive on that series' holdout
-    windows (the rest fall back to seasonal naive, listed in `fallback_series`); challenger and champion
-    are compared by the holdout MASE of what each would publish.
+    Each series publishes the model unless seasonal naive beat it on that series' holdout windows, else the
+    better there of its seasonal base and seasonal naive (see series_choices; `base_series` and
+    `fallback_series` list the series that do not publish the model); challenger and champion are
+    compared by the holdout MASE of what each would publish.
     """
     lookback, horizon, season = config.lookback, config.horizon, defaults_for(freq).season
-    starts = holdout_starts(series, index, per_series)
+    starts = holdout_starts(series, index, per_series, defaults_for(freq).holdout_spacing)
     values = series[VALUE].to_numpy("float64")
     naive = np.stack([seasonal_naive(values[s:s + lookback], horizon, season) for s in starts])
     naive_scores = window_mase(series, starts, naive, lookback, season)
-    model_scores = window_mase(series, starts, model_forecasts(model, interval["correction"], scalers, series,
-                                                               list(config.features), starts, lookback, horizon),
-                               lookback, season)
-    choices = series_choices(series, starts, model_scores, naive_scores)
-    challenger = published_mase(choices, series, starts, model_scores, naive_scores)
+    scores = candidate_scores(model, interval["correction"], scalers, series, list(config.features), starts,
+                              config, season, naive_scores)
+    choices = series_choices(series, starts, scores)
+    challenger = published_mase(choices, series, starts, scores)
     champion_score = None
     note = ""
     if champion is not None:
         if champion.config.architecture() == config.architecture():
             champion_series, _ = add_features(series, champion.scalers.extend(series), freq)
-            champion_scores = window_mase(series, starts, model_forecasts(
+            champion_scores = candidate_scores(
                 champion.model, champion.metadata["interval"]["correction"], champion.scalers, champion_series,
-                list(champion.config.features), starts, lookback, horizon), lookback, season)
-            fallback = set(champion.metadata.get("fallback_series", []))
-            champion_choices = choices.assign(use_model=~choices[SERIES_ID].astype(str).isin(fallback))
-            champion_score = published_mase(champion_choices, series, starts, champion_scores, naive_scores)
+                list(champion.config.features), starts, champion.config, season, naive_scores)
+            champion_score = published_mase(champion_choices(champion, choices), series, starts, champion_scores)
         else:
             note = f" (champion {champion.version} has a different architecture and is not compared)"
     verdict = decide(challenger, champion_score, mean_score(naive_scores), len(starts), diverged,
                      champion.version if champion is not None else None, note)
-    return replace(verdict, model_mase=mean_score(model_scores), series=len(choices),
-                   fallback_series=sorted(map(str, choices.loc[~choices["use_model"], SERIES_ID])))
+    chosen = {name: sorted(map(str, choices.loc[choices["choice"] == name, SERIES_ID])) for name in CANDIDATES}
+    return replace(verdict, model_mase=mean_score(scores[MODEL]), series=len(choices),
+                   fallback_series=chosen[NAIVE], base_series=chosen[BASE])
+
+
+def champion_choices(champion: ModelVersion, choices: pd.DataFrame) -> pd.DataFrame:
+    """The champion's own per-series choices (from its metadata) for the series in `choices`."""
+    ids = choices[SERIES_ID].astype(str)
+    choice = np.where(ids.isin(set(champion.metadata.get("fallback_series", []))), NAIVE,
+                      np.where(ids.isin(set(champion.metadata.get("base_series", []))), BASE, MODEL))
+    return choices.assign(choice=choice)
 
 
 def decide(challenger: float, champion: float | None, naive: float, windows: int, diverged: bool = False,

@@ -73,37 +73,42 @@ class RestoreLevel(keras.layers.Layer):
 class SeasonalBase(keras.layers.Layer):
     """The forecast the network corrects: [batch, lookback, features] -> [batch, horizon] (scaled units).
 
-    base[h] = level + profile[h mod season], where level is the mean of the window's last `level_window`
-    steps and profile is the average shape of the window's last full seasons (each phase's mean over
-    those seasons, minus their overall mean). It is a seasonal naive forecast that averages several
-    seasons instead of copying one and follows the current level; with fewer than two full seasons in the
-    window (or season 1) it is the level alone (weekly data with a 52-week lookback: copying last year's
-    weeks was much worse than the level on the development panel's M4 weekly series). The network learns
-    only what this forecast misses, so it starts where a classical method ends instead of learning the
-    season from scratch.
+    base[h] = level + profile[h mod period]. The period is `long_season` where the window holds two full
+    long seasons (the week of sub-daily data), else `season`; profile is the average shape of the window's
+    last full periods (each phase's mean over them, minus their overall mean) and level the mean of the
+    window's last `level_window` steps less the profile's mean over those steps (with a weekly profile, a
+    Sunday's level is not Monday's). It is a seasonal naive forecast that averages several seasons instead
+    of copying one and follows the current level; with fewer than two full periods in the window (or season
+    1) it is the level alone (weekly data with a 52-week lookback: copying last year's weeks was much worse
+    than the level on the development panel's M4 weekly series). The network learns only what this
+    forecast misses, so it starts where a classical method ends instead of learning the season from scratch.
     """
 
-    def __init__(self, horizon: int, season: int, level_window: int, **kwargs):
+    def __init__(self, horizon: int, season: int, level_window: int, long_season: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.horizon, self.season, self.level_window = horizon, season, level_window
+        self.long_season = long_season
 
     def call(self, inputs):
         target = inputs[:, :, 0]  # [batch, lookback]
         lookback = target.shape[1]
         level = ops.mean(target[:, -self.level_window:], axis=1, keepdims=True)  # [batch, 1]
-        seasons = lookback // self.season if self.season > 1 else 0
+        period = self.long_season if self.long_season > 1 and lookback // self.long_season >= 2 else self.season
+        seasons = lookback // period if period > 1 else 0
         if seasons < 2:  # one season is no average: its noise would be copied forward as if it were the season
             return ops.repeat(level, self.horizon, axis=1)
-        recent = ops.reshape(target[:, lookback - seasons * self.season:], (-1, seasons, self.season))
-        profile = ops.mean(recent, axis=1)  # [batch, season]: phase j = position j of each full season
+        recent = ops.reshape(target[:, lookback - seasons * period:], (-1, seasons, period))
+        profile = ops.mean(recent, axis=1)  # [batch, period]: phase j = position j of each full period
         profile = profile - ops.mean(profile, axis=1, keepdims=True)
-        # Step h (0-based) after the window's end falls on phase h mod season of the block of full seasons.
-        phases = [h % self.season for h in range(self.horizon)]
+        if self.level_window < period:  # over a whole period the profile averages to zero already
+            level = level - ops.mean(profile[:, period - self.level_window:], axis=1, keepdims=True)
+        # Step h (0-based) after the window's end falls on phase h mod period of the block of full periods.
+        phases = [h % period for h in range(self.horizon)]
         return level + ops.take(profile, phases, axis=1)
 
     def get_config(self):
         return {**super().get_config(), "horizon": self.horizon, "season": self.season,
-                "level_window": self.level_window}
+                "level_window": self.level_window, "long_season": self.long_season}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -137,14 +142,17 @@ class PinballLoss(keras.losses.Loss):
 def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quantiles: Sequence[float] = (0.1, 0.5, 0.9),
                      cell: Cell = "lstm", units: int = 32, layers: int = 2, dropout: float = 0.2, l1: float = 0.0,
                      l2: float = 0.0, learning_rate: float = 1e-3, level_window: int = 7, seed: int = 42,
-                     base: Base = "level", season: int = 1) -> keras.Model:
+                     base: Base = "level", season: int = 1, long_season: int = 0,
+                     recurrent_lookback: int | None = None) -> keras.Model:
     """Compiled model mapping [batch, lookback, n_features] to [batch, horizon, len(quantiles)] (scaled).
 
     cell: "lstm" or "gru"; units: cells per layer; layers: stacked recurrent layers; dropout: rate after
     each recurrent layer (never recurrent dropout, which would disable cuDNN); l1/l2: weight penalties on
     the recurrent layers' kernels; level_window: steps whose mean is the window level; seed: seeds every
     initialiser and dropout mask so two builds with the same seed start identical; base: what the head's
-    output is added to, "level" (the window level) or "seasonal" (SeasonalBase with `season`).
+    output is added to, "level" (the window level) or "seasonal" (SeasonalBase with `season` and
+    `long_season`); recurrent_lookback: the most recent steps of the window the recurrent layers read
+    (None: all), while the seasonal base reads the whole window.
     """
     if cell not in ("lstm", "gru"):
         raise ValueError(f"cell must be 'lstm' or 'gru', not {cell!r}")
@@ -152,7 +160,10 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     requirements = CUDNN_REQUIREMENTS if cell == "lstm" else GRU_CUDNN_REQUIREMENTS
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     history = keras.Input(shape=(lookback, n_features), name="history")  # [batch, lookback, features]
-    x = CentreOnLevel(level_window, name="centre_on_level")(history)
+    x = history
+    if recurrent_lookback is not None and recurrent_lookback < lookback:
+        x = keras.layers.Cropping1D((lookback - recurrent_lookback, 0), name="recent_steps")(x)
+    x = CentreOnLevel(level_window, name="centre_on_level")(x)
     for layer in range(layers):
         last = layer == layers - 1
         x = recurrent(
@@ -170,13 +181,19 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + layers))(x)
     x = keras.layers.Reshape((horizon, len(quantiles)), name="by_quantile")(x)  # [batch, horizon, quantiles]
     if base == "seasonal":
-        forecast = SeasonalBase(horizon, season, level_window, name="seasonal_base", dtype="float32")(history)
+        forecast = SeasonalBase(horizon, season, level_window, long_season, name="seasonal_base",
+                                dtype="float32")(history)
         outputs = AddBase(name="add_base", dtype="float32")([x, forecast])
     else:
         outputs = RestoreLevel(level_window, name="restore_level", dtype="float32")([x, history])
     model = keras.Model(history, outputs, name=f"{cell}_forecaster")
     compile_forecaster(model, quantiles, learning_rate)
     return model
+
+
+def seasonal_base_of(model: keras.Model) -> keras.layers.Layer | None:
+    """The model's SeasonalBase layer; None for models built with the level base."""
+    return next((layer for layer in model.layers if isinstance(layer, SeasonalBase)), None)
 
 
 def compile_forecaster(model: keras.Model, quantiles: Sequence[float], learning_rate: float) -> None:

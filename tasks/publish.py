@@ -1,8 +1,10 @@
 """Stage 6, publication: forecast from each series' latest window and publish the versioned result.
 
 The champion model forecasts all `horizon` steps from the last `lookback` points of every series that
-has them; its calibrated quantiles give the interval. Series shorter than the lookback, series on which
-seasonal naive beat the champion on their holdout (its `fallback_series`), or every series when there is
+has them; its calibrated quantiles give the interval. Series on which the champion's seasonal base alone
+beat the whole model on their holdout (its `base_series`) publish that base with the model's interval
+moved onto it (`model_version = "<version>:seasonal-base"`). Series shorter than the lookback, series on
+which seasonal naive scored best on their holdout (its `fallback_series`), or every series when there is
 no champion yet, get the documented fallback: seasonal naive (the last season repeated;
 the last value when there is less than a season), with an interval from the series' own in-sample
 seasonal-naive errors, widened with the number of seasons ahead. Such rows carry
@@ -33,6 +35,7 @@ from tasks.retry import retry_on
 from tasks.settings import Settings, resolve_database_url
 
 FALLBACK_VERSION = "seasonal-naive"
+BASE_SUFFIX = ":seasonal-base"  # model_version of rows published by a champion's seasonal base alone
 ARTIFACT_TABLE_ROWS = 1000  # the forecast table artifact is for people; the stores hold everything
 
 
@@ -42,14 +45,18 @@ def forecast(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, hori
     clean = clean.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
     lengths = clean.groupby(SERIES_ID, sort=True).size()
     lookback = champion.config.lookback if champion is not None else None
-    by_model = lengths.index[lengths >= lookback].astype(str).tolist() if champion is not None else []
-    if champion is not None:  # series where seasonal naive beat the model on their holdout (see lifecycle)
-        fallback = set(champion.metadata.get("fallback_series", []))
-        by_model = [series_id for series_id in by_model if series_id not in fallback]
+    long_enough = lengths.index[lengths >= lookback].astype(str).tolist() if champion is not None else []
+    # The champion's per-series choices on its holdout (see lifecycle): model, its seasonal base, or naive.
+    meta = champion.metadata if champion is not None else {}
+    by_base = [series_id for series_id in long_enough if series_id in set(meta.get("base_series", []))]
+    by_model = [series_id for series_id in long_enough
+                if series_id not in set(meta.get("fallback_series", [])) | set(by_base)]
     parts = []
     if by_model:
         parts.append(_model_rows(champion, clean[clean[SERIES_ID].isin(by_model)], freq))
-    fallback = clean[~clean[SERIES_ID].isin(by_model)]
+    if by_base:
+        parts.append(_model_rows(champion, clean[clean[SERIES_ID].isin(by_base)], freq, base_only=True))
+    fallback = clean[~clean[SERIES_ID].isin(by_model + by_base)]
     if not fallback.empty:
         parts.append(_fallback_rows(fallback, freq, horizon, level))
     rows = pd.concat(parts, ignore_index=True)
@@ -59,7 +66,7 @@ def forecast(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, hori
     return rows.sort_values([SERIES_ID, STEP], kind="stable").reset_index(drop=True)
 
 
-def _model_rows(champion: ModelVersion, clean: pd.DataFrame, freq: str) -> pd.DataFrame:
+def _model_rows(champion: ModelVersion, clean: pd.DataFrame, freq: str, base_only: bool = False) -> pd.DataFrame:
     from tasks.train import predict_quantiles
     from tasks.windows import add_features
 
@@ -69,11 +76,13 @@ def _model_rows(champion: ModelVersion, clean: pd.DataFrame, freq: str) -> pd.Da
     featured, _ = add_features(tails, scalers, freq)
     n_series = featured[SERIES_ID].nunique()
     x = featured[list(config.features)].to_numpy("float32").reshape(n_series, config.lookback, -1)
-    quantiles = predict_quantiles(champion.model, x, champion.metadata["interval"]["correction"])  # [S, H, 3]
+    quantiles = predict_quantiles(champion.model, x, champion.metadata["interval"]["correction"],
+                                  base_only=base_only)  # [S, H, 3]
     ids = featured[SERIES_ID].to_numpy()[::config.lookback]
     original = scalers.target.inverse_transform(ids, quantiles)
     origins = featured.groupby(SERIES_ID, sort=True)[TIMESTAMP].max().to_numpy()
-    return _rows(ids, origins, original[..., 1], original[..., 0], original[..., 2], freq, champion.version)
+    version = champion.version + (BASE_SUFFIX if base_only else "")
+    return _rows(ids, origins, original[..., 1], original[..., 0], original[..., 2], freq, version)
 
 
 def _fallback_rows(clean: pd.DataFrame, freq: str, horizon: int, level: float) -> pd.DataFrame:
@@ -127,8 +136,9 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
         f"{windows.get('mode', 'full')}"
         + (f" (on the run of {validate['base_run_date']}; {validate['series_rebuilt']} series rebuilt)"
            if validate.get("base_run_date") else f" ({validate.get('full_reason') or 'full'})") + " |",
-        f"| series forecast / by model / by seasonal-naive fallback | {published['series']} / "
-        f"{published['series_by_model']} / {published['series'] - published['series_by_model']} |",
+        f"| series forecast / by model / by its seasonal base / by seasonal-naive fallback | {published['series']} / "
+        f"{published['series_by_model']} / {published['series_by_base']} / "
+        f"{published['series'] - published['series_by_model'] - published['series_by_base']} |",
         f"| series cut after a gap over max_gap (earlier rows set aside) | {fill['series_cut_at_gap']} "
         f"({fill['rows_set_aside']} rows) |",
         f"| imputed share | {100 * fill['imputed_share']:.2f}% ({fill['imputed']} points) |",
@@ -214,10 +224,13 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
                     windows["horizon"], settings.interval_level)
     rows[RUN_ID] = str(flow_run.id or "local")
     written = publish_forecasts_atomically(rows, run_date, settings.data_dir, database_url)
-    by_model = int(rows.loc[rows[MODEL_VERSION] != FALLBACK_VERSION, SERIES_ID].nunique())
-    log.info("Published %d forecast rows for %d series (%d by %s, %d by seasonal naive) to %s and %s", written,
-             rows[SERIES_ID].nunique(), by_model, champion_version, rows[SERIES_ID].nunique() - by_model,
-             parquet_path(settings.data_dir, run_date), redacted_url(database_url))
+    versions = rows.groupby(SERIES_ID)[MODEL_VERSION].first()
+    by_base = int(versions.str.endswith(BASE_SUFFIX).sum())
+    by_model = int((versions != FALLBACK_VERSION).sum()) - by_base
+    log.info("Published %d forecast rows for %d series (%d by %s, %d by its seasonal base alone, %d by seasonal "
+             "naive) to %s and %s", written, len(versions), by_model, champion_version, by_base,
+             len(versions) - by_model - by_base, parquet_path(settings.data_dir, run_date),
+             redacted_url(database_url))
     shown = rows.head(ARTIFACT_TABLE_ROWS)
     table = shown.assign(**{ORIGIN: shown[ORIGIN].map(pd.Timestamp.isoformat),
                             TIMESTAMP: shown[TIMESTAMP].map(pd.Timestamp.isoformat),
@@ -225,7 +238,8 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
     create_table_artifact(table=table.to_dict("records"), key="forecast-table",
                           description=f"Forecasts of {run_date} ({written} rows; first {len(table)} shown)")
     published = {"run_date": run_date.isoformat(), "rows": written, "series": int(rows[SERIES_ID].nunique()),
-                 "series_by_model": by_model, "parquet_path": str(parquet_path(settings.data_dir, run_date)),
+                 "series_by_model": by_model, "series_by_base": by_base,
+                 "parquet_path": str(parquet_path(settings.data_dir, run_date)),
                  "model_version": champion_version or FALLBACK_VERSION,
                  "duration_s": round(time.perf_counter() - started, 3)}
     report = write_run_report(settings, run_date, filled, rows, summaries, published, log)

@@ -39,7 +39,11 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the forecasts table; default: SQLite file in data_dir."
     )
     horizon: int | None = Field(None, ge=1, le=1000, description="Steps to forecast; default by frequency.")
-    lookback: int | None = Field(None, ge=2, le=5000, description="Input window length; default by frequency.")
+    lookback: int | None = Field(None, ge=2, le=5000, description="Input window length (what the seasonal base "
+                                 "reads); default by frequency: two weeks for hourly data, 28 days for daily.")
+    recurrent_lookback: int | None = Field(
+        None, ge=2, le=5000, description="The most recent steps of each window the recurrent layers read; default "
+        "by frequency: a week of hourly data's two-week windows, else the whole window.")
     max_epochs: int = Field(40, ge=1, le=10_000)
     patience: int = Field(5, ge=1, description="Early-stopping patience in epochs (validation loss).")
     batch_size: int = Field(128, ge=1, description="Training batch size on the CPU.")

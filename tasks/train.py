@@ -61,20 +61,26 @@ class ModelConfig:
     # Versions saved before the seasonal base existed have neither key: they added the level back.
     base: str = "level"
     season: int = 1
+    # Versions saved before these existed read the whole window with the network and had one season.
+    long_season: int = 0
+    recurrent_lookback: int | None = None
 
     ARCHITECTURE = ("lookback", "horizon", "features", "quantiles", "cell", "units", "layers", "level_window",
-                    "base", "season")
+                    "base", "season", "long_season", "recurrent_lookback")
 
     @classmethod
     def from_settings(cls, settings: Settings, *, lookback: int, horizon: int, features: list[str],
                       frequency: str) -> "ModelConfig":
+        defaults = defaults_for(frequency)
+        recurrent = min(lookback, settings.recurrent_lookback or defaults.recurrent_lookback or lookback)
         return cls(lookback=lookback, horizon=horizon, features=tuple(features),
                    quantiles=quantiles_for(settings.interval_level), cell=settings.cell, units=settings.units,
                    layers=settings.layers, dropout=settings.dropout, l1=settings.l1, l2=settings.l2,
                    level_window=level_window(frequency, lookback), learning_rate=settings.learning_rate,
                    batch_size=settings.batch_size, seed=settings.seed,
                    max_windows_per_epoch=settings.max_windows_per_epoch, max_val_windows=settings.max_val_windows,
-                   base=settings.model_base, season=defaults_for(frequency).season)
+                   base=settings.model_base, season=defaults.season, long_season=defaults.long_season,
+                   recurrent_lookback=recurrent)
 
     def architecture(self) -> dict[str, Any]:
         return {name: _plain(getattr(self, name)) for name in self.ARCHITECTURE}
@@ -95,7 +101,8 @@ class ModelConfig:
                                 quantiles=self.quantiles, cell=self.cell, units=self.units, layers=self.layers,
                                 dropout=self.dropout, l1=self.l1, l2=self.l2, learning_rate=self.learning_rate,
                                 level_window=self.level_window, seed=self.seed, base=self.base,
-                                season=self.season)
+                                season=self.season, long_season=self.long_season,
+                                recurrent_lookback=self.recurrent_lookback)
 
 
 def quantiles_for(level: float) -> tuple[float, float, float]:
@@ -246,9 +253,15 @@ def epoch_logger(log: Any, max_epochs: int) -> Any:
 
 
 def predict_quantiles(model: Any, x: np.ndarray, correction: list[float] | np.ndarray | None = None,
-                      batch_size: int = 4096) -> np.ndarray:
-    """[n, horizon, 3] scaled (lower, median, upper): sorted, then widened by the calibration correction."""
+                      batch_size: int = 4096, base_only: bool = False) -> np.ndarray:
+    """[n, horizon, 3] scaled (lower, median, upper): sorted, then widened by the calibration correction.
+
+    base_only: the median is the model's seasonal base alone (the forecast its network corrects), the
+    interval the model's own (calibrated) one moved onto it; for series where the correction did not pay.
+    """
     import keras
+
+    from tasks.model import seasonal_base_of
 
     # Direct calls in fixed-size chunks: `model.predict` re-traces a graph for every new input size.
     chunks = [keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
@@ -261,6 +274,14 @@ def predict_quantiles(model: Any, x: np.ndarray, correction: list[float] | np.nd
         out[..., 2] += c
         out[..., 0] = np.minimum(out[..., 0], out[..., 1])
         out[..., 2] = np.maximum(out[..., 2], out[..., 1])
+    if base_only:
+        layer = seasonal_base_of(model)
+        if layer is None:
+            raise ValueError("base_only needs a model built with the seasonal base")
+        base = np.concatenate([keras.ops.convert_to_numpy(layer(x[i:i + batch_size]))
+                               for i in range(0, len(x), batch_size)]).astype("float64") if len(x) else \
+            np.zeros(out.shape[:2])
+        out = out - out[..., 1:2] + base[..., None]
     return out
 
 
@@ -418,7 +439,7 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
         "backend": keras.backend.backend(), "code_version": code_version(),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training_fingerprint": fingerprint, "promoted": verdict.promote, "decision": verdict.reason,
-        "fallback_series": verdict.fallback_series,
+        "fallback_series": verdict.fallback_series, "base_series": verdict.base_series,
         "warm_start": warm,
     }
     path = save_version(settings.data_dir / "models", version, model, scalers, metadata,

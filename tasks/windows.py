@@ -52,8 +52,10 @@ class WindowPlan:
     short_series: list[str]  # fewer points than the lookback: seasonal-naive fallback
 
 
-def resolve_sizes(freq: str, lookback: int | None, horizon: int | None) -> tuple[int, int]:
-    defaults = defaults_for(freq)
+def resolve_sizes(freq: str, lookback: int | None, horizon: int | None, longest: int | None = None) -> tuple[int, int]:
+    """(lookback, horizon): the given ones, else the frequency's defaults; with `longest` (the longest
+    series' length) the default window shrinks to the recurrent lookback where full windows would not fit."""
+    defaults = defaults_for(freq) if longest is None else defaults_for(freq).sizes_for(longest)
     return lookback or defaults.lookback, horizon or defaults.horizon
 
 
@@ -281,8 +283,9 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
     started = time.perf_counter()
     run_date = pd.Timestamp(validated["run_date"]).date()
     freq = validated["frequency"]
-    lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
     clean = storage.read_parquet(filled["clean_path"])
+    longest = int(clean.groupby(SERIES_ID).size().max()) if len(clean) else None
+    lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon, longest)
     base = windows_base(settings, filled, freq, lookback, horizon, clean)
     if base is not None:
         plan, processed = plan_increment(clean, storage.read_parquet(base.folder / "series.parquet"), base.scalers,

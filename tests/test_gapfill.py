@@ -146,11 +146,16 @@ def test_model_fill_uses_the_champion_and_falls_back_to_linear(sample_slice):
     np.testing.assert_allclose(no_champion["value"], linear["value"])
 
 
-def test_sub_daily_frequencies_default_to_a_day_as_season_and_horizon():
+def test_sub_daily_frequencies_default_to_a_day_as_season_and_horizon_and_two_weeks_of_window():
     from tasks.frequency import defaults_for
 
-    assert (defaults_for("h").season, defaults_for("h").horizon, defaults_for("h").lookback) == (24, 24, 168)
-    assert defaults_for("2h").lookback == 7 * 12  # a week
+    hourly = defaults_for("h")
+    assert (hourly.season, hourly.horizon, hourly.long_season) == (24, 24, 168)
+    assert (hourly.lookback, hourly.recurrent_lookback) == (336, 168)  # the network reads the latest week
+    assert defaults_for("2h").recurrent_lookback == 7 * 12 and defaults_for("2h").lookback == 14 * 12
     thirty = defaults_for("30min")
-    assert (thirty.season, thirty.horizon, thirty.lookback) == (48, 48, 144)
+    assert (thirty.season, thirty.horizon, thirty.lookback, thirty.recurrent_lookback) == (48, 48, 672, 144)
+    # Series too short for two full windows get windows of the recurrent lookback instead
+    assert hourly.sizes_for(671).lookback == 168 and hourly.sizes_for(672).lookback == 336
+    assert defaults_for("D").sizes_for(30) == defaults_for("D")  # daily windows are one length
     assert defaults_for("15min").season == 96 and defaults_for("7min").season == 1  # 7 minutes do not divide a day

@@ -49,6 +49,11 @@ def test_holdout_is_the_latest_validation_windows_of_each_series(trained):
         mine = starts[ids[starts] == series_id]
         val = plan.index.loc[(plan.index[SPLIT] == VALIDATION) & (ids[plan.index[START]] == series_id), START]
         assert sorted(mine) == sorted(val.nlargest(3))
+    spaced = holdout_starts(plan.series, plan.index, per_series=3, spacing=7)  # a week apart, from the latest
+    for series_id in np.unique(ids):
+        mine = np.sort(spaced[ids[spaced] == series_id])
+        latest = starts[ids[starts] == series_id].max()
+        assert mine.tolist() == [latest - 14, latest - 7, latest]
 
 
 def test_trained_challenger_beats_a_biased_champion(trained):
@@ -77,24 +82,38 @@ def test_champion_of_another_architecture_is_not_compared(trained):
         assert "different architecture" in verdict.reason
 
 
-def test_each_series_publishes_the_model_only_where_it_beat_seasonal_naive_on_its_holdout():
-    series = pd.DataFrame({"series_id": ["a"] * 4 + ["b"] * 4 + ["c"] * 4})
-    starts = np.arange(12)
-    model = np.array([1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, np.nan, np.nan, np.nan, np.nan])
-    naive = np.array([2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.5, 1.0, 1.0, 1.0, 1.0])
-    choices = series_choices(series, starts, model, naive).set_index("series_id")
-    assert choices["use_model"].to_dict() == {"a": True, "b": False, "c": True}  # no score: keeps the model
-    assert choices.loc["b", "naive_mase"] == pytest.approx(1.125)
-    published = published_mase(choices.reset_index(), series, starts, model, naive)
-    assert published == pytest.approx(np.mean([1.0] * 4 + [1.0, 1.0, 1.0, 1.5]))  # a by model, b by naive
+def test_a_series_falls_back_where_seasonal_naive_beat_the_model_to_the_better_of_base_and_naive():
+    nan = np.nan
+    series = pd.DataFrame({"series_id": ["a"] * 4 + ["b"] * 4 + ["c"] * 4 + ["d"] * 4 + ["e"] * 4})
+    starts = np.arange(20)
+    scores = {"model": np.array([1.0] * 4 + [2.0] * 4 + [1.2] * 4 + [nan] * 4 + [1.1] * 4),
+              "base": np.array([1.5] * 4 + [1.8] * 4 + [1.0] * 4 + [nan] * 4 + [0.5] * 4),
+              "seasonal-naive": np.array([2.0] * 4 + [1.0, 1.0, 1.0, 1.5] + [1.2] * 4 + [nan] * 4 + [1.2] * 4)}
+    choices = series_choices(series, starts, scores).set_index("series_id")
+    # c: naive tied the model, so it falls back, to its base; d has no finite score (no scale): the model;
+    # e: the model beat naive, so it publishes although its base scored better (no model-vs-base pick)
+    assert choices["choice"].to_dict() == {"a": "model", "b": "seasonal-naive", "c": "base", "d": "model",
+                                           "e": "model"}
+    assert choices.loc["b", "seasonal-naive_mase"] == pytest.approx(1.125)
+    published = published_mase(choices.reset_index(), series, starts, scores)
+    assert published == pytest.approx(np.mean([1.0] * 4 + [1.0, 1.0, 1.0, 1.5] + [1.0] * 4 + [1.1] * 4))
+
+
+def test_without_a_seasonal_base_the_choice_is_between_model_and_seasonal_naive():
+    series = pd.DataFrame({"series_id": ["a"] * 2 + ["b"] * 2})
+    scores = {"model": np.array([1.0, 1.0, 2.0, 2.0]), "seasonal-naive": np.array([2.0, 2.0, 1.0, 1.0])}
+    choices = series_choices(series, np.arange(4), scores)
+    assert choices["choice"].tolist() == ["model", "seasonal-naive"] and "base_mase" not in choices
 
 
 def test_a_challenger_losing_on_some_series_lists_them_as_fallback(trained):
     plan, config, model, interval = trained
     verdict = challenge(model, interval, plan.scalers, None, plan.series, plan.index, config, "D", 7)
     assert verdict.series == 4 and verdict.model_mase is not None
-    assert set(verdict.fallback_series) <= set(plan.series["series_id"].astype(str))
-    # Each series publishes the better of the two on its holdout (same window count per series), so what is
-    # published scores no worse than either the model everywhere or seasonal naive everywhere.
+    ids = set(plan.series["series_id"].astype(str))
+    assert set(verdict.fallback_series) <= ids and set(verdict.base_series) <= ids
+    assert not set(verdict.fallback_series) & set(verdict.base_series)
+    # Each series publishes the best candidate on its holdout (same window count per series), so what is
+    # published scores no worse than the model everywhere or seasonal naive everywhere.
     assert verdict.challenger_mase <= verdict.model_mase + 1e-12
     assert verdict.challenger_mase <= verdict.seasonal_naive_mase + 1e-12

@@ -352,3 +352,48 @@ def test_a_seasonal_base_model_saves_and_loads_with_the_same_forecasts(tmp_path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
     assert "seasonal_base" in [layer.name for layer in model.layers]
+
+
+def test_with_two_long_seasons_in_the_window_the_base_repeats_the_weekly_profile():
+    from tasks.model import SeasonalBase
+
+    # Hourly-like: a day of 4 steps, a week of 7 days whose weekend (the last two days) is lower.
+    day = np.array([1.0, 3.0, 2.0, 0.0])
+    week = np.concatenate([day + (0.0 if d < 5 else -2.0) for d in range(7)])
+    history = np.concatenate([week + 10.0, week + 10.0])  # two weeks at level 10 (+ the week's mean shape)
+    base = np.asarray(SeasonalBase(horizon=8, season=4, level_window=4, long_season=28)(
+        history[None, :, None].astype("float32")))[0]
+    # The window ended on a (low) weekend day; the next two days are weekdays, back at the weekday level.
+    np.testing.assert_allclose(base, history[:8], rtol=1e-6)
+    # Under two full weeks the base falls back to the daily profile at the last day's level.
+    daily = np.asarray(SeasonalBase(horizon=4, season=4, level_window=4, long_season=28)(
+        history[None, -20:, None].astype("float32")))[0]
+    np.testing.assert_allclose(daily, history[-4:].mean() + day - day.mean(), rtol=1e-6)
+
+
+def test_the_recurrent_layers_read_only_the_latest_steps_of_a_longer_window():
+    import keras
+
+    model = build_forecaster(lookback=24, horizon=3, base="seasonal", season=4, long_season=8,
+                             recurrent_lookback=8, seed=0, dropout=0.0)
+    assert model.get_layer("lstm_1").input.shape[1] == 8
+    x = np.random.default_rng(0).normal(size=(2, 24, 1)).astype("float32")
+    older = x.copy()
+    older[:, :8] += 5.0  # changes only the steps the recurrent layers do not read
+    base = model.get_layer("seasonal_base")
+    network = lambda v: np.asarray(model(v)) - np.asarray(base(v))[..., None]  # noqa: E731
+    np.testing.assert_allclose(network(older), network(x), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(base(older)), np.asarray(base(x)))  # the base reads the whole window
+    assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model)).input_shape == \
+        model.input_shape
+
+
+def test_base_only_forecasts_are_the_seasonal_base_with_the_models_interval_moved_onto_it():
+    model = build_forecaster(lookback=14, horizon=7, base="seasonal", season=7, seed=0)
+    x = np.random.default_rng(1).normal(size=(3, 14, 1)).astype("float32")
+    full = predict_quantiles(model, x, correction=[0.1] * 7)
+    base_only = predict_quantiles(model, x, correction=[0.1] * 7, base_only=True)
+    np.testing.assert_allclose(base_only[..., 1], np.asarray(model.get_layer("seasonal_base")(x)), rtol=1e-5)
+    np.testing.assert_allclose(base_only[..., 2] - base_only[..., 0], full[..., 2] - full[..., 0], rtol=1e-6)
+    with pytest.raises(ValueError, match="seasonal base"):
+        predict_quantiles(build_forecaster(lookback=14, horizon=7, seed=0), x, base_only=True)

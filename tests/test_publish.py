@@ -83,6 +83,29 @@ def test_series_where_seasonal_naive_won_the_holdout_are_published_by_it(sample_
     np.testing.assert_array_equal(rows.loc[rows["series_id"] == loser, "yhat"], expected["yhat"])
 
 
+def test_series_where_the_seasonal_base_won_the_holdout_publish_the_base(sample_slice):
+    from tasks.train import predict_quantiles
+    from tasks.windows import add_features
+
+    clean = sample_slice.assign(imputed=False)
+    plan = plan_windows(clean, "D", 14, 3, 0.2)
+    config = ModelConfig(lookback=14, horizon=3, features=tuple(plan.features), quantiles=(0.1, 0.5, 0.9), units=4,
+                         layers=1, level_window=7, seed=0, base="seasonal", season=7)
+    ids = sorted(clean["series_id"].unique())
+    champion = ModelVersion("v-test", config.build(), plan.scalers,
+                            {"config": config.as_dict(), "interval": {"correction": [0.1, 0.2, 0.3]},
+                             "base_series": [ids[0]], "fallback_series": [ids[1]]})
+    rows = forecast(champion, clean, "D", horizon=3)
+    by_version = rows.groupby("series_id")["model_version"].first()
+    assert by_version.to_dict() == {ids[0]: "v-test:seasonal-base", ids[1]: FALLBACK_VERSION, ids[2]: "v-test"}
+    tail = clean[clean["series_id"] == ids[0]].tail(14)
+    featured, features = add_features(tail, champion.scalers, "D")
+    base = predict_quantiles(champion.model, featured[features].to_numpy("float32")[None], [0.1, 0.2, 0.3],
+                             base_only=True)
+    expected = champion.scalers.target.inverse_transform(np.array([ids[0]]), base)[0]
+    np.testing.assert_allclose(rows.loc[rows["series_id"] == ids[0], "yhat"], np.maximum(expected[:, 1], 0), rtol=1e-5)
+
+
 def contract_rows(n_series=2, horizon=3, run_id="run-1", value=1.0):
     origin = pd.Timestamp("2016-12-31", tz="UTC")
     return pd.DataFrame({
