@@ -23,7 +23,7 @@ from tasks.frequency import defaults_for
 from tasks.gapfill import gapfill
 from tasks.metrics import coverage, mase, smape
 from tasks.settings import Settings
-from tasks.windows import TRAIN, WindowSource, plan_windows, resolve_sizes
+from tasks.windows import TRAIN, VALIDATION, WindowSource, plan_windows, resolve_sizes
 
 
 @dataclass
@@ -70,10 +70,12 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
         clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
         longest = int(clean.groupby(SERIES_ID).size().max()) if len(clean) else None
         lookback, _ = resolve_sizes(freq, settings.lookback, horizon, longest)  # as the run at this cut would
-        plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform)
-        source = WindowSource.from_plan(plan, lookback, horizon)
         candidate, epochs, outcome = None, 0, "no training windows: seasonal naive for every series"
-        if source.count(TRAIN):  # else every series gets the seasonal-naive fallback, as publication would do
+        plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform) \
+            if longest is None or longest >= lookback else None  # None: raises "no series is left"
+        source = WindowSource.from_plan(plan, lookback, horizon) if plan is not None else None
+        # Without training and validation windows every series gets the fallback, as the daily run does.
+        if source is not None and source.count(TRAIN) and source.count(VALIDATION):
             config = ModelConfig.from_settings(settings, lookback=lookback, horizon=horizon,
                                                features=plan.features, frequency=freq)
             started = time.perf_counter()

@@ -143,13 +143,14 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
         f"({fill['rows_set_aside']} rows) |",
         f"| imputed share | {100 * fill['imputed_share']:.2f}% ({fill['imputed']} points) |",
         f"| windows train / validation | {windows['train_windows']} / {windows['val_windows']} |",
-        f"| trained version | {train['model_version']} ({'warm start' if train['warm_start'] else 'full retrain'}) |",
+        f"| trained version | {train['model_version'] or 'none (too little history to train)'}"
+        f"{(' (warm start)' if train['warm_start'] else ' (full retrain)') if train['model_version'] else ''} |",
         f"| published by | {published['model_version']} |",
         f"| decision | {train['decision']} |",
         f"| device | {train['device']} |",
         f"| epochs (best) | {train['epochs_run']} ({train['best_epoch']}) |",
-        f"| validation loss (pinball, scaled) | {train['val_loss']:.4f} |",
-        f"| interval coverage on validation (calibrated) | {train['interval_val_coverage']:.3f} |",
+        f"| validation loss (pinball, scaled) | {_number(train['val_loss'], 4)} |",
+        f"| interval coverage on validation (calibrated) | {_number(train['interval_val_coverage'], 3)} |",
         f"| forecast rows out | {published['rows']} |",
         "",
         "| stage | seconds |",
@@ -159,9 +160,16 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
     return "\n".join(lines)
 
 
+def _number(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def comparison_markdown(train: dict[str, Any]) -> str:
     """The model-comparison artifact: holdout MASE of challenger, champion and seasonal naive."""
     holdout = train["holdout"]
+    if holdout is None:  # nothing was trained this run
+        return "\n".join(["# No challenger this run", "", f"{train['decision']}.", "",
+                          f"Publishing: {train['champion_version'] or FALLBACK_VERSION}."])
 
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"

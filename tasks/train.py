@@ -375,6 +375,21 @@ def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log
             "duration_s": round(time.perf_counter() - started, 3)}
 
 
+def untrained_result(settings: Settings, windows: dict[str, Any], started: float, log: Any) -> dict[str, Any]:
+    """The train task's summary when the windows stage found too little history to train on: the champion
+    (if any, of this frequency) keeps publishing."""
+    from tasks.registry import usable_champion
+
+    champion = usable_champion(settings.data_dir / "models", windows["frequency"], log)
+    decision = f"not trained: {windows['untrainable']}"
+    log.warning("%s; %s", decision, f"champion {champion.version} keeps publishing" if champion else
+                "no champion yet: seasonal naive publishes every series")
+    return {"model_version": None, "model_path": None, "device": None, "promoted": False,
+            "champion_version": champion.version if champion else None, "warm_start": False, "decision": decision,
+            "holdout": None, "interval_val_coverage": None, "reused": False, "epochs_run": 0, "best_epoch": None,
+            "val_loss": None, "train_seconds": 0.0, "duration_s": round(time.perf_counter() - started, 3)}
+
+
 def unseen_windows(series: pd.DataFrame, starts: np.ndarray, config: ModelConfig, cutoff: str) -> np.ndarray:
     """Which windows at `starts` have targets past `cutoff` (a champion's training cutoff): new to it."""
     stamps = series[TIMESTAMP].dt.tz_convert(None).to_numpy()  # datetime64, UTC
@@ -393,6 +408,8 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
 
     log = get_run_logger()
     started = time.perf_counter()
+    if windows.get("untrainable"):
+        return untrained_result(settings, windows, started, log)
     folder = storage.as_path(windows["folder"])
     as_of = pd.Timestamp(validated["as_of"])
     config = ModelConfig.from_settings(settings, lookback=windows["lookback"], horizon=windows["horizon"],

@@ -276,6 +276,18 @@ def windows_base(settings: Settings, filled: dict[str, Any], freq: str, lookback
     return WindowBase(folder=folder, meta=meta, scalers=scalers, rebuilt=set(state.get("rebuilt_series", [])))
 
 
+def untrainable(reason: str, lookback: int, horizon: int, freq: str, validated: dict[str, Any], clean: pd.DataFrame,
+                started: float, log: Any) -> dict[str, Any]:
+    """The windows summary of a run with too little history to train: no model is trained and every series is
+    published by the champion where it has the history, else by seasonal naive (a run never fails for this)."""
+    log.warning("%s: no model is trained this run; each series is forecast by the champion where it can, else "
+                "by seasonal naive. Lower --lookback/--horizon or supply more history to train one", reason)
+    return {"lookback": lookback, "horizon": horizon, "frequency": freq, "cutoff": None, "features": [],
+            "train_windows": 0, "val_windows": 0, "series": int(clean[SERIES_ID].nunique()), "short_series": [],
+            "mode": "full", "rows_processed": 0, "as_of": validated["as_of"], "folder": None,
+            "untrainable": reason, "duration_s": round(time.perf_counter() - started, 3)}
+
+
 @task(name="windows")
 def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[str, Any]) -> dict[str, Any]:
     """Prefect task: plan windows for this run and write them under `<data-dir>/windows/run_date=.../`."""
@@ -286,6 +298,9 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
     clean = storage.read_parquet(filled["clean_path"])
     longest = int(clean.groupby(SERIES_ID).size().max()) if len(clean) else None
     lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon, longest)
+    if longest is not None and longest < lookback:  # nothing to window; publication falls back per series
+        return untrainable(f"every series is shorter than the lookback of {lookback} periods (longest has "
+                           f"{longest})", lookback, horizon, freq, validated, clean, started, log)
     base = windows_base(settings, filled, freq, lookback, horizon, clean)
     if base is not None:
         plan, processed = plan_increment(clean, storage.read_parquet(base.folder / "series.parquet"), base.scalers,
@@ -315,9 +330,9 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
             "as_of": validated["as_of"]}
     storage.write_json(meta, folder / "meta.json")
     if n_train == 0 or n_val == 0:
-        raise PipelineError(f"not enough history to train: {n_train} training and {n_val} validation windows "
-                            f"with lookback {lookback} and horizon {horizon} (cutoff {plan.cutoff.isoformat()}); "
-                            "lower --lookback/--horizon or supply more history")
+        return untrainable(f"not enough history to train: {n_train} training and {n_val} validation windows "
+                           f"with lookback {lookback} and horizon {horizon} (cutoff {plan.cutoff.isoformat()})",
+                           lookback, horizon, freq, validated, clean, started, log)
     log.info("Windows: %d train + %d validation (lookback %d, horizon %d, %d features, cutoff %s) over %d series",
              n_train, n_val, lookback, horizon, len(plan.features), plan.cutoff.isoformat(), meta["series"])
     return {**meta, "folder": str(folder), "duration_s": round(time.perf_counter() - started, 3)}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.backtest import backtest, rolling_origins, summary_markdown
-from tasks.settings import load_settings
+from tasks.settings import Settings, load_settings
 
 
 def test_rolling_origins_step_back_one_horizon_each():
@@ -32,3 +32,10 @@ def test_backtest_scores_every_series_at_every_origin_and_reproduces(sample_slic
     again = backtest(sample_slice, "D", settings, origins=3)
     pd.testing.assert_frame_equal(again.per_series, result.per_series)
     assert again.summary() | {"train_seconds": 0} == summary | {"train_seconds": 0}
+
+
+def test_cuts_too_short_to_train_score_the_seasonal_naive_a_run_would_publish(sample_slice):
+    short = sample_slice[sample_slice["timestamp"] > sample_slice["timestamp"].max() - pd.Timedelta(days=30)]
+    settings = Settings(lookback=28, horizon=7, max_epochs=2)  # the cuts hold 16 and 23 days: under the lookback
+    result = backtest(short.reset_index(drop=True), "D", settings, origins=2)
+    assert len(result.per_series) == 3 * 2 and (result.per_series["model_version"] == "seasonal-naive").all()

@@ -91,6 +91,21 @@ def test_flow_fails_with_a_reason_when_nothing_is_valid(prefect_server, tmp_path
         run(inbox, tmp_path / "store", as_of="2020-01-01")
 
 
+@pytest.mark.parametrize(("days", "why"), [(10, "shorter than the lookback of 14"),  # nothing to window
+                                           (20, "not enough history to train: 0 training")])  # no training windows
+def test_too_little_history_to_train_publishes_seasonal_naive_instead_of_failing(prefect_server, tmp_path,
+                                                                                  sample_slice, days, why):
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "store"
+    recent = sample_slice[sample_slice["timestamp"] > sample_slice["timestamp"].max() - pd.Timedelta(days=days)]
+    write_csv(recent, inbox / "day1.csv")
+    result = run(inbox, data_dir)
+    assert result["windows"]["train_windows"] == 0 and why in result["windows"]["untrainable"]
+    assert result["train"]["model_version"] is None and result["train"]["decision"].startswith("not trained: ")
+    forecasts = read_parquet_forecasts(data_dir)
+    assert len(forecasts) == 3 * HORIZON and (forecasts["model_version"] == "seasonal-naive").all()
+    assert result["published"]["series_by_model"] == 0
+
+
 def test_a_second_run_on_the_same_data_dir_is_refused(prefect_server, tmp_path, sample_slice):
     from tasks.storage import exclusive_run
 
