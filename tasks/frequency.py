@@ -31,6 +31,9 @@ class FrequencyDefaults:
     # each starts at the time of day the published forecast will, and `holdout_windows` of them cover as
     # many days (one step apart, 28 hourly windows scored one day and a bit and chose by its luck).
     holdout_spacing: int = 1
+    # Longest gap (periods) gap-fill fills; history before a longer one is set aside. Sub-daily: two days, so
+    # a day-long outage is filled (imputed points are never targets) instead of costing all earlier history.
+    max_gap: int = 14
 
     def sizes_for(self, longest: int) -> "FrequencyDefaults":
         """These defaults, with the window cut to what the recurrent layers read when the longest series
@@ -49,7 +52,7 @@ class FrequencyDefaults:
 _DEFAULTS = {
     "min": FrequencyDefaults(lookback=120, horizon=60, season=60),
     "h": FrequencyDefaults(lookback=336, horizon=24, season=24, long_season=168, recurrent_lookback=168,
-                           holdout_spacing=24),
+                           holdout_spacing=24, max_gap=48),
     "D": FrequencyDefaults(lookback=28, horizon=14, season=7),
     "W": FrequencyDefaults(lookback=52, horizon=8, season=52),
     "M": FrequencyDefaults(lookback=24, horizon=12, season=12),
@@ -76,7 +79,7 @@ def defaults_for(freq: str) -> FrequencyDefaults:
         per_day = int(day // step)
         recurrent = 7 * per_day if 7 * per_day <= 168 else 3 * per_day
         return FrequencyDefaults(lookback=14 * per_day, horizon=per_day, season=per_day, long_season=7 * per_day,
-                                 recurrent_lookback=recurrent, holdout_spacing=per_day)
+                                 recurrent_lookback=recurrent, holdout_spacing=per_day, max_gap=2 * per_day)
     return _FALLBACK
 
 

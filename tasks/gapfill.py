@@ -4,7 +4,7 @@ Methods (setting `fill_method`): `ffill`, `bfill`, `linear` (by position), `time
 `seasonal` (the value one season earlier, e.g. 7 days for daily data; linear where no such value exists),
 and `model` (the current champion forecasts each gap from the `lookback` points before it, up to its
 horizon at a time; linear interpolation where there is no champion, or too little history before a gap).
-A gap longer than `max_gap` periods is not filled: inventing that much data would teach the model made-up
+A gap longer than `max_gap` periods (default by frequency: 14, two days of sub-daily data) is not filled: inventing that much data would teach the model made-up
 patterns. The series goes on from the first observation after its latest such gap, and the rows before it
 are quarantined with the reason.
 """
@@ -209,8 +209,15 @@ class GapFillResult:
     gaps: pd.DataFrame
 
 
-def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int, champion: Any = None) -> GapFillResult:
-    """Regularise, set aside the history before any gap longer than `max_gap` periods, fill the rest.
+def fill_limit(max_gap: int | None, freq: str) -> int:
+    """The longest gap gap-fill fills: `max_gap` when set, else the frequency's default."""
+    return defaults_for(freq).max_gap if max_gap is None else max_gap
+
+
+def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int | None,
+            champion: Any = None) -> GapFillResult:
+    """Regularise, set aside the history before any gap longer than `max_gap` periods (None: the frequency's
+    default, see fill_limit), fill the rest.
 
     A gap too long to fill does not cost a series its forecast: the series goes on from the first
     observed point after its latest such gap, and its observed rows before that gap go to quarantine with
@@ -218,6 +225,7 @@ def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int, ch
     history older than a break says less about the series' future than the history after it.
     """
     regular = regularize(valid, freq)
+    max_gap = fill_limit(max_gap, freq)
     breaks = last_long_gaps(regular, max_gap)
     resumes = pd.Series(breaks["gap_end"].to_numpy(), index=breaks[SERIES_ID].astype(str).to_numpy())
     before_break = _before(regular, resumes)
@@ -255,7 +263,8 @@ def context_length(method: FillMethod, freq: str, champion: Any = None) -> int:
 
 
 def gapfill_increment(valid: pd.DataFrame, base_clean: pd.DataFrame, rebuilt: set[str], freq: str,
-                      method: FillMethod, max_gap: int, champion: Any = None) -> tuple[GapFillResult, list[str], int]:
+                      method: FillMethod, max_gap: int | None,
+                      champion: Any = None) -> tuple[GapFillResult, list[str], int]:
     """Gap-fill only the rows after each carried series' last clean point, on top of `base_clean` (an
     earlier run's clean series); series not carried (new, rebuilt by validation, or with a new gap over
     `max_gap`) are gap-filled in full from `valid`. Returns the complete clean snapshot, the series
@@ -270,7 +279,7 @@ def gapfill_increment(valid: pd.DataFrame, base_clean: pd.DataFrame, rebuilt: se
     regular = regularize(frame, freq)  # context rows count as observed: only the new stretch can have gaps
     is_new = newer_rows(regular, base_last)
     gaps = longest_gaps(regular)
-    too_long = set(gaps.loc[gaps["longest_gap"] > max_gap, SERIES_ID].astype(str))
+    too_long = set(gaps.loc[gaps["longest_gap"] > fill_limit(max_gap, freq), SERIES_ID].astype(str))
     keep = ~in_series(regular, too_long)
     filled = fill_values(regular[keep].reset_index(drop=True), method, season=defaults_for(freq).season,
                          champion=champion, freq=freq)

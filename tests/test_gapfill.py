@@ -158,4 +158,17 @@ def test_sub_daily_frequencies_default_to_a_day_as_season_and_horizon_and_two_we
     # Series too short for two full windows get windows of the recurrent lookback instead
     assert hourly.sizes_for(671).lookback == 168 and hourly.sizes_for(672).lookback == 336
     assert defaults_for("D").sizes_for(30) == defaults_for("D")  # daily windows are one length
+    assert (defaults_for("D").max_gap, hourly.max_gap, thirty.max_gap) == (14, 48, 96)  # sub-daily: two days
     assert defaults_for("15min").season == 96 and defaults_for("7min").season == 1  # 7 minutes do not divide a day
+
+
+def test_by_default_an_hourly_gap_of_a_day_is_filled_and_a_longer_one_cuts_the_history():
+    stamps = pd.date_range("2024-01-01", periods=24 * 20, freq="h", tz="UTC")
+    frame = pd.DataFrame({"series_id": "s", "timestamp": stamps, "value": np.arange(len(stamps), dtype=float)})
+    day_out = frame.drop(index=range(200, 224))  # a day-long outage: filled, marked
+    result = gapfill(day_out, "h", "linear", max_gap=None)
+    assert len(result.clean) == len(frame) and result.clean["imputed"].sum() == 24 and result.quarantined.empty
+    three_days_out = frame.drop(index=range(200, 272))  # over two days: the history before it is set aside
+    result = gapfill(three_days_out, "h", "linear", max_gap=None)
+    assert result.clean["timestamp"].min() == stamps[272] and len(result.quarantined) == 200
+    assert "over the fill limit of 48" in result.quarantined["reason"].iloc[0]
