@@ -46,6 +46,8 @@ def main() -> int:
     parser.add_argument("--runs", nargs="*", help="only these runs (e.g. m4_daily-3); default: all")
     parser.add_argument("--origins", type=int, default=3)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="settings to override")
+    parser.add_argument("--gaps", type=int, metavar="SEED", help="knock seeded outages and single rows out of "
+                        "each series first (devpanel.with_gaps), as a raw feed has them")
     args = parser.parse_args()
     from tasks.backtest import backtest
     from tasks.settings import Settings
@@ -59,6 +61,8 @@ def main() -> int:
         for run, rows in devpanel.runs(dataset):
             if args.runs and run not in args.runs:
                 continue
+            if args.gaps is not None:
+                rows = devpanel.with_gaps(rows, seed=args.gaps)
             valid, freq = validated(rows, run, settings)
             started, started_cpu = time.perf_counter(), time.process_time()
             result = backtest(valid, freq, settings, origins=args.origins, log=log)
@@ -66,7 +70,7 @@ def main() -> int:
             summary = result.summary()
             report = {**result.as_dict(), "frequency": freq, "dataset": dataset.name, "run": run,
                       "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-                      "settings_overrides": overrides}
+                      "settings_overrides": overrides, "gaps_seed": args.gaps}
             (args.out / f"{run}.json").write_text(json.dumps(report, default=str))
             print(f"{run:<18} series {valid['series_id'].nunique():>3}  MASE {summary['mase']:.4f}  "
                   f"sMAPE {summary['smape']:6.2f}  cover {summary['coverage']:.3f}  {seconds:7.1f} s  {cpu:7.1f} s CPU",

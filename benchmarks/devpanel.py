@@ -10,9 +10,11 @@ averaged per series and origin over a dataset's runs.
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +53,26 @@ def runs(dataset: Dataset) -> list[tuple[str, pd.DataFrame]]:
         rows = frame[frame["series_id"].isin(ids.index)].reset_index(drop=True)
         out.append((f"{dataset.name}-{number + 1}" if ends.nunique() > 1 else dataset.name, rows))
     return out
+
+
+def with_gaps(rows: pd.DataFrame, seed: int = 7, blocks: int = 3, singles: float = 0.02) -> pd.DataFrame:
+    """The rows as a real feed would deliver them: per series, `blocks` outages (1-20 periods for daily and
+    coarser data; a quarter of a day to a day and a quarter for sub-daily) and a `singles` share of single
+    rows missing, at seeded random places; each series' last row stays, so runs and origins are unchanged."""
+    keep = np.ones(len(rows), dtype=bool)
+    for series_id, positions in rows.groupby("series_id", sort=True).indices.items():
+        rng = np.random.default_rng([seed, zlib.crc32(str(series_id).encode())])
+        stamps = pd.to_datetime(rows["timestamp"].iloc[positions], utc=True, format="ISO8601")
+        step = stamps.diff().median()
+        per_day = pd.Timedelta(days=1) // step if step < pd.Timedelta(days=1) else 0
+        low, high = (max(1, per_day // 4), max(2, per_day * 5 // 4)) if per_day else (1, 20)
+        for _ in range(blocks):
+            length = int(rng.integers(low, high + 1))
+            start = int(rng.integers(0, max(1, len(positions) - length)))
+            keep[positions[start:start + length]] = False
+        keep[positions[rng.random(len(positions)) < singles]] = False
+        keep[positions[-1]] = True
+    return rows[keep].reset_index(drop=True)
 
 
 def by_name(names: list[str] | None) -> list[Dataset]:
