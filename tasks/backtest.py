@@ -23,7 +23,7 @@ from tasks.frequency import defaults_for
 from tasks.gapfill import gapfill
 from tasks.metrics import coverage, mase, smape
 from tasks.settings import Settings
-from tasks.windows import TRAIN, VALIDATION, WindowSource, plan_windows, resolve_sizes
+from tasks.windows import TRAIN, VALIDATION, WindowSource, longest_length, plan_windows, resolve_sizes
 
 
 @dataclass
@@ -56,7 +56,7 @@ def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> 
 def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:
     """Train and score at each rolling origin; `valid` is validated long-format data (gaps allowed)."""
     from tasks.lifecycle import challenge
-    from tasks.publish import BASE_SUFFIX, FALLBACK_VERSION, forecast
+    from tasks.publish import forecast, published_by
     from tasks.registry import ModelVersion
     from tasks.train import ModelConfig, calibrate, fit_model
 
@@ -68,7 +68,7 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
         history = valid[valid[TIMESTAMP] <= cut]
         truth = valid[(valid[TIMESTAMP] > cut)]
         clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
-        longest = int(clean.groupby(SERIES_ID).size().max()) if len(clean) else None
+        longest = longest_length(clean)
         lookback, _ = resolve_sizes(freq, settings.lookback, horizon, longest)  # as the run at this cut would
         candidate, epochs, outcome = None, 0, "no training windows: seasonal naive for every series"
         plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform) \
@@ -95,11 +95,10 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
             epochs, outcome = facts["epochs_run"], verdict.reason
         rows = forecast(candidate, clean, freq, horizon, settings.interval_level)
         if log:
-            versions = rows.groupby(SERIES_ID)[MODEL_VERSION].first()
+            by = published_by(rows)
             log.info("origin %d/%d (%s): %d epochs, %d series forecast, %d by the model, %d by its seasonal base "
-                     "(%s)", number, len(cuts), cut.isoformat(), epochs, len(versions),
-                     int((versions != FALLBACK_VERSION).sum() - versions.str.endswith(BASE_SUFFIX).sum()),
-                     int(versions.str.endswith(BASE_SUFFIX).sum()), outcome)
+                     "(%s)", number, len(cuts), cut.isoformat(), epochs, sum(by.values()), by["model"], by["base"],
+                     outcome)
         scores.append(_score(rows, truth, clean, cut, season))
     return BacktestResult(pd.concat(scores, ignore_index=True), cuts, horizon, lookback, season, train_seconds)
 

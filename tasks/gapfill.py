@@ -4,8 +4,8 @@ Methods (setting `fill_method`): `ffill`, `bfill`, `linear` (by position), `time
 `seasonal` (the value one season earlier, e.g. 7 days for daily data; linear where no such value exists),
 and `model` (the current champion forecasts each gap from the `lookback` points before it, up to its
 horizon at a time; linear interpolation where there is no champion, or too little history before a gap).
-A gap longer than `max_gap` periods (default by frequency: 14, two days of sub-daily data) is not filled: inventing that much data would teach the model made-up
-patterns. The series goes on from the first observation after its latest such gap, and the rows before it
+A gap longer than `max_gap` periods (default by frequency: 14, two days of sub-daily data) is not filled:
+inventing that much data would teach the model made-up patterns. The series goes on from the first observation after its latest such gap, and the rows before it
 are quarantined with the reason.
 """
 

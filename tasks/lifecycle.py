@@ -120,33 +120,24 @@ def published_mase(choices: pd.DataFrame, series: pd.DataFrame, starts: np.ndarr
     return mean_score(picked)
 
 
-def model_forecasts(model: Any, correction: Any, scalers: Scalers, series: pd.DataFrame, features: list[str],
-                    starts: np.ndarray, lookback: int, horizon: int, base_only: bool = False) -> np.ndarray:
-    """Median forecasts on the original scale for windows at `starts`, features already in `series`
-    (base_only: the model's seasonal base alone)."""
-    from tasks.train import predict_quantiles
-
-    x, _ = materialize(series[features].to_numpy("float32"), series[SCALED].to_numpy("float32"), starts,
-                       lookback, horizon)
-    median = predict_quantiles(model, x, correction, base_only=base_only)[..., 1]
-    ids = series[SERIES_ID].to_numpy()[starts]
-    return scalers.target.inverse_transform(ids, median)
-
-
 def candidate_scores(model: Any, correction: Any, scalers: Scalers, series: pd.DataFrame, features: list[str],
                      starts: np.ndarray, config: Any, season: int, naive_scores: np.ndarray) -> dict[str, np.ndarray]:
-    """Holdout window MASE of each candidate a model offers: itself, its seasonal base (when it has one),
-    and seasonal naive (`naive_scores`, the same for every model)."""
+    """Holdout window MASE of each candidate a model offers, for windows at `starts` (features already in
+    `series`): its median forecast, its seasonal base (when it has one), and seasonal naive (`naive_scores`,
+    the same for every model)."""
     from tasks.model import seasonal_base_of
+    from tasks.train import predict_quantiles, seasonal_base_forecast
 
-    def scores(base_only: bool) -> np.ndarray:
-        forecasts = model_forecasts(model, correction, scalers, series, features, starts, config.lookback,
-                                    config.horizon, base_only=base_only)
-        return window_mase(series, starts, forecasts, config.lookback, season)
+    x, _ = materialize(series[features].to_numpy("float32"), series[SCALED].to_numpy("float32"), starts,
+                       config.lookback, config.horizon)
+    ids = series[SERIES_ID].to_numpy()[starts]
 
-    out = {MODEL: scores(False), NAIVE: naive_scores}
-    if seasonal_base_of(model) is not None:
-        out[BASE] = scores(True)
+    def scores(scaled: np.ndarray) -> np.ndarray:
+        return window_mase(series, starts, scalers.target.inverse_transform(ids, scaled), config.lookback, season)
+
+    out = {MODEL: scores(predict_quantiles(model, x, correction)[..., 1]), NAIVE: naive_scores}
+    if seasonal_base_of(model) is not None:  # the base alone: one cheap layer, not another pass of the network
+        out[BASE] = scores(seasonal_base_forecast(model, x))
     return out
 
 

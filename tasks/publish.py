@@ -1,11 +1,11 @@
 """Stage 6, publication: forecast from each series' latest window and publish the versioned result.
 
 The champion model forecasts all `horizon` steps from the last `lookback` points of every series that
-has them; its calibrated quantiles give the interval. Series on which the champion's seasonal base alone
-beat the whole model on their holdout (its `base_series`) publish that base with the model's interval
-moved onto it (`model_version = "<version>:seasonal-base"`). Series shorter than the lookback, series on
-which seasonal naive scored best on their holdout (its `fallback_series`), or every series when there is
-no champion yet, get the documented fallback: seasonal naive (the last season repeated;
+has them; its calibrated quantiles give the interval. Series where seasonal naive beat the champion on
+their holdout publish the better there of its seasonal base alone (its `base_series`: the base with the
+model's interval moved onto it, `model_version = "<version>:seasonal-base"`) and seasonal naive (its
+`fallback_series`; see lifecycle.series_choices). Series shorter than the lookback, series in
+`fallback_series`, or every series when there is no champion yet, get the documented fallback: seasonal naive (the last season repeated;
 the last value when there is less than a season), with an interval from the series' own in-sample
 seasonal-naive errors, widened with the number of seasons ahead. Such rows carry
 `model_version = "seasonal-naive"`. Forecasts of series that have never been negative are clipped at 0.
@@ -48,9 +48,9 @@ def forecast(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, hori
     long_enough = lengths.index[lengths >= lookback].astype(str).tolist() if champion is not None else []
     # The champion's per-series choices on its holdout (see lifecycle): model, its seasonal base, or naive.
     meta = champion.metadata if champion is not None else {}
-    by_base = [series_id for series_id in long_enough if series_id in set(meta.get("base_series", []))]
-    by_model = [series_id for series_id in long_enough
-                if series_id not in set(meta.get("fallback_series", [])) | set(by_base)]
+    base, naive = set(meta.get("base_series", [])), set(meta.get("fallback_series", []))
+    by_base = [series_id for series_id in long_enough if series_id in base]
+    by_model = [series_id for series_id in long_enough if series_id not in base | naive]
     parts = []
     if by_model:
         parts.append(_model_rows(champion, clean[clean[SERIES_ID].isin(by_model)], freq))
@@ -64,6 +64,14 @@ def forecast(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, hori
     for column in (YHAT, YHAT_LOWER, YHAT_UPPER):
         rows[column] = np.where(non_negative, np.maximum(rows[column], 0.0), rows[column])
     return rows.sort_values([SERIES_ID, STEP], kind="stable").reset_index(drop=True)
+
+
+def published_by(rows: pd.DataFrame) -> dict[str, int]:
+    """How many series of forecast `rows` the model, its seasonal base alone and seasonal naive publish."""
+    versions = rows.groupby(SERIES_ID)[MODEL_VERSION].first()
+    base = int(versions.str.endswith(BASE_SUFFIX).sum())
+    naive = int((versions == FALLBACK_VERSION).sum())
+    return {"model": len(versions) - base - naive, "base": base, "seasonal-naive": naive}
 
 
 def _model_rows(champion: ModelVersion, clean: pd.DataFrame, freq: str, base_only: bool = False) -> pd.DataFrame:
@@ -136,8 +144,8 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
         f"{windows.get('mode', 'full')}"
         + (f" (on the run of {validate['base_run_date']}; {validate['series_rebuilt']} series rebuilt)"
            if validate.get("base_run_date") else f" ({validate.get('full_reason') or 'full'})") + " |",
-        f"| series forecast / by model / by its seasonal base / by seasonal-naive fallback | {published['series']} / "
-        f"{published['series_by_model']} / {published['series_by_base']} / "
+        f"| series forecast / by model / by its seasonal base / by seasonal-naive fallback | "
+        f"{published['series']} / {published['series_by_model']} / {published['series_by_base']} / "
         f"{published['series'] - published['series_by_model'] - published['series_by_base']} |",
         f"| series cut after a gap over max_gap (earlier rows set aside) | {fill['series_cut_at_gap']} "
         f"({fill['rows_set_aside']} rows) |",
@@ -232,13 +240,11 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
                     windows["horizon"], settings.interval_level)
     rows[RUN_ID] = str(flow_run.id or "local")
     written = publish_forecasts_atomically(rows, run_date, settings.data_dir, database_url)
-    versions = rows.groupby(SERIES_ID)[MODEL_VERSION].first()
-    by_base = int(versions.str.endswith(BASE_SUFFIX).sum())
-    by_model = int((versions != FALLBACK_VERSION).sum()) - by_base
+    by = published_by(rows)
+    by_model, by_base = by["model"], by["base"]
     log.info("Published %d forecast rows for %d series (%d by %s, %d by its seasonal base alone, %d by seasonal "
-             "naive) to %s and %s", written, len(versions), by_model, champion_version, by_base,
-             len(versions) - by_model - by_base, parquet_path(settings.data_dir, run_date),
-             redacted_url(database_url))
+             "naive) to %s and %s", written, sum(by.values()), by_model, champion_version, by_base,
+             by["seasonal-naive"], parquet_path(settings.data_dir, run_date), redacted_url(database_url))
     shown = rows.head(ARTIFACT_TABLE_ROWS)
     table = shown.assign(**{ORIGIN: shown[ORIGIN].map(pd.Timestamp.isoformat),
                             TIMESTAMP: shown[TIMESTAMP].map(pd.Timestamp.isoformat),

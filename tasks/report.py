@@ -120,7 +120,8 @@ def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarant
     validate, train = summaries["validate"], summaries["train"]
     reasons = quarantined["reason"].value_counts().head(10) if len(quarantined) else pd.Series(dtype=int)
     holdout = train.get("holdout") or {}
-    model_rows = [("challenger " + str(train["model_version"] or "(none trained)"), holdout.get("challenger_mase")),
+    challenger = "challenger " + str(train["model_version"] or "(none trained)")
+    model_rows = [(challenger, holdout.get("challenger_mase")),
                   ("champion before this run", holdout.get("champion_mase")),
                   ("seasonal naive", holdout.get("seasonal_naive_mase"))]
     page = [

@@ -261,8 +261,6 @@ def predict_quantiles(model: Any, x: np.ndarray, correction: list[float] | np.nd
     """
     import keras
 
-    from tasks.model import seasonal_base_of
-
     # Direct calls in fixed-size chunks: `model.predict` re-traces a graph for every new input size.
     chunks = [keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
               for i in range(0, len(x), batch_size)]
@@ -275,14 +273,21 @@ def predict_quantiles(model: Any, x: np.ndarray, correction: list[float] | np.nd
         out[..., 0] = np.minimum(out[..., 0], out[..., 1])
         out[..., 2] = np.maximum(out[..., 2], out[..., 1])
     if base_only:
-        layer = seasonal_base_of(model)
-        if layer is None:
-            raise ValueError("base_only needs a model built with the seasonal base")
-        base = np.concatenate([keras.ops.convert_to_numpy(layer(x[i:i + batch_size]))
-                               for i in range(0, len(x), batch_size)]).astype("float64") if len(x) else \
-            np.zeros(out.shape[:2])
-        out = out - out[..., 1:2] + base[..., None]
+        out = out - out[..., 1:2] + seasonal_base_forecast(model, x, batch_size)[..., None]
     return out
+
+
+def seasonal_base_forecast(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """[n, horizon] scaled: the model's seasonal base alone (the forecast its network corrects)."""
+    import keras
+
+    from tasks.model import seasonal_base_of
+
+    layer = seasonal_base_of(model)
+    if layer is None:
+        raise ValueError("base_only needs a model built with the seasonal base")
+    chunks = [keras.ops.convert_to_numpy(layer(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+    return np.concatenate(chunks).astype("float64") if chunks else np.zeros((0, model.output_shape[1]))
 
 
 def calibrate(model: Any, source: WindowSource, level: float) -> dict[str, Any]:

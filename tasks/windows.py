@@ -52,7 +52,13 @@ class WindowPlan:
     short_series: list[str]  # fewer points than the lookback: seasonal-naive fallback
 
 
-def resolve_sizes(freq: str, lookback: int | None, horizon: int | None, longest: int | None = None) -> tuple[int, int]:
+def longest_length(clean: pd.DataFrame) -> int | None:
+    """Points in the longest series of `clean` (None when it is empty): what the default window fits."""
+    return int(clean.groupby(SERIES_ID).size().max()) if len(clean) else None
+
+
+def resolve_sizes(freq: str, lookback: int | None, horizon: int | None,
+                  longest: int | None = None) -> tuple[int, int]:
     """(lookback, horizon): the given ones, else the frequency's defaults; with `longest` (the longest
     series' length) the default window shrinks to the recurrent lookback where full windows would not fit."""
     defaults = defaults_for(freq) if longest is None else defaults_for(freq).sizes_for(longest)
@@ -276,8 +282,8 @@ def windows_base(settings: Settings, filled: dict[str, Any], freq: str, lookback
     return WindowBase(folder=folder, meta=meta, scalers=scalers, rebuilt=set(state.get("rebuilt_series", [])))
 
 
-def untrainable(reason: str, lookback: int, horizon: int, freq: str, validated: dict[str, Any], clean: pd.DataFrame,
-                started: float, log: Any) -> dict[str, Any]:
+def untrainable(reason: str, lookback: int, horizon: int, freq: str, validated: dict[str, Any],
+                clean: pd.DataFrame, started: float, log: Any) -> dict[str, Any]:
     """The windows summary of a run with too little history to train: no model is trained and every series is
     published by the champion where it has the history, else by seasonal naive (a run never fails for this)."""
     log.warning("%s: no model is trained this run; each series is forecast by the champion where it can, else "
@@ -296,7 +302,7 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
     run_date = pd.Timestamp(validated["run_date"]).date()
     freq = validated["frequency"]
     clean = storage.read_parquet(filled["clean_path"])
-    longest = int(clean.groupby(SERIES_ID).size().max()) if len(clean) else None
+    longest = longest_length(clean)
     lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon, longest)
     if longest is not None and longest < lookback:  # nothing to window; publication falls back per series
         return untrainable(f"every series is shorter than the lookback of {lookback} periods (longest has "
