@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.columns import SERIES_ID, VALUE
+from tasks.smoothing import BaseSmoothing
 
 TargetTransform = Literal["auto", "log1p", "none"]
 
@@ -106,29 +107,49 @@ class SeriesScaler:
 
 
 class Scalers:
-    """The target's scaler plus one plain (no log) scaler per covariate column, saved together as JSON."""
+    """The target's scaler plus one plain (no log) scaler per covariate column, saved together as JSON, and
+    the seasonal base's per-series smoothing statistics (tasks/smoothing.py), fitted on the same scaled
+    training slice; None for versions saved before they existed."""
 
-    def __init__(self, target: SeriesScaler, covariates: dict[str, SeriesScaler] | None = None):
+    def __init__(self, target: SeriesScaler, covariates: dict[str, SeriesScaler] | None = None,
+                 smoothing: BaseSmoothing | None = None):
         self.target = target
         self.covariates = covariates or {}
+        self.smoothing = smoothing
 
     @classmethod
-    def fit(cls, training: pd.DataFrame, transform: TargetTransform, covariates: list[str]) -> "Scalers":
-        return cls(SeriesScaler(transform).fit(training),
-                   {name: SeriesScaler("none").fit(training, value=name) for name in covariates})
+    def fit(cls, training: pd.DataFrame, transform: TargetTransform, covariates: list[str],
+            smoothing: BaseSmoothing | None = None) -> "Scalers":
+        """Fit on `training` (rows of each series in time order); `smoothing`, unfitted, is fitted too."""
+        scalers = cls(SeriesScaler(transform).fit(training),
+                      {name: SeriesScaler("none").fit(training, value=name) for name in covariates})
+        if smoothing is not None:
+            scalers.smoothing = smoothing.fit(training[SERIES_ID], scalers.target.transform(
+                training[SERIES_ID], training[VALUE].to_numpy()))
+        return scalers
 
     def extend(self, frame: pd.DataFrame) -> "Scalers":
         """Statistics for series unseen at fit time, from `frame` (their recent history; inputs only)."""
         self.target.extend(frame)
         for name, scaler in self.covariates.items():
             scaler.extend(frame, value=name)
+        if self.smoothing is not None:
+            unknown = frame[~self.smoothing.knows(frame[SERIES_ID])]
+            if not unknown.empty:
+                self.smoothing.extend(unknown[SERIES_ID], self.target.transform(
+                    unknown[SERIES_ID], unknown[VALUE].to_numpy()))
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target.to_dict(),
-                "covariates": {name: scaler.to_dict() for name, scaler in self.covariates.items()}}
+        payload = {"target": self.target.to_dict(),
+                   "covariates": {name: scaler.to_dict() for name, scaler in self.covariates.items()}}
+        if self.smoothing is not None:
+            payload["smoothing"] = self.smoothing.to_dict()
+        return payload
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> "Scalers":
+        smoothing = BaseSmoothing.from_dict(payload["smoothing"]) if "smoothing" in payload else None
         return cls(SeriesScaler.from_dict(payload["target"]),
-                   {name: SeriesScaler.from_dict(item) for name, item in payload.get("covariates", {}).items()})
+                   {name: SeriesScaler.from_dict(item) for name, item in payload.get("covariates", {}).items()},
+                   smoothing)

@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     l1: float = Field(0.0, ge=0.0, description="L1 penalty on recurrent layer weights.")
     l2: float = Field(0.0, ge=0.0, description="L2 penalty on recurrent layer weights.")
     model_base: Literal["seasonal", "level"] = Field(
-        "seasonal", description="What the network corrects: seasonal (each window's level plus its average "
-        "seasonal profile over its full seasons) or level (the window's level alone).")
+        "seasonal", description="What the network corrects: seasonal (exponential smoothing of each window "
+        "with the series' own alpha, its seasonal profile where it pays, and drift) or level (the window's "
+        "level alone).")
     learning_rate: float = Field(1e-3, gt=0.0)
     lr_patience: int = Field(2, ge=1, description="Epochs without improvement before the learning rate halves.")
     target_transform: Literal["auto", "log1p", "none"] = Field(

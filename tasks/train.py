@@ -32,6 +32,7 @@ from tasks import storage
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.errors import PipelineError
 from tasks.features import level_window
+from tasks.smoothing import CHANNELS as SMOOTHING_CHANNELS
 from tasks.frequency import defaults_for
 from tasks.scaling import Scalers
 from tasks.settings import Settings
@@ -102,7 +103,15 @@ class ModelConfig:
                                 dropout=self.dropout, l1=self.l1, l2=self.l2, learning_rate=self.learning_rate,
                                 level_window=self.level_window, seed=self.seed, base=self.base,
                                 season=self.season, long_season=self.long_season,
-                                recurrent_lookback=self.recurrent_lookback)
+                                recurrent_lookback=self.recurrent_lookback,
+                                smoothing_channels=self.smoothing_channels())
+
+    def smoothing_channels(self) -> list[int] | None:
+        """Positions of the smoothing statistics among the input channels; None where the features lack them
+        (versions saved before they existed)."""
+        if not set(SMOOTHING_CHANNELS) <= set(self.features):
+            return None
+        return [self.features.index(name) for name in SMOOTHING_CHANNELS]
 
 
 def quantiles_for(level: float) -> tuple[float, float, float]:

@@ -35,6 +35,8 @@ from tasks.frequency import defaults_for
 from tasks.increments import STATE_FILE, append_rows, in_series, last_per_series, newer_rows, series_blocks
 from tasks.scaling import Scalers, TargetTransform
 from tasks.settings import Settings
+from tasks.smoothing import CHANNELS as SMOOTHING_CHANNELS
+from tasks.smoothing import BaseSmoothing, base_period
 
 SCALED = "value_scaled"
 START = "start"
@@ -79,7 +81,8 @@ def covariate_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def add_features(frame: pd.DataFrame, scalers: Scalers, freq: str) -> tuple[pd.DataFrame, list[str]]:
-    """`frame` plus the model's input channels: scaled target, calendar encodings, scaled covariates."""
+    """`frame` plus the model's input channels: scaled target, calendar encodings, scaled covariates, and the
+    seasonal base's smoothing statistics (constant per series) where the scalers carry them."""
     frame = frame.copy()
     frame[SCALED] = scalers.target.transform(frame[SERIES_ID], frame[VALUE].to_numpy()).astype("float32")
     calendar = calendar_features(frame[TIMESTAMP], freq)
@@ -89,7 +92,13 @@ def add_features(frame: pd.DataFrame, scalers: Scalers, freq: str) -> tuple[pd.D
     for name, scaler in scalers.covariates.items():
         frame[f"{name}_scaled"] = scaler.transform(frame[SERIES_ID], frame[name].to_numpy()).astype("float32")
         scaled_covariates.append(f"{name}_scaled")
-    return frame, [SCALED, *calendar.columns, *scaled_covariates]
+    smoothing = []
+    if scalers.smoothing is not None:
+        statistics = scalers.smoothing.channels(frame[SERIES_ID])
+        for position, column in enumerate(SMOOTHING_CHANNELS):
+            frame[column] = statistics[:, position]
+        smoothing = list(SMOOTHING_CHANNELS)
+    return frame, [SCALED, *calendar.columns, *scaled_covariates, *smoothing]
 
 
 def window_starts(lengths: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
@@ -116,7 +125,10 @@ def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, va
         raise PipelineError(f"every series is shorter than the lookback of {lookback} periods "
                             f"(longest has {int(lengths.max())}); lower --lookback or supply more history")
     cutoff = split_cutoff(series[TIMESTAMP], freq, horizon, val_fraction)
-    scalers = Scalers.fit(scaler_rows(series, cutoff, lookback), transform, covariate_columns(series))
+    defaults = defaults_for(freq)
+    period = base_period(defaults.season, defaults.long_season, lookback)
+    smoothing = BaseSmoothing(period, horizon, lookback // period if period > 1 else 0)
+    scalers = Scalers.fit(scaler_rows(series, cutoff, lookback), transform, covariate_columns(series), smoothing)
     series, features = add_features(series, scalers, freq)
     return WindowPlan(series=series, features=features, index=index_windows(series, lookback, horizon, cutoff),
                       scalers=scalers, cutoff=cutoff, short_series=short_ids)

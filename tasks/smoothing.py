@@ -1,0 +1,162 @@
+"""Per-series statistics that shape the seasonal base: how fast its level follows the data, whether it has
+a seasonal profile at all, and its drift. Fitted on the training slice like the scalers, saved with them.
+
+The seasonal base (tasks/model.py, SeasonalBase) is the forecast the network corrects. A fixed rule for it
+(the mean of the last season plus an averaged seasonal profile) suits noisy seasonal panels but lags a
+series that wanders like a random walk and copies noise forward where there is no season. These are the
+three choices exponential smoothing and the Theta method make per series from the series' own history:
+
+- `alpha`: the smoothing constant of the level (1: the last value, small: a long average), chosen by the
+  squared error of the level as a forecast of each of the next `horizon` steps (not only the next one: a
+  persistent but mean-reverting series such as a temperature wants a longer average for two weeks ahead
+  than for tomorrow);
+- `seasonal`: 1 when the base's seasonal profile adds more season than noise: it averages the window's
+  few last periods, so a weak season (weekdays of a daily temperature, of a noisy page's views) is copied
+  forward with the noise of a few periods; a classical decomposition of the training slice tells the two
+  variances apart (`profile_pays`). 0: the base has no profile;
+- `drift`: half the slope of a straight line through the training slice (Theta's drift), per step.
+
+Statistics are in the model's scaled units (see tasks/scaling.py): the smoothing is affine-equivariant,
+so fitting on the scaled series is fitting on the warped one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+
+ALPHAS = np.linspace(0.05, 1.0, 20)
+# The input channels that carry the statistics to the seasonal base, in this order.
+CHANNELS = ("base_alpha", "base_seasonal", "base_drift")
+
+
+def base_period(season: int, long_season: int, lookback: int) -> int:
+    """The period the seasonal base averages: the long season where the window holds two of them, else the
+    season (1: no seasonal profile)."""
+    return long_season if long_season > 1 and lookback // long_season >= 2 else season
+
+
+def seasonal_indices(values: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A classical decomposition's seasonal indices ([period], phase = position mod period, summing to zero)
+    and its remainder (values less centred moving average less indices); None for period 1 or fewer than
+    two periods and two points."""
+    n = len(values)
+    if period <= 1 or n < 2 * period + 2:
+        return None
+    kernel = np.ones(period) / period
+    if period % 2 == 0:  # 2 x period moving average, so the even window is centred on a point
+        kernel = np.convolve(kernel, [0.5, 0.5])
+    trend = np.convolve(values, kernel, mode="valid")
+    start = (len(kernel) - 1) // 2
+    deviations = values[start:start + len(trend)] - trend
+    phases = np.arange(start, start + len(trend)) % period
+    indices = np.bincount(phases, weights=deviations, minlength=period) / np.bincount(phases, minlength=period)
+    indices -= indices.mean()
+    return indices, deviations - indices[phases]
+
+
+def profile_pays(values: np.ndarray, period: int, window_seasons: int) -> bool:
+    """Whether the base's seasonal profile, the average of the window's `window_seasons` last periods, adds
+    more season than noise: the seasonal indices' variance exceeds the remainder's variance over
+    `window_seasons` (the noise variance of an average of that many periods per phase)."""
+    decomposition = seasonal_indices(values, period)
+    if decomposition is None or window_seasons < 2:
+        return False
+    indices, remainder = decomposition
+    return bool(indices.var() > remainder.var() / window_seasons)
+
+
+def deseasonalise(values: np.ndarray, period: int) -> np.ndarray:
+    """`values` less their seasonal indices (unchanged where there are none)."""
+    decomposition = seasonal_indices(values, period)
+    if decomposition is None:
+        return values
+    return values - decomposition[0][np.arange(len(values)) % period]
+
+
+def smoothing_alpha(values: np.ndarray, horizon: int) -> float:
+    """The alpha in ALPHAS whose level best forecasts each of the next 1..horizon values (mean squared
+    error over all of them); 1.0 for fewer than horizon + 2 values."""
+    n = len(values)
+    if n < horizon + 2:
+        return 1.0
+    # level_t = alpha * y_t + (1 - alpha) * level_(t-1), started at y_0: one row per candidate alpha
+    levels = np.stack([lfilter([alpha], [1.0, alpha - 1.0], values, zi=[(1.0 - alpha) * values[0]])[0]
+                       for alpha in ALPHAS])
+    errors = np.zeros(len(ALPHAS))
+    for ahead in range(1, horizon + 1):
+        errors += np.mean((values[ahead:] - levels[:, :n - ahead]) ** 2, axis=1)
+    return float(ALPHAS[int(np.argmin(errors))])
+
+
+def drift(values: np.ndarray) -> float:
+    """Half the least-squares slope per step (Theta's drift); 0 for fewer than 3 values."""
+    if len(values) < 3:
+        return 0.0
+    t = np.arange(len(values), dtype="float64")
+    t -= t.mean()
+    return 0.5 * float(t @ (values - values.mean()) / (t @ t))
+
+
+@dataclass(frozen=True)
+class SeriesSmoothing:
+    alpha: float
+    seasonal: bool
+    drift: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray, period: int, horizon: int, window_seasons: int) -> "SeriesSmoothing":
+        values = np.asarray(values, dtype="float64")
+        seasonal = profile_pays(values, period, window_seasons)
+        level_input = deseasonalise(values, period) if seasonal else values
+        return cls(smoothing_alpha(level_input, horizon), seasonal, drift(values))
+
+
+class BaseSmoothing:
+    """SeriesSmoothing per series id, scikit-learn style: `fit` on scaled training values, `extend` for
+    series first seen later, `channels` for the model's input, JSON round trip with the scalers."""
+
+    def __init__(self, period: int, horizon: int, window_seasons: int):
+        self.period, self.horizon, self.window_seasons = period, horizon, window_seasons
+        self.series_: dict[str, SeriesSmoothing] = {}
+
+    def fit(self, series_ids: Any, scaled: np.ndarray) -> "BaseSmoothing":
+        """`scaled`: the training values in time order within each series (rows of one series together)."""
+        self.series_ = {}
+        return self.extend(series_ids, scaled)
+
+    def extend(self, series_ids: Any, scaled: np.ndarray) -> "BaseSmoothing":
+        frame = pd.DataFrame({"id": np.asarray(series_ids).astype(str), "v": np.asarray(scaled, "float64")})
+        for series_id, group in frame.groupby("id", sort=True):
+            if series_id not in self.series_:
+                self.series_[series_id] = SeriesSmoothing.fit(group["v"].to_numpy(), self.period, self.horizon,
+                                                                   self.window_seasons)
+        return self
+
+    def knows(self, series_ids: Any) -> np.ndarray:
+        return pd.Index(np.asarray(series_ids).astype(str)).isin(list(self.series_))
+
+    def channels(self, series_ids: Any) -> np.ndarray:
+        """[rows, len(CHANNELS)] float32: each row's series' alpha, seasonal flag and drift."""
+        ids = pd.Index(np.asarray(series_ids).astype(str))
+        known = pd.DataFrame([(s.alpha, float(s.seasonal), s.drift) for s in self.series_.values()],
+                             index=pd.Index(list(self.series_), dtype=object), columns=list(CHANNELS))
+        missing = ids.difference(known.index)
+        if len(missing):
+            raise KeyError(f"no smoothing statistics for series {sorted(missing)[:5]}")
+        return known.reindex(ids).to_numpy("float32")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"period": self.period, "horizon": self.horizon, "window_seasons": self.window_seasons,
+                "series": {k: [s.alpha, s.seasonal, s.drift] for k, s in self.series_.items()}}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> "BaseSmoothing":
+        smoothing = cls(int(payload["period"]), int(payload["horizon"]), int(payload["window_seasons"]))
+        smoothing.series_ = {k: SeriesSmoothing(float(a), bool(s), float(d)) for k, (a, s, d) in payload["series"].items()}
+        return smoothing

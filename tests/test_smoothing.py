@@ -1,0 +1,107 @@
+"""The seasonal base's per-series smoothing statistics (tasks/smoothing.py) and how the base uses them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.columns import SERIES_ID, VALUE
+from tasks.scaling import Scalers
+from tasks.smoothing import BaseSmoothing, SeriesSmoothing, base_period, deseasonalise, drift, profile_pays, \
+    smoothing_alpha
+
+
+def test_alpha_follows_a_random_walk_and_averages_noise():
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(size=600))
+    noise = 5.0 + rng.normal(size=600)
+    assert smoothing_alpha(walk, horizon=14) >= 0.8  # the last value is the best guess of a random walk
+    assert smoothing_alpha(noise, horizon=14) <= 0.1  # a long average is the best guess of noise
+    assert smoothing_alpha(noise[:10], horizon=14) == 1.0  # too short to choose: the last value
+
+
+def test_a_profile_is_kept_only_where_the_season_outweighs_the_noise_of_its_average():
+    rng = np.random.default_rng(1)
+    season = np.tile([0.0, 1.0, 2.0, 1.0, 0.0, -2.0, -2.0], 60)
+    assert profile_pays(season + rng.normal(scale=0.5, size=len(season)), period=7, window_seasons=4)
+    # The same season under noise four times its size: four weeks' average would copy mostly noise forward.
+    assert not profile_pays(season + rng.normal(scale=4.0, size=len(season)), period=7, window_seasons=4)
+    assert not profile_pays(rng.normal(size=420), period=7, window_seasons=4)
+    assert not profile_pays(season, period=1, window_seasons=4)  # no season to test
+    assert not profile_pays(season[:15], period=7, window_seasons=4)  # under two periods of data
+
+
+def test_deseasonalise_removes_the_profile_and_drift_is_half_the_slope():
+    season = np.tile([1.0, -1.0, 3.0, -3.0], 30)
+    trend = 0.1 * np.arange(len(season))
+    flat = deseasonalise(season + trend, period=4)
+    np.testing.assert_allclose(np.diff(flat), 0.1, atol=1e-9)
+    assert drift(trend) == pytest.approx(0.05)
+    assert drift(np.array([1.0, 2.0])) == 0.0
+
+
+def test_base_period_is_the_long_season_only_where_the_window_holds_two():
+    assert base_period(24, 168, 336) == 168
+    assert base_period(24, 168, 168) == 24
+    assert base_period(7, 0, 28) == 7
+
+
+def test_statistics_round_trip_with_the_scalers_and_extend_to_new_series():
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({SERIES_ID: np.repeat(["a", "b"], 200),
+                          VALUE: np.concatenate([np.cumsum(rng.normal(size=200)) + 50, rng.normal(size=200) + 50])})
+    scalers = Scalers.fit(frame, "auto", [], BaseSmoothing(period=7, horizon=14, window_seasons=4))
+    restored = Scalers.from_dict(scalers.to_dict())
+    np.testing.assert_array_equal(restored.smoothing.channels(["a", "b", "a"]), scalers.smoothing.channels(["a", "b", "a"]))
+    assert restored.smoothing.series_["a"].alpha > restored.smoothing.series_["b"].alpha
+    with pytest.raises(KeyError, match="c"):
+        restored.smoothing.channels(["c"])
+    restored.extend(pd.DataFrame({SERIES_ID: ["c"] * 30, VALUE: np.linspace(1.0, 30.0, 30)}))
+    assert restored.smoothing.channels(["c"])[0, 2] > 0  # a rising series drifts up
+    assert "smoothing" not in Scalers(scalers.target).to_dict()  # versions without them stay as they were
+
+
+def test_the_smoothed_base_is_exponential_smoothing_with_profile_and_drift():
+    from tasks.model import SeasonalBase
+
+    rng = np.random.default_rng(3)
+    profile = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]) - 4.0
+    window = np.tile(profile, 4) + rng.normal(size=28)
+    layer = SeasonalBase(horizon=10, season=7, level_window=7, smoothing_channels=[1, 2, 3])
+
+    def base(alpha: float, seasonal: float, drift_: float) -> np.ndarray:
+        stats = np.broadcast_to([alpha, seasonal, drift_], (28, 3))
+        x = np.concatenate([window[:, None], stats], axis=1)[None].astype("float32")
+        return np.asarray(layer(x))[0]
+
+    average = window.reshape(4, 7).mean(0)
+    average -= average.mean()
+    # alpha 1: the last de-seasonalised value, plus the window's average profile, plus the drift per step.
+    expected = window[-1] - average[-1] + np.resize(average, 10) + 0.5 * np.arange(1, 11)
+    np.testing.assert_allclose(base(1.0, 1.0, 0.5), expected, rtol=1e-5, atol=1e-5)
+    # No season: an exponentially weighted mean of the raw window, flat.
+    weights = 0.3 * 0.7 ** np.arange(27, -1, -1)
+    np.testing.assert_allclose(base(0.3, 0.0, 0.0), [weights @ window / weights.sum()] * 10, rtol=1e-5)
+
+
+def test_series_statistics_choose_per_series():
+    rng = np.random.default_rng(4)
+    seasonal = SeriesSmoothing.fit(np.tile([0.0, 3.0, -3.0, 0.0], 50) + rng.normal(scale=0.3, size=200), 4, 8, 4)
+    assert seasonal.seasonal and seasonal.alpha <= 0.2
+
+
+def test_the_recurrent_layers_do_not_see_the_statistics():
+    from tasks.model import build_forecaster, seasonal_base_of
+
+    model = build_forecaster(lookback=28, horizon=7, n_features=4, base="seasonal", season=7, seed=0,
+                             smoothing_channels=[1, 2, 3])
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(size=(2, 28, 1)), np.broadcast_to([0.3, 1.0, 0.0], (2, 28, 3))], axis=2)
+    other = x.copy()
+    other[:, :, 1:] = [0.9, 0.0, 0.2]  # another series' statistics, the same history
+    base = seasonal_base_of(model)
+    corrections = [np.asarray(model(v.astype("float32"))) - np.asarray(base(v.astype("float32")))[..., None]
+                   for v in (x, other)]
+    np.testing.assert_allclose(corrections[0], corrections[1], atol=1e-5)
+    assert not np.allclose(np.asarray(base(x.astype("float32"))), np.asarray(base(other.astype("float32"))))
