@@ -118,15 +118,15 @@ class Scalers:
         self.smoothing = smoothing
 
     @classmethod
-    def fit(cls, training: pd.DataFrame, transform: TargetTransform, covariates: list[str],
-            smoothing: BaseSmoothing | None = None) -> "Scalers":
-        """Fit on `training` (rows of each series in time order); `smoothing`, unfitted, is fitted too."""
-        scalers = cls(SeriesScaler(transform).fit(training),
-                      {name: SeriesScaler("none").fit(training, value=name) for name in covariates})
-        if smoothing is not None:
-            scalers.smoothing = smoothing.fit(training[SERIES_ID], scalers.target.transform(
-                training[SERIES_ID], training[VALUE].to_numpy()))
-        return scalers
+    def fit(cls, training: pd.DataFrame, transform: TargetTransform, covariates: list[str]) -> "Scalers":
+        return cls(SeriesScaler(transform).fit(training),
+                   {name: SeriesScaler("none").fit(training, value=name) for name in covariates})
+
+    def fit_smoothing(self, smoothing: BaseSmoothing, rows: pd.DataFrame) -> "Scalers":
+        """Fit `smoothing` on `rows` (each series' training slice in time order, imputed points included:
+        a hole in the series would shift every later point's phase) scaled by the fitted target scaler."""
+        self.smoothing = smoothing.fit(rows[SERIES_ID], self.target.transform(rows[SERIES_ID], rows[VALUE].to_numpy()))
+        return self
 
     def extend(self, frame: pd.DataFrame) -> "Scalers":
         """Statistics for series unseen at fit time, from `frame` (their recent history; inputs only)."""

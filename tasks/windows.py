@@ -128,16 +128,21 @@ def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, va
     defaults = defaults_for(freq)
     period = base_period(defaults.season, defaults.long_season, lookback)
     smoothing = BaseSmoothing(period, horizon, lookback // period if period > 1 else 0)
-    scalers = Scalers.fit(scaler_rows(series, cutoff, lookback), transform, covariate_columns(series), smoothing)
+    scalers = Scalers.fit(scaler_rows(series, cutoff, lookback), transform, covariate_columns(series))
+    scalers.fit_smoothing(smoothing, scaler_rows(series, cutoff, lookback, observed_only=False))
     series, features = add_features(series, scalers, freq)
     return WindowPlan(series=series, features=features, index=index_windows(series, lookback, horizon, cutoff),
                       scalers=scalers, cutoff=cutoff, short_series=short_ids)
 
 
-def scaler_rows(series: pd.DataFrame, cutoff: pd.Timestamp, lookback: int) -> pd.DataFrame:
-    """The rows scalers are fitted on: observed training points (up to the cutoff); a series that starts
-    after the cutoff falls back to its first `lookback` points, which are only ever inputs, never targets."""
-    training = series[(series[TIMESTAMP] <= cutoff) & ~series[IMPUTED]]
+def scaler_rows(series: pd.DataFrame, cutoff: pd.Timestamp, lookback: int, observed_only: bool = True) -> pd.DataFrame:
+    """The rows scalers are fitted on: observed training points (up to the cutoff; imputed ones too unless
+    `observed_only`); a series that starts after the cutoff falls back to its first `lookback` points,
+    which are only ever inputs, never targets."""
+    keep = series[TIMESTAMP] <= cutoff
+    if observed_only:
+        keep &= ~series[IMPUTED]
+    training = series[keep]
     counts = training.groupby(SERIES_ID).size()
     late = series[~series[SERIES_ID].isin(counts.index[counts >= 2])]
     return pd.concat([training, late.groupby(SERIES_ID, sort=False).head(lookback)])

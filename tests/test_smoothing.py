@@ -51,7 +51,7 @@ def test_statistics_round_trip_with_the_scalers_and_extend_to_new_series():
     rng = np.random.default_rng(2)
     frame = pd.DataFrame({SERIES_ID: np.repeat(["a", "b"], 200),
                           VALUE: np.concatenate([np.cumsum(rng.normal(size=200)) + 50, rng.normal(size=200) + 50])})
-    scalers = Scalers.fit(frame, "auto", [], BaseSmoothing(period=7, horizon=14, window_seasons=4))
+    scalers = Scalers.fit(frame, "auto", []).fit_smoothing(BaseSmoothing(period=7, horizon=14, window_seasons=4), frame)
     restored = Scalers.from_dict(scalers.to_dict())
     np.testing.assert_array_equal(restored.smoothing.channels(["a", "b", "a"]), scalers.smoothing.channels(["a", "b", "a"]))
     assert restored.smoothing.series_["a"].alpha > restored.smoothing.series_["b"].alpha

@@ -111,3 +111,17 @@ def test_window_starts_match_a_loop_over_every_series(rng):
         expected.extend(first + i for i in range(length - 14 - 7 + 1))
         first += length
     assert window_starts(lengths, 14, 7).tolist() == expected
+
+
+def test_smoothing_statistics_see_imputed_points_so_the_season_keeps_its_phase(sample):
+    frame = clean_frame(sample)
+    plan = plan_windows(frame, "D", 28, 14, 0.2)
+    marked = frame.assign(imputed=np.arange(len(frame)) % 5 == 0)  # same values, every fifth one imputed
+    with_gaps = plan_windows(marked, "D", 28, 14, 0.2)
+    assert not with_gaps.scalers.target.scale_.equals(plan.scalers.target.scale_)  # the scaler skips them
+    for series_id, expected in plan.scalers.smoothing.series_.items():
+        got = with_gaps.scalers.smoothing.series_[series_id]
+        assert (got.alpha, got.seasonal) == (expected.alpha, expected.seasonal)
+        # drift is in scaled units: the same slope of the warped series
+        assert got.drift * with_gaps.scalers.target.scale_[series_id] == \
+            pytest.approx(expected.drift * plan.scalers.target.scale_[series_id])
