@@ -83,6 +83,15 @@ def defaults_for(freq: str) -> FrequencyDefaults:
     return _FALLBACK
 
 
+def periods_per_year(freq: str) -> int:
+    """Periods of `freq` in a year (365 days; 12 for calendar months, 52 for weeks)."""
+    if freq in ("MS", "ME"):
+        return 12
+    if freq.startswith("W"):  # anchored weeks ("W", "W-SUN") have no fixed Timedelta in pandas
+        return 52
+    return max(1, int(pd.Timedelta(days=365) // pd.Timedelta(pd.tseries.frequencies.to_offset(freq))))
+
+
 def infer_frequency(timestamps: pd.Series) -> str | None:
     """Frequency of one series from its (sorted, unique, UTC) timestamps; None with fewer than 2.
 

@@ -14,7 +14,10 @@ three choices exponential smoothing and the Theta method make per series from th
   few last periods, so a weak season (weekdays of a daily temperature, of a noisy page's views) is copied
   forward with the noise of a few periods; a classical decomposition of the training slice tells the two
   variances apart (`profile_pays`). 0: the base has no profile;
-- `drift`: half the slope of a straight line through the training slice (Theta's drift), per step.
+- `drift`: half the slope of a straight line through the training slice (Theta's drift), per step, where
+  the slice spans a year (`drift_span` periods): over part of a year a slope cannot be told from the
+  yearly season (a temperature rising from winter to summer is no trend). On the development panel a
+  daily temperature series whose history a long outage had cut to 340 days drifted up into the winter.
 
 Statistics are in the model's scaled units (see tasks/scaling.py): the smoothing is affine-equivariant,
 so fitting on the scaled series is fitting on the warped one.
@@ -110,19 +113,21 @@ class SeriesSmoothing:
     drift: float
 
     @classmethod
-    def fit(cls, values: np.ndarray, period: int, horizon: int, window_seasons: int) -> "SeriesSmoothing":
+    def fit(cls, values: np.ndarray, period: int, horizon: int, window_seasons: int,
+            drift_span: int) -> "SeriesSmoothing":
         values = np.asarray(values, dtype="float64")
         seasonal = profile_pays(values, period, window_seasons)
         level_input = deseasonalise(values, period) if seasonal else values
-        return cls(smoothing_alpha(level_input, horizon), seasonal, drift(values))
+        return cls(smoothing_alpha(level_input, horizon), seasonal, drift(values) if len(values) >= drift_span else 0.0)
 
 
 class BaseSmoothing:
     """SeriesSmoothing per series id, scikit-learn style: `fit` on scaled training values, `extend` for
     series first seen later, `channels` for the model's input, JSON round trip with the scalers."""
 
-    def __init__(self, period: int, horizon: int, window_seasons: int):
+    def __init__(self, period: int, horizon: int, window_seasons: int, drift_span: int):
         self.period, self.horizon, self.window_seasons = period, horizon, window_seasons
+        self.drift_span = drift_span
         self.series_: dict[str, SeriesSmoothing] = {}
 
     def fit(self, series_ids: Any, scaled: np.ndarray) -> "BaseSmoothing":
@@ -135,7 +140,7 @@ class BaseSmoothing:
         for series_id, group in frame.groupby("id", sort=True):
             if series_id not in self.series_:
                 self.series_[series_id] = SeriesSmoothing.fit(group["v"].to_numpy(), self.period, self.horizon,
-                                                                   self.window_seasons)
+                                                                   self.window_seasons, self.drift_span)
         return self
 
     def knows(self, series_ids: Any) -> np.ndarray:
@@ -153,10 +158,12 @@ class BaseSmoothing:
 
     def to_dict(self) -> dict[str, Any]:
         return {"period": self.period, "horizon": self.horizon, "window_seasons": self.window_seasons,
+                "drift_span": self.drift_span,
                 "series": {k: [s.alpha, s.seasonal, s.drift] for k, s in self.series_.items()}}
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> "BaseSmoothing":
-        smoothing = cls(int(payload["period"]), int(payload["horizon"]), int(payload["window_seasons"]))
+        smoothing = cls(int(payload["period"]), int(payload["horizon"]), int(payload["window_seasons"]),
+                        int(payload["drift_span"]))
         smoothing.series_ = {k: SeriesSmoothing(float(a), bool(s), float(d)) for k, (a, s, d) in payload["series"].items()}
         return smoothing

@@ -31,7 +31,7 @@ from tasks import storage
 from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from tasks.errors import PipelineError
 from tasks.features import calendar_features
-from tasks.frequency import defaults_for
+from tasks.frequency import defaults_for, periods_per_year
 from tasks.increments import STATE_FILE, append_rows, in_series, last_per_series, newer_rows, series_blocks
 from tasks.scaling import Scalers, TargetTransform
 from tasks.settings import Settings
@@ -127,7 +127,7 @@ def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, va
     cutoff = split_cutoff(series[TIMESTAMP], freq, horizon, val_fraction)
     defaults = defaults_for(freq)
     period = base_period(defaults.season, defaults.long_season, lookback)
-    smoothing = BaseSmoothing(period, horizon, lookback // period if period > 1 else 0)
+    smoothing = BaseSmoothing(period, horizon, lookback // period if period > 1 else 0, periods_per_year(freq))
     scalers = Scalers.fit(scaler_rows(series, cutoff, lookback), transform, covariate_columns(series))
     scalers.fit_smoothing(smoothing, scaler_rows(series, cutoff, lookback, observed_only=False))
     series, features = add_features(series, scalers, freq)

@@ -51,7 +51,7 @@ def test_statistics_round_trip_with_the_scalers_and_extend_to_new_series():
     rng = np.random.default_rng(2)
     frame = pd.DataFrame({SERIES_ID: np.repeat(["a", "b"], 200),
                           VALUE: np.concatenate([np.cumsum(rng.normal(size=200)) + 50, rng.normal(size=200) + 50])})
-    scalers = Scalers.fit(frame, "auto", []).fit_smoothing(BaseSmoothing(period=7, horizon=14, window_seasons=4), frame)
+    scalers = Scalers.fit(frame, "auto", []).fit_smoothing(BaseSmoothing(period=7, horizon=14, window_seasons=4, drift_span=20), frame)
     restored = Scalers.from_dict(scalers.to_dict())
     np.testing.assert_array_equal(restored.smoothing.channels(["a", "b", "a"]), scalers.smoothing.channels(["a", "b", "a"]))
     assert restored.smoothing.series_["a"].alpha > restored.smoothing.series_["b"].alpha
@@ -87,8 +87,14 @@ def test_the_smoothed_base_is_exponential_smoothing_with_profile_and_drift():
 
 def test_series_statistics_choose_per_series():
     rng = np.random.default_rng(4)
-    seasonal = SeriesSmoothing.fit(np.tile([0.0, 3.0, -3.0, 0.0], 50) + rng.normal(scale=0.3, size=200), 4, 8, 4)
+    seasonal = SeriesSmoothing.fit(np.tile([0.0, 3.0, -3.0, 0.0], 50) + rng.normal(scale=0.3, size=200), 4, 8, 4, 100)
     assert seasonal.seasonal and seasonal.alpha <= 0.2
+
+
+def test_drift_needs_a_year_of_history():
+    rising = np.linspace(0.0, 10.0, 200)  # half a year of a rising temperature, or a trend?
+    assert SeriesSmoothing.fit(rising, 7, 14, 4, drift_span=365).drift == 0.0
+    assert SeriesSmoothing.fit(rising, 7, 14, 4, drift_span=100).drift == pytest.approx(0.5 * 10.0 / 199)
 
 
 def test_the_recurrent_layers_do_not_see_the_statistics():
@@ -105,3 +111,9 @@ def test_the_recurrent_layers_do_not_see_the_statistics():
                    for v in (x, other)]
     np.testing.assert_allclose(corrections[0], corrections[1], atol=1e-5)
     assert not np.allclose(np.asarray(base(x.astype("float32"))), np.asarray(base(other.astype("float32"))))
+
+
+def test_periods_per_year():
+    from tasks.frequency import periods_per_year
+
+    assert [periods_per_year(f) for f in ("D", "h", "30min", "W", "MS", "7D")] == [365, 8760, 17520, 52, 12, 52]
