@@ -13,7 +13,7 @@ three choices exponential smoothing and the Theta method make per series from th
 - `seasonal`: 1 when the base's seasonal profile adds more season than noise: it averages the window's
   few last periods, so a weak season (weekdays of a daily temperature, of a noisy page's views) is copied
   forward with the noise of a few periods; a classical decomposition of the training slice tells the two
-  variances apart (`profile_pays`). 0: the base has no profile;
+  apart (`profile_pays`). 0: the base has no profile;
 - `drift`: half the slope of a straight line through the training slice (Theta's drift), per step, where
   the slice spans a year (`drift_span` periods): over part of a year a slope cannot be told from the
   yearly season (a temperature rising from winter to summer is no trend). On the development panel a
@@ -65,13 +65,17 @@ def seasonal_indices(values: np.ndarray, period: int) -> tuple[np.ndarray, np.nd
 
 def profile_pays(values: np.ndarray, period: int, window_seasons: int) -> bool:
     """Whether the base's seasonal profile, the average of the window's `window_seasons` last periods, adds
-    more season than noise: the seasonal indices' variance exceeds the remainder's variance over
-    `window_seasons` (the noise variance of an average of that many periods per phase)."""
+    more season than noise: the seasonal indices' variance exceeds the noise variance of an average of that
+    many periods per phase. The noise scale is the remainder's median absolute deviation (x 1.4826, the
+    standard deviation of normal noise), so a few spikes (a page's viral days) do not pass for noise
+    everywhere: on the Wikipedia panel the plain variance dropped the weekly profile of 9 series of 10 and
+    the base scored 0.84 against 0.79 with it."""
     decomposition = seasonal_indices(values, period)
     if decomposition is None or window_seasons < 2:
         return False
     indices, remainder = decomposition
-    return bool(indices.var() > remainder.var() / window_seasons)
+    noise = 1.4826 * float(np.median(np.abs(remainder - np.median(remainder))))
+    return bool(indices.var() > noise ** 2 / window_seasons)
 
 
 def deseasonalise(values: np.ndarray, period: int) -> np.ndarray:

@@ -28,6 +28,9 @@ def test_a_profile_is_kept_only_where_the_season_outweighs_the_noise_of_its_aver
     # The same season under noise four times its size: four weeks' average would copy mostly noise forward.
     assert not profile_pays(season + rng.normal(scale=4.0, size=len(season)), period=7, window_seasons=4)
     assert not profile_pays(rng.normal(size=420), period=7, window_seasons=4)
+    # A few spikes (a page's viral days) are not noise everywhere: the season still pays.
+    spiky = season + rng.normal(scale=0.5, size=len(season)) + 40.0 * (rng.random(len(season)) < 0.03)
+    assert profile_pays(spiky, period=7, window_seasons=4)
     assert not profile_pays(season, period=1, window_seasons=4)  # no season to test
     assert not profile_pays(season[:15], period=7, window_seasons=4)  # under two periods of data
 
