@@ -32,10 +32,10 @@ from tasks import storage
 from tasks.columns import SERIES_ID, TIMESTAMP
 from tasks.errors import PipelineError
 from tasks.features import level_window
-from tasks.smoothing import CHANNELS as SMOOTHING_CHANNELS
 from tasks.frequency import defaults_for
 from tasks.scaling import Scalers
 from tasks.settings import Settings
+from tasks.smoothing import CHANNELS as SMOOTHING_CHANNELS
 from tasks.windows import TRAIN, VALIDATION, WindowSource
 
 
