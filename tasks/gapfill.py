@@ -4,9 +4,10 @@ Methods (setting `fill_method`): `ffill`, `bfill`, `linear` (by position), `time
 `seasonal` (the value one season earlier, e.g. 7 days for daily data; linear where no such value exists),
 and `model` (the current champion forecasts each gap from the `lookback` points before it, up to its
 horizon at a time; linear interpolation where there is no champion, or too little history before a gap).
-A gap longer than `max_gap` periods (default by frequency: 14, two days of sub-daily data) is not filled:
-inventing that much data would teach the model made-up patterns. The series goes on from the first observation after its latest such gap, and the rows before it
-are quarantined with the reason.
+A gap longer than `max_gap` periods (default by frequency: 14, two days of sub-daily data) is filled only
+when it is short beside the history before it (BRIDGE_SHARE); otherwise inventing that much data would teach
+the model made-up patterns, so the series goes on from the first observation after its latest such gap,
+and the rows before it are quarantined with the reason.
 """
 
 from __future__ import annotations
@@ -79,17 +80,21 @@ def _regularize_by_series(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
     return result
 
 
-def gap_runs(regular: pd.DataFrame) -> pd.DataFrame:
+def gap_runs(regular: pd.DataFrame, seen: np.ndarray | None = None) -> pd.DataFrame:
     """Every run of imputed points: series_id, length, gap_start, gap_end (first and last missing stamp),
-    in series and time order. Rows must be sorted by series and time (as `regularize` returns them)."""
+    in series and time order; with `seen` (a number per row), also each run's first row's `seen`.
+    Rows must be sorted by series and time (as `regularize` returns them)."""
     ids = regular[SERIES_ID].to_numpy()
     missing = regular[IMPUTED].to_numpy(dtype=bool)
     new_series = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, dtype=bool)
     run = np.cumsum(~missing | new_series)  # one key per run of missing points (shared with the row before it)
     runs = regular.loc[missing, [SERIES_ID, TIMESTAMP]].assign(run=run[missing])
+    extra = {}
+    if seen is not None:
+        runs["seen"], extra = seen[missing], {"seen": ("seen", "first")}
     return runs.groupby("run", sort=True).agg(**{SERIES_ID: (SERIES_ID, "first"), "length": (TIMESTAMP, "size"),
-                                               "gap_start": (TIMESTAMP, "min"), "gap_end": (TIMESTAMP, "max")}) \
-        .reset_index(drop=True)
+                                               "gap_start": (TIMESTAMP, "min"), "gap_end": (TIMESTAMP, "max"),
+                                               **extra}).reset_index(drop=True)
 
 
 def longest_gaps(regular: pd.DataFrame) -> pd.DataFrame:
@@ -106,11 +111,37 @@ def longest_gaps(regular: pd.DataFrame) -> pd.DataFrame:
     return result.reset_index()[[SERIES_ID, "longest_gap", "gap_start", "gap_end"]]
 
 
-def last_long_gaps(regular: pd.DataFrame, max_gap: int) -> pd.DataFrame:
-    """Per series with a gap longer than `max_gap`: the latest such gap (series_id, length, gap_start,
-    gap_end). Its history after that gap is what can be used; everything before it is not."""
-    runs = gap_runs(regular)
-    return runs[runs["length"] > max_gap].drop_duplicates(SERIES_ID, keep="last").reset_index(drop=True)
+# A gap over max_gap is bridged (filled, every point marked) instead of cutting the history when it is at
+# most this share of the observed points before it: a two-week outage three years into a series costs
+# nothing but two weeks of inputs, while cutting there would leave the model a fraction of its history
+# (seattle temperature with seeded outages: 340 days left of 4 years, MASE 0.82 against 0.54 filled).
+# A gap long beside what precedes it (near a series' start, or after a previous cut) still cuts.
+BRIDGE_SHARE = 0.1
+
+
+def long_gaps(regular: pd.DataFrame, max_gap: int) -> pd.DataFrame:
+    """Every gap longer than `max_gap` (series_id, length, gap_start, gap_end), with `observed_before`
+    (observed points since the series' start or its previous cut) and `bridged` (filled, see BRIDGE_SHARE;
+    otherwise the history before it is set aside). Rows must be sorted by series and time."""
+    observed = ~regular[IMPUTED].to_numpy(dtype=bool)
+    codes = pd.factorize(regular[SERIES_ID])[0]
+    seen = pd.Series(observed).groupby(codes).cumsum().to_numpy()  # observed points up to each row
+    runs = gap_runs(regular, seen)
+    runs = runs[runs["length"] > max_gap].reset_index(drop=True)
+    since_cut, bridged = np.zeros(len(runs), dtype="int64"), np.zeros(len(runs), dtype=bool)
+    cut_at: dict[str, int] = {}  # per series: observed points before its latest cut
+    for row, (series, length, seen_before) in enumerate(runs[[SERIES_ID, "length", "seen"]].itertuples(index=False)):
+        since_cut[row] = seen_before - cut_at.get(series, 0)
+        bridged[row] = length <= BRIDGE_SHARE * since_cut[row]
+        if not bridged[row]:
+            cut_at[series] = seen_before
+    return runs.drop(columns="seen").assign(observed_before=since_cut, bridged=bridged)
+
+
+def last_cuts(gaps: pd.DataFrame) -> pd.DataFrame:
+    """Per series, of `long_gaps`' rows: the latest gap that cuts. Its history after that gap is what can
+    be used; everything before it is not."""
+    return gaps[~gaps["bridged"]].drop_duplicates(SERIES_ID, keep="last").reset_index(drop=True)
 
 
 def _interpolate(values: pd.Series, codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -216,17 +247,19 @@ def fill_limit(max_gap: int | None, freq: str) -> int:
 
 def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int | None,
             champion: Any = None) -> GapFillResult:
-    """Regularise, set aside the history before any gap longer than `max_gap` periods (None: the frequency's
-    default, see fill_limit), fill the rest.
+    """Regularise, set aside the history before a gap longer than `max_gap` periods (None: the frequency's
+    default, see fill_limit) unless the gap is short beside the history before it, fill the rest.
 
     A gap too long to fill does not cost a series its forecast: the series goes on from the first
     observed point after its latest such gap, and its observed rows before that gap go to quarantine with
     the reason (nothing is lost). Inventing that much data would teach the model made-up patterns, and
-    history older than a break says less about the series' future than the history after it.
+    history older than a break says less about the series' future than the history after it. A long gap
+    at most BRIDGE_SHARE of the observed points before it is filled instead (bridged): it is a small share
+    of what the model learns from, its points are never targets, and cutting would cost most of the history.
     """
     regular = regularize(valid, freq)
     max_gap = fill_limit(max_gap, freq)
-    breaks = last_long_gaps(regular, max_gap)
+    breaks = last_cuts(long_gaps(regular, max_gap))
     resumes = pd.Series(breaks["gap_end"].to_numpy(), index=breaks[SERIES_ID].astype(str).to_numpy())
     before_break = _before(regular, resumes)
     kept = regular[~before_break]
@@ -242,6 +275,13 @@ def gapfill(valid: pd.DataFrame, freq: str, method: FillMethod, max_gap: int | N
     clean = fill_values(kept.reset_index(drop=True), method, season=defaults_for(freq).season, champion=champion,
                         freq=freq)
     return GapFillResult(clean=clean.reset_index(drop=True), quarantined=quarantined, gaps=longest_gaps(kept))
+
+
+def bridged_gaps(clean: pd.DataFrame, max_gap: int) -> pd.DataFrame:
+    """The gaps over `max_gap` that a clean series holds filled (bridged): series_id, length, gap_start,
+    gap_end. Rows sorted by series and time, as gap-fill writes them."""
+    runs = gap_runs(clean)
+    return runs[runs["length"] > max_gap].reset_index(drop=True)
 
 
 def _before(frame: pd.DataFrame, resumes: pd.Series) -> np.ndarray:
@@ -371,9 +411,16 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
                         "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
     imputed = int(clean[IMPUTED].sum())
     share = imputed / max(len(clean), 1)
-    log.info("Gap-fill (%s, %s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series cut after a gap over max_gap",
-             settings.fill_method, facts["mode"], facts["chunks"], facts["runner"], len(clean),
-             clean[SERIES_ID].nunique(), imputed, 100 * share, quarantined[SERIES_ID].nunique())
+    bridged = bridged_gaps(clean, fill_limit(settings.max_gap, validated["frequency"]))
+    for gap in bridged.head(20).itertuples():
+        log.warning("Gap-fill: series %r has a gap of %d periods from %s to %s, over the fill limit of %d "
+                    "(setting max_gap), filled and marked imputed: it is short beside the history before it",
+                    gap.series_id, gap.length, gap.gap_start.isoformat(), gap.gap_end.isoformat(),
+                    fill_limit(settings.max_gap, validated["frequency"]))
+    log.info("Gap-fill (%s, %s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series cut "
+             "after a gap over max_gap, %d with such a gap filled", settings.fill_method, facts["mode"],
+             facts["chunks"], facts["runner"], len(clean), clean[SERIES_ID].nunique(), imputed, 100 * share,
+             quarantined[SERIES_ID].nunique(), bridged[SERIES_ID].nunique())
     return {
         "clean_path": str(clean_path),
         "rows": len(clean),
@@ -383,6 +430,8 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
         # Series whose history before a gap over max_gap was set aside (they are still forecast).
         "series_cut_at_gap": int(quarantined[SERIES_ID].nunique()),
         "rows_set_aside": len(quarantined),
+        # Series with a gap over max_gap that was filled (bridged): short beside the history before it.
+        "series_bridged_gap": int(bridged[SERIES_ID].nunique()),
         **{k: v for k, v in facts.items() if k != "runner"},
         "duration_s": round(time.perf_counter() - started, 3),
     }

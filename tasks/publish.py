@@ -149,6 +149,8 @@ def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, 
         f"{published['series'] - published['series_by_model'] - published['series_by_base']} |",
         f"| series cut after a gap over max_gap (earlier rows set aside) | {fill['series_cut_at_gap']} "
         f"({fill['rows_set_aside']} rows) |",
+        f"| series with a gap over max_gap filled (short beside the history before it) | "
+        f"{fill.get('series_bridged_gap', 0)} |",
         f"| imputed share | {100 * fill['imputed_share']:.2f}% ({fill['imputed']} points) |",
         f"| windows train / validation | {windows['train_windows']} / {windows['val_windows']} |",
         f"| trained version | {train['model_version'] or 'none (too little history to train)'}"

@@ -78,9 +78,10 @@ class Settings(BaseSettings):
                                  "champion and seasonal naive are scored, for promotion and per-series fallback.")
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="Share of the time range held out.")
     fill_method: FillMethod = "linear"
-    max_gap: int | None = Field(None, ge=0, description="Longest gap (periods) gap-fill may fill; the history "
-                                "before a longer one is set aside. Default by frequency: 14 periods, two days of "
-                                "sub-daily data (48 hourly).")
+    max_gap: int | None = Field(None, ge=0, description="Longest gap (periods) gap-fill always fills; the history "
+                                "before a longer one is set aside unless the gap is at most a tenth of the points "
+                                "observed before it (then it is filled too). Default by frequency: 14 periods, two "
+                                "days of sub-daily data (48 hourly).")
     max_staleness: int = Field(7, ge=0, description="Periods a series may lag the as-of before quarantine.")
     max_robust_z: float = Field(50.0, gt=0.0, description="Values further than this many robust standard "
                                 "deviations from their series' median (on a signed log1p scale) "

@@ -67,6 +67,26 @@ def test_gap_over_the_limit_sets_aside_the_history_before_it_and_keeps_the_serie
     assert "forecast from the 7 periods after it" in reason
 
 
+def test_a_long_gap_short_beside_the_history_before_it_is_filled_not_cut():
+    from tasks.gapfill import bridged_gaps
+
+    # 20 days out after 300 observed: over the limit of 14, but filling it invents 7% of what precedes it.
+    frame = drop(series(np.arange(400.0), name="long"), list(range(300, 320)))
+    result = gapfill(frame, "D", "linear", max_gap=14)
+    assert result.quarantined.empty and len(result.clean) == 400
+    assert result.clean["imputed"].sum() == 20 and result.clean["value"].tolist() == list(np.arange(400.0))
+    gaps = bridged_gaps(result.clean, 14)
+    assert gaps[["series_id", "length"]].values.tolist() == [["long", 20]]
+    # The same gap after only 150 observed points (13%) still cuts: the series goes on after it.
+    early = gapfill(drop(series(np.arange(400.0)), list(range(150, 170))), "D", "linear", max_gap=14)
+    assert len(early.quarantined) == 150 and early.clean["timestamp"].min() == frame["timestamp"][0] + pd.Timedelta(days=170)
+    # A cut restarts the count: a later gap is weighed against the points after the cut only (195 here,
+    # too few for a 20-day gap, though 205 were observed in all).
+    twice = gapfill(drop(series(np.arange(400.0)), list(range(10, 30)) + list(range(225, 245))), "D", "linear",
+                    max_gap=14)
+    assert len(twice.quarantined) == 205 and not twice.clean["imputed"].any()
+
+
 def test_a_gap_at_the_very_end_leaves_the_last_observation():
     frame = drop(series(range(30), name="s"), list(range(20, 29)))
     result = gapfill(frame, "D", "linear", max_gap=5)
