@@ -120,22 +120,21 @@ BRIDGE_SHARE = 0.1
 
 
 def long_gaps(regular: pd.DataFrame, max_gap: int) -> pd.DataFrame:
-    """Every gap longer than `max_gap` (series_id, length, gap_start, gap_end), with `observed_before`
-    (observed points since the series' start or its previous cut) and `bridged` (filled, see BRIDGE_SHARE;
-    otherwise the history before it is set aside). Rows must be sorted by series and time."""
+    """Every gap longer than `max_gap` (series_id, length, gap_start, gap_end), with `bridged` (filled: at
+    most BRIDGE_SHARE of the observed points since the series' start or its previous cut; otherwise the
+    history before it is set aside). Rows must be sorted by series and time."""
     observed = ~regular[IMPUTED].to_numpy(dtype=bool)
     codes = pd.factorize(regular[SERIES_ID])[0]
     seen = pd.Series(observed).groupby(codes).cumsum().to_numpy()  # observed points up to each row
     runs = gap_runs(regular, seen)
     runs = runs[runs["length"] > max_gap].reset_index(drop=True)
-    since_cut, bridged = np.zeros(len(runs), dtype="int64"), np.zeros(len(runs), dtype=bool)
+    bridged = np.zeros(len(runs), dtype=bool)
     cut_at: dict[str, int] = {}  # per series: observed points before its latest cut
     for row, (series, length, seen_before) in enumerate(runs[[SERIES_ID, "length", "seen"]].itertuples(index=False)):
-        since_cut[row] = seen_before - cut_at.get(series, 0)
-        bridged[row] = length <= BRIDGE_SHARE * since_cut[row]
+        bridged[row] = length <= BRIDGE_SHARE * (seen_before - cut_at.get(series, 0))
         if not bridged[row]:
             cut_at[series] = seen_before
-    return runs.drop(columns="seen").assign(observed_before=since_cut, bridged=bridged)
+    return runs.drop(columns="seen").assign(bridged=bridged)
 
 
 def last_cuts(gaps: pd.DataFrame) -> pd.DataFrame:
@@ -411,12 +410,12 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
                         "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
     imputed = int(clean[IMPUTED].sum())
     share = imputed / max(len(clean), 1)
-    bridged = bridged_gaps(clean, fill_limit(settings.max_gap, validated["frequency"]))
+    limit = fill_limit(settings.max_gap, validated["frequency"])
+    bridged = bridged_gaps(clean, limit)
     for gap in bridged.head(20).itertuples():
         log.warning("Gap-fill: series %r has a gap of %d periods from %s to %s, over the fill limit of %d "
                     "(setting max_gap), filled and marked imputed: it is short beside the history before it",
-                    gap.series_id, gap.length, gap.gap_start.isoformat(), gap.gap_end.isoformat(),
-                    fill_limit(settings.max_gap, validated["frequency"]))
+                    gap.series_id, gap.length, gap.gap_start.isoformat(), gap.gap_end.isoformat(), limit)
     log.info("Gap-fill (%s, %s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series cut "
              "after a gap over max_gap, %d with such a gap filled", settings.fill_method, facts["mode"],
              facts["chunks"], facts["runner"], len(clean), clean[SERIES_ID].nunique(), imputed, 100 * share,
