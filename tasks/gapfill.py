@@ -2,8 +2,10 @@
 
 Methods (setting `fill_method`): `ffill`, `bfill`, `linear` (by position), `time` (by timestamp),
 `seasonal` (the value one season earlier, e.g. 7 days for daily data; linear where no such value exists),
-and `model` (the current champion forecasts each gap from the `lookback` points before it, up to its
-horizon at a time; linear interpolation where there is no champion, or too little history before a gap).
+`seasonal_linear` (the season before the gap, moved by a linear interpolation of the seasonal difference
+between the gap's two ends, see `_seasonal_linear_fill`), `model` (the current champion forecasts each gap
+from the `lookback` points before it, up to its horizon at a time; linear interpolation where there is no
+champion, or too little history before a gap), and `auto` (the default, see `resolve_method`).
 A gap longer than `max_gap` periods (default by frequency: 14, two days of sub-daily data) is filled only
 when it is short beside the history before it (BRIDGE_SHARE); otherwise inventing that much data would teach
 the model made-up patterns, so the series goes on from the first observation after its latest such gap,
@@ -30,7 +32,7 @@ from tasks.runners import chunked, fanout_runner
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 from tasks.settings import FillMethod, Settings
 
-FILL_METHODS: tuple[str, ...] = ("ffill", "bfill", "linear", "time", "seasonal", "model")
+FILL_METHODS: tuple[str, ...] = ("auto", "ffill", "bfill", "linear", "time", "seasonal", "seasonal_linear", "model")
 CLEAN_FILE = "series.parquet"
 
 
@@ -156,14 +158,34 @@ def _interpolate(values: pd.Series, codes: np.ndarray, positions: np.ndarray) ->
     return np.where(known, values.to_numpy("float64"), filled)
 
 
+def resolve_method(method: FillMethod, freq: str) -> FillMethod:
+    """The method `auto` stands for: `seasonal_linear` for data finer than a day, `linear` otherwise.
+
+    A sub-daily gap of hours cuts through the daily cycle, which a straight line erases: on the development
+    panel's gapped hourly and half-hourly series (outages of a quarter day to a day) the seasonal fill's
+    error was half the linear one and less (MAE in one-step-change units 1.27 against 2.64 hourly, 0.30
+    against 3.04 half-hourly). Daily and coarser data are the other way round (Wikipedia 1.34 against 0.93,
+    M4 weekly 2.21 against 1.60): their neighbours say more about a gap than the same days a week or a
+    year earlier, whose noise the seasonal fill copies in. The rule is by frequency, not fitted per series,
+    so an incremental run fills a new gap exactly as a full run would."""
+    if method != "auto":
+        return method
+    step = fixed_step(freq)
+    return "seasonal_linear" if step is not None and step < pd.Timedelta(days=1) else "linear"
+
+
 def fill_values(regular: pd.DataFrame, method: FillMethod, season: int, champion: Any = None,
                 freq: str | None = None) -> pd.DataFrame:
-    """Fill NaN values per series with `method`; covariates are carried forward (then back).
-    Rows must be sorted by series and time. `champion` (a registry ModelVersion) and `freq` are used by
-    the `model` method only.
+    """Fill NaN values per series with `method` (`auto` resolved for `freq`); covariates are carried forward
+    (then back). Rows must be sorted by series and time. `champion` (a registry ModelVersion) is used by the
+    `model` method only.
     """
     if method not in FILL_METHODS:
         raise ValueError(f"fill method {method!r} is not one of {FILL_METHODS}")
+    if method == "auto":
+        if freq is None:
+            raise ValueError("fill method 'auto' needs the data's frequency")
+        method = resolve_method(method, freq)
     filled = regular.copy()
     codes = pd.factorize(filled[SERIES_ID])[0]
     values = filled[VALUE].astype("float64")
@@ -176,8 +198,11 @@ def fill_values(regular: pd.DataFrame, method: FillMethod, season: int, champion
     elif method == "time":
         stamps = filled[TIMESTAMP].dt.tz_convert(None).to_numpy().astype("datetime64[us]").astype("int64")
         filled[VALUE] = _interpolate(values, codes, stamps.astype("float64"))
-    else:
+    elif method == "seasonal":
         filled[VALUE] = values.groupby(codes).transform(lambda s: _seasonal_fill(s.to_numpy(), season)).to_numpy()
+    else:
+        filled[VALUE] = values.groupby(codes).transform(
+            lambda s: _seasonal_linear_fill(s.to_numpy(), season)).to_numpy()
     covariates = [c for c in filled.columns if c not in (SERIES_ID, TIMESTAMP, VALUE, IMPUTED)]
     for column in covariates:
         filled[column] = filled[column].groupby(codes).ffill().groupby(codes).bfill().to_numpy()
@@ -230,6 +255,33 @@ def _seasonal_fill(values: np.ndarray, season: int) -> np.ndarray:
         if position >= season and not np.isnan(out[position - season]):
             out[position] = out[position - season]
     return pd.Series(out).interpolate("linear", limit_direction="both").to_numpy()
+
+
+def _seasonal_linear_fill(values: np.ndarray, season: int) -> np.ndarray:
+    """Fill each hole [start, end) with the season before it, moved to meet both of its ends.
+
+    fill[t] = y[start - season + (t - start) mod season] + d0 + (d1 - d0) * (t - start + 1) / (end - start + 1),
+    d0 = y[start - 1] - y[start - 1 - season] and d1 = y[end] - (the repeated season at `end`): the seasonal
+    differences at the last point before the hole and the first after it, interpolated linearly across it.
+    A pure season plus a straight line is filled exactly where the hole is at most a season long; a longer
+    hole repeats the last observed season (not copies of its own fill), the interpolation bridging the
+    levels. Holes in time order, so a hole's season may hold an earlier, filled one; linear for a hole
+    without a full season before it (near the series' start)."""
+    out = values.astype("float64", copy=True)
+    linear = pd.Series(out).interpolate("linear", limit_direction="both").to_numpy()
+    missing = np.isnan(out)
+    starts = np.flatnonzero(missing & ~np.r_[False, missing[:-1]])
+    ends = np.flatnonzero(missing & ~np.r_[missing[1:], False]) + 1
+    for start, end in zip(starts, ends):
+        if season < 1 or start - 1 - season < 0 or end >= len(out):
+            out[start:end] = linear[start:end]
+            continue
+        repeated = out[start - season + np.arange(end - start + 1) % season]  # positions start..end
+        before = out[start - 1] - out[start - 1 - season]
+        after = out[end] - repeated[-1]
+        share = np.arange(1, end - start + 1) / (end - start + 1)
+        out[start:end] = repeated[:-1] + before + (after - before) * share
+    return out
 
 
 @dataclass
@@ -293,9 +345,13 @@ def _before(frame: pd.DataFrame, resumes: pd.Series) -> np.ndarray:
 
 def context_length(method: FillMethod, freq: str, champion: Any = None) -> int:
     """Filled rows before the new ones that a method needs to fill them as a full run would: the last
-    (always observed) point for interpolation and carrying, a season for `seasonal`, a lookback for `model`."""
+    (always observed) point for interpolation and carrying, a season for `seasonal` (and one more point for
+    `seasonal_linear`: the seasonal difference before a hole), a lookback for `model`."""
+    method = resolve_method(method, freq)
     if method == "seasonal":
         return defaults_for(freq).season
+    if method == "seasonal_linear":
+        return defaults_for(freq).season + 1
     if method == "model" and champion is not None:
         return champion.config.lookback
     return 1
@@ -417,8 +473,9 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
                     "(setting max_gap), filled and marked imputed: it is short beside the history before it",
                     gap.series_id, gap.length, gap.gap_start.isoformat(), gap.gap_end.isoformat(), limit)
     log.info("Gap-fill (%s, %s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series cut "
-             "after a gap over max_gap, %d with such a gap filled", settings.fill_method, facts["mode"],
-             facts["chunks"], facts["runner"], len(clean), clean[SERIES_ID].nunique(), imputed, 100 * share,
+             "after a gap over max_gap, %d with such a gap filled",
+             resolve_method(settings.fill_method, validated["frequency"]), facts["mode"], facts["chunks"],
+             facts["runner"], len(clean), clean[SERIES_ID].nunique(), imputed, 100 * share,
              quarantined[SERIES_ID].nunique(), bridged[SERIES_ID].nunique())
     return {
         "clean_path": str(clean_path),

@@ -21,7 +21,7 @@ SAMPLE_INPUT = PROJECT_ROOT / "data" / "sample"
 CONFIG_ENV = "LSTM_FORECAST_CONFIG"
 DEFAULT_CONFIG_FILE = "lstm-forecast.toml"
 
-FillMethod = Literal["ffill", "bfill", "linear", "time", "seasonal", "model"]
+FillMethod = Literal["auto", "ffill", "bfill", "linear", "time", "seasonal", "seasonal_linear", "model"]
 
 
 class Settings(BaseSettings):
@@ -77,7 +77,11 @@ class Settings(BaseSettings):
     holdout_windows: int = Field(28, ge=1, description="Latest validation windows per series on which challenger, "
                                  "champion and seasonal naive are scored, for promotion and per-series fallback.")
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="Share of the time range held out.")
-    fill_method: FillMethod = "linear"
+    fill_method: FillMethod = Field(
+        "auto", description="How gaps are filled: auto (seasonal_linear for data finer than a day, whose gaps of "
+        "hours cut through the daily cycle; linear otherwise), ffill, bfill, linear, time, seasonal (the value one "
+        "season back), seasonal_linear (the value one season back, moved to meet both ends of the gap) or model "
+        "(the champion's forecasts).")
     max_gap: int | None = Field(None, ge=0, description="Longest gap (periods) gap-fill always fills; the history "
                                 "before a longer one is set aside unless the gap is at most a tenth of the points "
                                 "observed before it (then it is filled too). Default by frequency: 14 periods, two "

@@ -25,6 +25,8 @@ def drop(frame, positions):
     ("bfill", [5.0, 5.0]),
     ("linear", [3.0, 4.0]),
     ("time", [3.0, 4.0]),
+    ("seasonal_linear", [3.0, 4.0]),  # no full week before the gap: linear
+    ("auto", [3.0, 4.0]),  # daily data: linear
 ])
 def test_each_method_fills_and_marks(method, expected):
     frame = drop(series([0, 1, 2, 3, 4, 5, 6]), [3, 4])
@@ -180,6 +182,26 @@ def test_sub_daily_frequencies_default_to_a_day_as_season_and_horizon_and_two_we
     assert defaults_for("D").sizes_for(30) == defaults_for("D")  # daily windows are one length
     assert (defaults_for("D").max_gap, hourly.max_gap, thirty.max_gap) == (14, 48, 96)  # sub-daily: two days
     assert defaults_for("15min").season == 96 and defaults_for("7min").season == 1  # 7 minutes do not divide a day
+
+
+def test_seasonal_linear_fill_keeps_the_daily_cycle_and_meets_both_ends():
+    hours = np.arange(24 * 6, dtype=float)
+    truth = 100 + 0.5 * hours + 10 * np.sin(2 * np.pi * hours / 24)  # a daily cycle on a trend
+    frame = drop(series(truth, freq="h"), list(range(60, 80)) + [100])
+    filled = gapfill(frame, "h", "seasonal_linear", max_gap=48).clean
+    assert filled["value"].to_numpy() == pytest.approx(truth)  # season plus a line: exact
+    assert filled["imputed"].sum() == 21
+    by_default = gapfill(frame, "h", "auto", max_gap=48).clean  # sub-daily data: the seasonal fill
+    pd.testing.assert_frame_equal(by_default, filled)
+    straight = gapfill(frame, "h", "linear", max_gap=48).clean["value"].to_numpy()
+    assert np.abs(straight - truth).max() > 5  # a line through 20 hours erases the cycle
+
+
+def test_seasonal_linear_fill_of_a_hole_longer_than_a_season_repeats_the_last_observed_one():
+    days = np.tile([1.0, 5.0, 3.0], 8)  # season 3 ("3 periods a day": 8-hourly), no trend
+    frame = drop(series(days, freq="8h"), list(range(10, 17)))  # 7 missing: over two seasons
+    filled = gapfill(frame, "8h", "auto", max_gap=10).clean
+    assert filled["value"].to_numpy() == pytest.approx(days)
 
 
 def test_by_default_an_hourly_gap_of_a_day_is_filled_and_a_longer_one_cuts_the_history():

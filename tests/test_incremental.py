@@ -69,7 +69,7 @@ def test_incremental_validation_checks_new_rows_and_rebuilds_changed_series(tmp_
     assert set(state.index) == set(incremental.valid["series_id"])
 
 
-@pytest.mark.parametrize("method", ["linear", "time", "ffill", "bfill", "seasonal"])
+@pytest.mark.parametrize("method", ["linear", "time", "ffill", "bfill", "seasonal", "seasonal_linear"])
 def test_incremental_gapfill_matches_filling_everything(sample, rng, method):
     ids = sorted(sample["series_id"].unique())[:4]
     valid = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > "2016-06-01")]
