@@ -4,7 +4,7 @@ Runs in its own environment (`make bench-baselines` builds .venv-bench from benc
 because statsforecast requires pandas < 3 while the pipeline pins pandas 3. It runs
 `lstm-forecast backtest` from the project's environment (or reads a report given with --lstm-report),
 takes the origins, horizon and season from that report, fits the statsforecast baselines on exactly the
-same cuts, scores everything with the project's own metric code (tasks/metrics.py), and prints a table
+same cuts, scores everything with the project's own metric code (forecasting/metrics.py), and prints a table
 with each method's MASE as a ratio to the LSTM's (below 1: the method beats the LSTM).
 
     .venv-bench/bin/python benchmarks/baselines.py [--input data/sample] [--origins 3] [--horizon 14]

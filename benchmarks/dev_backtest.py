@@ -26,7 +26,7 @@ import devpanel  # noqa: E402
 
 
 def validated(rows, name: str, settings):
-    from tasks.columns import SOURCE_FILE
+    from forecasting.columns import SOURCE_FILE
     from tasks.ingest import INGEST_SEQ, read_raw_file
     from tasks.validate import validate
 
@@ -50,7 +50,7 @@ def main() -> int:
                         "each series first (devpanel.with_gaps), as a raw feed has them")
     args = parser.parse_args()
     from tasks.backtest import backtest
-    from tasks.settings import Settings
+    from forecasting.settings import Settings
 
     overrides = dict(item.split("=", 1) for item in args.set)
     settings = Settings(data_dir=str(args.out / "store"), **overrides)

@@ -6,7 +6,7 @@ Two steps, two environments (statsforecast and NeuralForecast need pandas < 3, t
     .venv-bench/bin/python benchmarks/dev_panel.py --reports /tmp/dev     # peers on the same cuts, the table
 
 (`make bench-dev` does both.) Peers, fitted on exactly the cuts of our reports (same origins, horizon,
-season) and scored by the project's own metric code (tasks/metrics.py): statsforecast SeasonalNaive,
+season) and scored by the project's own metric code (forecasting/metrics.py): statsforecast SeasonalNaive,
 AutoETS, AutoTheta, MSTL (seasons: day+week for sub-daily data, week+year for daily series of 2+ years,
 else the one season), NeuralForecast LSTM and NHITS (`h=H, input_size=4m daily / 7m sub-daily / 2m else,
 max_steps=300, scaler_type="standard", random_seed=0`, on the CPU). Peer results are cached per run and
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import devpanel  # noqa: E402
-from tasks.metrics import coverage, mase, smape  # noqa: E402 - numpy-only module shared with the pipeline
+from forecasting.metrics import coverage, mase, smape  # noqa: E402 - numpy-only module shared with the pipeline
 
 STATS = ("seasonal naive", "AutoETS", "AutoTheta", "MSTL")
 NEURAL = ("NF LSTM", "NF NHITS")

@@ -51,7 +51,7 @@ def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) ->
     from tasks.ingest import ingest, read_series_store
     from tasks.publish import forecast
     from tasks.registry import ModelVersion
-    from tasks.settings import load_settings
+    from forecasting.settings import load_settings
     from tasks.train import ModelConfig, calibrate, fit_model
     from tasks.validate import validate
     from tasks.windows import TRAIN, WindowSource, plan_windows, resolve_sizes

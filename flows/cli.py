@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from tasks.errors import DEBUG_VARIABLE, EXPECTED_ERRORS, UsageError
+from forecasting.errors import DEBUG_VARIABLE, EXPECTED_ERRORS, UsageError
 
 DEFAULT_CRON = "0 6 * * *"
 DEFAULT_TUNE_CRON = "0 3 * * 0"
@@ -136,7 +136,7 @@ def _check_settings(args: argparse.Namespace) -> None:
     """Report settings errors before Prefect starts, without a traceback."""
     from pydantic import ValidationError
 
-    from tasks.settings import load_settings
+    from forecasting.settings import load_settings
 
     try:
         load_settings(input_path=args.input_path, data_dir=args.data_dir, max_epochs=args.max_epochs,

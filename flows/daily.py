@@ -17,7 +17,7 @@ from flows.hooks import report_failure
 from tasks.gapfill import fill_gaps
 from tasks.ingest import ingest_files
 from tasks.publish import publish
-from tasks.settings import load_settings
+from forecasting.settings import load_settings
 from tasks.storage import exclusive_run
 from tasks.train import train_model
 from tasks.tune import with_tuned

@@ -46,7 +46,7 @@ def report_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """on_failure hook: a `run-failure` artifact, and a notification when `notify_block` is set."""
     from prefect.artifacts import MarkdownArtifact
 
-    from tasks.settings import load_settings
+    from forecasting.settings import load_settings
 
     try:
         message = " ".join(str(state.message or state.name).split())[:2000]

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger, task
 from flows.hooks import report_failure
 
 from tasks.ingest import ingest_files
-from tasks.settings import Settings, load_settings
+from forecasting.settings import Settings, load_settings
 from tasks.storage import exclusive_run
 from tasks.validate import validate_batch
 
@@ -20,7 +20,7 @@ def grid_search(settings: Settings, validated: dict[str, Any], origins: int,
     from prefect.artifacts import create_table_artifact
 
     from tasks import storage
-    from tasks.frequency import defaults_for
+    from forecasting.frequency import defaults_for
     from tasks.tune import default_grid, save_winner, search
 
     log = get_run_logger()

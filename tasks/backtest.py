@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.columns import MODEL_VERSION, SERIES_ID, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
-from tasks.frequency import defaults_for
+from forecasting.columns import MODEL_VERSION, SERIES_ID, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
+from forecasting.frequency import defaults_for
 from tasks.gapfill import gapfill
-from tasks.metrics import coverage, mase, smape
-from tasks.settings import Settings
+from forecasting.metrics import coverage, mase, smape
+from forecasting.settings import Settings
 from tasks.windows import TRAIN, VALIDATION, WindowSource, longest_length, plan_windows, resolve_sizes
 
 

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from tasks import storage
-from tasks.columns import (FORECAST_COLUMNS, MODEL_VERSION, ORIGIN, RUN_DATE, RUN_ID, SERIES_ID, STEP, TIMESTAMP,
+from forecasting.columns import (FORECAST_COLUMNS, MODEL_VERSION, ORIGIN, RUN_DATE, RUN_ID, SERIES_ID, STEP, TIMESTAMP,
                            YHAT, YHAT_LOWER, YHAT_UPPER)
 
 TABLE_NAME = "forecasts"

@@ -24,13 +24,13 @@ import pandas as pd
 from prefect import get_run_logger, task, unmapped
 
 from tasks import storage
-from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
-from tasks.frequency import defaults_for, fixed_step
+from forecasting.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
+from forecasting.frequency import defaults_for, fixed_step
 from tasks.increments import (GAPFILL_SETTINGS, STATE_FILE, append_rows, in_series, last_per_series, newer_rows,
                               rebuilt_series, settings_of, tail_rows)
 from tasks.runners import chunked, fanout_runner
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
-from tasks.settings import FillMethod, Settings
+from forecasting.settings import FillMethod, Settings
 
 FILL_METHODS: tuple[str, ...] = ("auto", "ffill", "bfill", "linear", "time", "seasonal", "seasonal_linear", "model")
 CLEAN_FILE = "series.parquet"

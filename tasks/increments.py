@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from tasks import storage
-from tasks.columns import SERIES_ID, TIMESTAMP
+from forecasting.columns import SERIES_ID, TIMESTAMP
 
 STATE_FILE = "state.json"
 SERIES_STATE_FILE = "series_state.parquet"

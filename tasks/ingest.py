@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 
 from tasks import storage
-from tasks.columns import RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
-from tasks.errors import PipelineError, RawFileError
+from forecasting.columns import RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
+from forecasting.errors import PipelineError, RawFileError
 from tasks.quarantine import quarantine_records, write_quarantine
 from tasks.retry import retry_on
-from tasks.settings import Settings
+from forecasting.settings import Settings
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.columns import IMPUTED, SERIES_ID, VALUE
-from tasks.frequency import defaults_for
-from tasks.metrics import mase_scale, seasonal_naive
+from forecasting.columns import IMPUTED, SERIES_ID, VALUE
+from forecasting.frequency import defaults_for
+from forecasting.metrics import mase_scale, seasonal_naive
 from tasks.registry import ModelVersion
-from tasks.scaling import Scalers
+from forecasting.scaling import Scalers
 from tasks.windows import SCALED, SPLIT, START, VALIDATION, add_features, materialize
 
 

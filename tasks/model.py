@@ -23,7 +23,7 @@ from typing import Literal
 import keras
 from keras import ops
 
-from tasks.smoothing import base_period
+from forecasting.smoothing import base_period
 
 Cell = Literal["lstm", "gru"]
 Base = Literal["level", "seasonal"]
@@ -100,7 +100,7 @@ class SeasonalBase(keras.layers.Layer):
     than the level on the development panel's M4 weekly series). The network learns only what this
     forecast misses, so it starts where a classical method ends instead of learning the season from scratch.
 
-    With `smoothing_channels` (models since the per-series smoothing statistics, tasks/smoothing.py) the
+    With `smoothing_channels` (models since the per-series smoothing statistics, forecasting/smoothing.py) the
     base follows each series' own statistics, read from the window's last step: the level is an
     exponentially weighted mean of the de-seasonalised window with the series' alpha, the profile is kept
     only where the series' seasonal flag is 1, and the series' drift is added per step ahead: simple
@@ -201,7 +201,7 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     output is added to, "level" (the window level) or "seasonal" (SeasonalBase with `season` and
     `long_season`); recurrent_lookback: the most recent steps of the window the recurrent layers read
     (None: all), while the seasonal base reads the whole window; smoothing_channels: the input channels of
-    the series' smoothing statistics (alpha, seasonal flag, drift; tasks/smoothing.py) the seasonal base
+    the series' smoothing statistics (alpha, seasonal flag, drift; forecasting/smoothing.py) the seasonal base
     follows (None: the mean of the last `level_window` steps and always the profile).
     """
     if cell not in ("lstm", "gru"):

@@ -25,14 +25,14 @@ import sqlalchemy as sa
 from prefect import get_run_logger, task
 
 from tasks import storage
-from tasks.columns import (MODEL_VERSION, ORIGIN, RUN_ID, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER,
+from forecasting.columns import (MODEL_VERSION, ORIGIN, RUN_ID, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER,
                            YHAT_UPPER)
 from tasks.forecast_store import parquet_path, publish_forecasts_atomically, reconcile, redacted_url
-from tasks.frequency import defaults_for
-from tasks.metrics import seasonal_naive
+from forecasting.frequency import defaults_for
+from forecasting.metrics import seasonal_naive
 from tasks.registry import ModelVersion, load_version
 from tasks.retry import retry_on
-from tasks.settings import Settings, resolve_database_url
+from forecasting.settings import Settings, resolve_database_url
 
 FALLBACK_VERSION = "seasonal-naive"
 BASE_SUFFIX = ":seasonal-base"  # model_version of rows published by a champion's seasonal base alone

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from tasks import storage
-from tasks.columns import REASON, SERIES_ID, SOURCE_FILE, SOURCE_ROW, STAGE, TIMESTAMP, VALUE
+from forecasting.columns import REASON, SERIES_ID, SOURCE_FILE, SOURCE_ROW, STAGE, TIMESTAMP, VALUE
 
 QUARANTINE_COLUMNS = [STAGE, REASON, SERIES_ID, TIMESTAMP, VALUE, SOURCE_FILE, SOURCE_ROW]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks import storage
-from tasks.errors import PipelineError
-from tasks.scaling import Scalers
+from forecasting.errors import PipelineError
+from forecasting.scaling import Scalers
 
 VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
 MODEL_FILE, SCALERS_FILE, METADATA_FILE, INDEX_FILE = "model.keras", "scalers.json", "metadata.json", "index.json"

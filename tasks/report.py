@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.columns import IMPUTED, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
+from forecasting.columns import IMPUTED, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
 
 MAX_PLOTS, WORST = 12, 6
 WIDTH, HEIGHT, PAD = 680, 220, 48

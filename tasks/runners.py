@@ -15,14 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-DASK_PREFIX = "dask:"
-
-
-def validate_runner_spec(spec: str) -> str:
-    """The `task_runner` setting, checked: `threads`, `dask` or `dask:<address>`."""
-    if spec in ("threads", "dask") or (spec.startswith(DASK_PREFIX) and len(spec) > len(DASK_PREFIX)):
-        return spec
-    raise ValueError(f"task_runner {spec!r} is not one of 'threads', 'dask' or 'dask:<scheduler address>'")
+from forecasting.settings import DASK_PREFIX, validate_runner_spec
 
 
 def fanout_runner(spec: str, dask_workers: int = 2) -> Any:

@@ -28,7 +28,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from upath import UPath
+
+from forecasting.paths import as_path, is_local  # noqa: F401 - the seam's callers use storage.as_path
 
 HASH_CHUNK = 1 << 20
 
@@ -40,19 +41,6 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
-
-
-def as_path(value: str | os.PathLike) -> Path:
-    """A local path (a `pathlib.Path`, `~` expanded) or, for a URL like `memory://store`, an fsspec path."""
-    if isinstance(value, UPath):
-        return value
-    text = os.fspath(value) if not isinstance(value, str) else value
-    return UPath(text) if "://" in text else UPath(os.path.expanduser(text))
-
-
-def is_local(path: Path) -> bool:
-    """True for paths on this machine's file system (plain or `UPath` local paths, not `file://` URLs)."""
-    return isinstance(path, Path)
 
 
 def content_hash(path: Path) -> str:
@@ -235,7 +223,7 @@ def exclusive_run(data_dir: Path) -> Iterator[None]:
     """
     import fcntl
 
-    from tasks.errors import PipelineError
+    from forecasting.errors import PipelineError
 
     data_dir = as_path(data_dir)
     if is_local(data_dir):

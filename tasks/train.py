@@ -29,13 +29,13 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from tasks import storage
-from tasks.columns import SERIES_ID, TIMESTAMP
-from tasks.errors import PipelineError
-from tasks.features import level_window
-from tasks.frequency import defaults_for
-from tasks.scaling import Scalers
-from tasks.settings import Settings
-from tasks.smoothing import CHANNELS as SMOOTHING_CHANNELS
+from forecasting.columns import SERIES_ID, TIMESTAMP
+from forecasting.errors import PipelineError
+from forecasting.features import level_window
+from forecasting.frequency import defaults_for
+from forecasting.scaling import Scalers
+from forecasting.settings import Settings
+from forecasting.smoothing import CHANNELS as SMOOTHING_CHANNELS
 from tasks.windows import TRAIN, VALIDATION, WindowSource
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from tasks import storage
-from tasks.settings import Settings
+from forecasting.settings import Settings
 
 TUNED_FILE = "tuned.json"
 TUNED_FIELDS = ("lookback", "layers", "units", "dropout")

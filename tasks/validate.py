@@ -20,17 +20,17 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from tasks import storage
-from tasks.columns import (RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP,
+from forecasting.columns import (RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP,
                            VALUE)
-from tasks.errors import PipelineError
-from tasks.frequency import (fixed_step, frequency_change, infer_frequency, on_grid, on_grid_from, periods_between,
+from forecasting.errors import PipelineError
+from forecasting.frequency import (fixed_step, frequency_change, infer_frequency, on_grid, on_grid_from, periods_between,
                              periods_since)
 from tasks.increments import (VALIDATION_SETTINGS, append_rows, find_base, full_run_reason, in_series, settings_of,
                               tail_rows, write_state)
 from tasks.ingest import (INGEST_SEQ, has_news, read_manifest, read_series_store, store_newest,
                           store_position)
 from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
-from tasks.settings import Settings
+from forecasting.settings import Settings
 
 # Derived boolean columns the suite checks; True means "fine" (or "not applicable": reported elsewhere).
 VALUE_IS_FINITE = "value_is_finite"

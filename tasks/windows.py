@@ -28,15 +28,15 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from tasks import storage
-from tasks.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
-from tasks.errors import PipelineError
-from tasks.features import calendar_features
-from tasks.frequency import defaults_for, periods_per_year
+from forecasting.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
+from forecasting.errors import PipelineError
+from forecasting.features import calendar_features
+from forecasting.frequency import defaults_for, periods_per_year
 from tasks.increments import STATE_FILE, append_rows, in_series, last_per_series, newer_rows, series_blocks
-from tasks.scaling import Scalers, TargetTransform
-from tasks.settings import Settings
-from tasks.smoothing import CHANNELS as SMOOTHING_CHANNELS
-from tasks.smoothing import BaseSmoothing, base_period
+from forecasting.scaling import Scalers, TargetTransform
+from forecasting.settings import Settings
+from forecasting.smoothing import CHANNELS as SMOOTHING_CHANNELS
+from forecasting.smoothing import BaseSmoothing, base_period
 
 SCALED = "value_scaled"
 START = "start"

@@ -14,9 +14,9 @@ import prefect  # noqa: F401 - sets up Prefect's log handlers once, before any p
 import pytest
 import sqlalchemy as sa
 
-from tasks.columns import FORECAST_COLUMNS
+from forecasting.columns import FORECAST_COLUMNS
 from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts, redacted_url
-from tasks.settings import PROJECT_ROOT
+from forecasting.settings import PROJECT_ROOT
 
 SAMPLE_CSV = PROJECT_ROOT / "data" / "sample" / "wikipedia_traffic_daily.csv"
 WEATHER_CSV = PROJECT_ROOT / "data" / "examples" / "seattle_weather_daily.csv"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.backtest import backtest, rolling_origins, summary_markdown
-from tasks.settings import Settings, load_settings
+from forecasting.settings import Settings, load_settings
 
 
 def test_rolling_origins_step_back_one_horizon_each():

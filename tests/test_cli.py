@@ -79,7 +79,7 @@ def test_unusable_files_alone_end_in_one_line_naming_each_file_and_no_traceback(
 
 
 def test_debug_shows_the_traceback_of_an_expected_error(capsys, tmp_path, monkeypatch):
-    from tasks.errors import DEBUG_VARIABLE
+    from forecasting.errors import DEBUG_VARIABLE
 
     monkeypatch.setenv(DEBUG_VARIABLE, "0")  # restored (unset) after the test: --debug sets it for the process
     assert main(["backfill", "--debug", "--start", "2016-12-31", "--end", "2016-12-01",
@@ -108,7 +108,7 @@ def test_an_unexpected_error_keeps_its_traceback(capsys, monkeypatch):
 def test_prefect_run_logs_drop_the_traceback_of_expected_errors_only(monkeypatch):
     import logging
 
-    from tasks.errors import DEBUG_VARIABLE, PipelineError, quiet_expected_errors
+    from forecasting.errors import DEBUG_VARIABLE, PipelineError, quiet_expected_errors
 
     quiet_expected_errors()
     quiet_expected_errors()  # idempotent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-from tasks.settings import PROJECT_ROOT
+from forecasting.settings import PROJECT_ROOT
 
 PREFECT_YAML = PROJECT_ROOT / "deployments" / "prefect.yaml"
 

@@ -13,7 +13,7 @@ import textwrap
 
 import numpy as np
 
-from tasks.settings import PROJECT_ROOT
+from forecasting.settings import PROJECT_ROOT
 
 MIRRORED_SCRIPT = textwrap.dedent("""
     import json, os

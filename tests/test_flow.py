@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from flows.daily import daily_forecast
-from tasks.columns import FORECAST_COLUMNS
+from forecasting.columns import FORECAST_COLUMNS
 from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts
 from tests.conftest import write_csv
 

@@ -129,7 +129,7 @@ def test_regularize_keeps_covariates_and_methods_are_known():
     assert clean["temp"].tolist() == [5.0, 5.0, 7.0, 8.0]  # covariates are carried forward
     from typing import get_args
 
-    from tasks.settings import FillMethod
+    from forecasting.settings import FillMethod
 
     assert set(FILL_METHODS) == set(get_args(FillMethod))  # every method the settings accept exists
 
@@ -169,7 +169,7 @@ def test_model_fill_uses_the_champion_and_falls_back_to_linear(sample_slice):
 
 
 def test_sub_daily_frequencies_default_to_a_day_as_season_and_horizon_and_two_weeks_of_window():
-    from tasks.frequency import defaults_for
+    from forecasting.frequency import defaults_for
 
     hourly = defaults_for("h")
     assert (hourly.season, hourly.horizon, hourly.long_season) == (24, 24, 168)

@@ -12,7 +12,7 @@ from tasks import storage
 from tasks.gapfill import gapfill, gapfill_increment
 from tasks.increments import Base, full_run_reason
 from tasks.ingest import ingest, read_series_store
-from tasks.settings import Settings
+from forecasting.settings import Settings
 from tasks.validate import series_state, validate, validate_incremental
 from tests.conftest import write_csv
 

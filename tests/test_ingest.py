@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tasks import storage
-from tasks.errors import PipelineError, RawFileError
+from forecasting.errors import PipelineError, RawFileError
 from tasks.ingest import (discover_files, ingest, no_usable_input, read_manifest, read_raw_file,
                           read_series_store)
 from tests.conftest import write_csv

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.metrics import coverage, mase, mase_scale, seasonal_naive, smape
+from forecasting.metrics import coverage, mase, mase_scale, seasonal_naive, smape
 
 
 def test_seasonal_naive_repeats_the_last_season():

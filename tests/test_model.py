@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import PipelineError
+from forecasting.errors import PipelineError
 from tasks.model import build_forecaster, is_cudnn_eligible, recurrent_layers
 from tasks.registry import (load_champion, load_version, read_index, save_version, usable_champion,
                              version_dir)
-from tasks.scaling import Scalers, SeriesScaler
+from forecasting.scaling import Scalers, SeriesScaler
 from tasks.train import ModelConfig, calibrate, fit_model, new_version_name, predict_quantiles, quantiles_for
 from tasks.windows import TRAIN, VALIDATION, WindowSource
 
@@ -77,7 +77,7 @@ def test_two_runs_on_the_cpu_give_the_same_forecasts():
     import subprocess
     import sys
 
-    from tasks.settings import PROJECT_ROOT
+    from forecasting.settings import PROJECT_ROOT
 
     script = "from tests.test_model import trained_digest; print(trained_digest())"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,

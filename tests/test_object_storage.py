@@ -10,7 +10,7 @@ import pytest
 from flows.daily import daily_forecast
 from tasks import storage
 from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts
-from tasks.settings import load_settings
+from forecasting.settings import load_settings
 
 
 @pytest.fixture

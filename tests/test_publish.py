@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tasks.columns import FORECAST_COLUMNS
+from forecasting.columns import FORECAST_COLUMNS
 from tasks.forecast_store import (parquet_path, publish_forecasts_atomically, read_parquet_forecasts,
                                   read_sql_forecasts, redacted_url)
 from tasks.publish import FALLBACK_VERSION, forecast

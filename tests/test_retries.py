@@ -6,9 +6,9 @@ import pytest
 from prefect import flow
 
 import tasks.ingest as ingest_module
-from tasks.errors import PipelineError
+from forecasting.errors import PipelineError
 from tasks.ingest import ingest_files
-from tasks.settings import load_settings
+from forecasting.settings import load_settings
 from tests.conftest import write_csv
 
 

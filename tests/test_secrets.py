@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from flows.daily import daily_forecast
 from tasks.forecast_store import read_sql_forecasts
-from tasks.settings import load_settings, resolve_database_url
+from forecasting.settings import load_settings, resolve_database_url
 from tests.conftest import write_csv
 
 PASSWORD = "s3cret-Pa55word"

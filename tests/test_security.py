@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tasks.settings import PROJECT_ROOT
+from forecasting.settings import PROJECT_ROOT
 
 SOURCES = sorted(p for folder in ("tasks", "flows") for p in (PROJECT_ROOT / folder).rglob("*.py"))
 UNSAFE_MODULES = {"pickle", "cPickle", "joblib", "dill", "cloudpickle", "marshal", "shelve"}

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prefect.exceptions import ObjectNotFound
 
-from tasks.settings import PROJECT_ROOT
+from forecasting.settings import PROJECT_ROOT
 from tests.conftest import write_csv
 
 VENV_BIN = Path(sys.executable).parent

@@ -1,4 +1,4 @@
-"""The seasonal base's per-series smoothing statistics (tasks/smoothing.py) and how the base uses them."""
+"""The seasonal base's per-series smoothing statistics (forecasting/smoothing.py) and how the base uses them."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.columns import SERIES_ID, VALUE
-from tasks.scaling import Scalers
-from tasks.smoothing import BaseSmoothing, SeriesSmoothing, base_period, deseasonalise, drift, profile_pays, \
+from forecasting.columns import SERIES_ID, VALUE
+from forecasting.scaling import Scalers
+from forecasting.smoothing import BaseSmoothing, SeriesSmoothing, base_period, deseasonalise, drift, profile_pays, \
     smoothing_alpha
 
 
@@ -117,6 +117,6 @@ def test_the_recurrent_layers_do_not_see_the_statistics():
 
 
 def test_periods_per_year():
-    from tasks.frequency import periods_per_year
+    from forecasting.frequency import periods_per_year
 
     assert [periods_per_year(f) for f in ("D", "h", "30min", "W", "MS", "7D")] == [365, 8760, 17520, 52, 12, 52]

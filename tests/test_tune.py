@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from tasks.settings import load_settings
+from forecasting.settings import load_settings
 from tasks.tune import save_winner, search, with_tuned
 
 

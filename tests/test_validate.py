@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import PipelineError
+from forecasting.errors import PipelineError
 from tasks.ingest import INGEST_SEQ
 from tasks.validate import parse_as_of, prepare_batch, validate
 

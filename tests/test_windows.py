@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import PipelineError
-from tasks.scaling import SeriesScaler
+from forecasting.errors import PipelineError
+from forecasting.scaling import SeriesScaler
 from tasks.windows import SCALED, TRAIN, VALIDATION, materialize, plan_windows
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.frequency import defaults_for
+from forecasting.frequency import defaults_for
 
 # (name, extractor, period) per frequency family.
 _CYCLES = {

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from tasks.columns import SERIES_ID, TIMESTAMP
+from forecasting.columns import SERIES_ID, TIMESTAMP
 
 
 @dataclass(frozen=True)

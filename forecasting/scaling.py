@@ -14,8 +14,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tasks.columns import SERIES_ID, VALUE
-from tasks.smoothing import BaseSmoothing
+from forecasting.columns import SERIES_ID, VALUE
+from forecasting.smoothing import BaseSmoothing
 
 TargetTransform = Literal["auto", "log1p", "none"]
 
@@ -108,7 +108,7 @@ class SeriesScaler:
 
 class Scalers:
     """The target's scaler plus one plain (no log) scaler per covariate column, saved together as JSON, and
-    the seasonal base's per-series smoothing statistics (tasks/smoothing.py), fitted on the same scaled
+    the seasonal base's per-series smoothing statistics (forecasting/smoothing.py), fitted on the same scaled
     training slice; None for versions saved before they existed."""
 
     def __init__(self, target: SeriesScaler, covariates: dict[str, SeriesScaler] | None = None,

@@ -19,7 +19,7 @@ three choices exponential smoothing and the Theta method make per series from th
   yearly season (a temperature rising from winter to summer is no trend). On the development panel a
   daily temperature series whose history a long outage had cut to 340 days drifted up into the winter.
 
-Statistics are in the model's scaled units (see tasks/scaling.py): the smoothing is affine-equivariant,
+Statistics are in the model's scaled units (see forecasting/scaling.py): the smoothing is affine-equivariant,
 so fitting on the scaled series is fitting on the warped one.
 """
 

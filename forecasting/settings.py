@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from upath import UPath
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from upath import UPath
+
+from forecasting.paths import as_path, is_local
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_INPUT = PROJECT_ROOT / "data" / "sample"
@@ -22,6 +24,15 @@ CONFIG_ENV = "LSTM_FORECAST_CONFIG"
 DEFAULT_CONFIG_FILE = "lstm-forecast.toml"
 
 FillMethod = Literal["auto", "ffill", "bfill", "linear", "time", "seasonal", "seasonal_linear", "model"]
+
+DASK_PREFIX = "dask:"
+
+
+def validate_runner_spec(spec: str) -> str:
+    """The `task_runner` setting, checked: `threads`, `dask` or `dask:<address>`."""
+    if spec in ("threads", "dask") or (spec.startswith(DASK_PREFIX) and len(spec) > len(DASK_PREFIX)):
+        return spec
+    raise ValueError(f"task_runner {spec!r} is not one of 'threads', 'dask' or 'dask:<scheduler address>'")
 
 
 class Settings(BaseSettings):
@@ -105,8 +116,6 @@ class Settings(BaseSettings):
     @field_validator("data_dir", "input_path", mode="before")
     @classmethod
     def _expand(cls, path: Any) -> Any:
-        from tasks.storage import as_path
-
         if isinstance(path, dict):  # UPath's own serialised form (model_dump), validated by UPath itself
             return path
         return as_path(path)
@@ -114,14 +123,10 @@ class Settings(BaseSettings):
     @field_validator("task_runner", mode="after")
     @classmethod
     def _runner(cls, spec: str) -> str:
-        from tasks.runners import validate_runner_spec
-
         return validate_runner_spec(spec)
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":
-        from tasks.storage import is_local
-
         if not self.database_url and not self.database_secret:
             if not is_local(self.data_dir):
                 raise ValueError(f"data_dir {str(self.data_dir)!r} is a URL, where the default SQLite file cannot "
