@@ -49,8 +49,8 @@ def main() -> int:
     parser.add_argument("--gaps", type=int, metavar="SEED", help="knock seeded outages and single rows out of "
                         "each series first (devpanel.with_gaps), as a raw feed has them")
     args = parser.parse_args()
-    from tasks.backtest import backtest
     from forecasting.settings import Settings
+    from tasks.backtest import backtest
 
     overrides = dict(item.split("=", 1) for item in args.set)
     settings = Settings(data_dir=str(args.out / "store"), **overrides)

@@ -46,15 +46,16 @@ def measure(function, *args, **kwargs):
 
 
 def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) -> list[dict]:
+    from forecasting.model.config import ModelConfig
+    from forecasting.model.training import calibrate, fit_model
+    from forecasting.model.version import ModelVersion
+    from forecasting.settings import load_settings
+    from forecasting.windows import TRAIN, WindowSource, plan_windows, resolve_sizes
     from tasks.forecast_store import publish_forecasts_atomically
     from tasks.gapfill import gapfill
     from tasks.ingest import ingest, read_series_store
     from tasks.publish import forecast
-    from tasks.registry import ModelVersion
-    from forecasting.settings import load_settings
-    from tasks.train import ModelConfig, calibrate, fit_model
     from tasks.validate import validate
-    from tasks.windows import TRAIN, WindowSource, plan_windows, resolve_sizes
 
     inbox, store = workdir / f"inbox-{n_series}", workdir / f"store-{n_series}"
     inbox.mkdir()
@@ -128,9 +129,9 @@ def _reference_windows(clean: pd.DataFrame, lookback: int, horizon: int, out: Pa
 
 
 def _reference_fit(config, source, epochs: int) -> float:
-    from tasks.train import seed_everything
-    from tasks.window_dataset import WindowDataset
-    from tasks.windows import TRAIN, VALIDATION
+    from forecasting.model.dataset import WindowDataset
+    from forecasting.model.devices import seed_everything
+    from forecasting.windows import TRAIN, VALIDATION
 
     sample = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed,
                            max_windows=config.max_windows_per_epoch).order  # the windows fit_model trains on

@@ -2,11 +2,11 @@
 
     KERAS_BACKEND=torch python benchmarks/train_device.py [--windows 40000] [--cpu-windows 4096]
 
-Builds the project's own network (tasks/model.py: Keras API only, so it needs nothing but Keras and a
+Builds the project's own network (forecasting/model/network.py: Keras API only, so it needs nothing but Keras and a
 backend) and trains it in fresh processes: once with every GPU hidden (CUDA_VISIBLE_DEVICES="", the
 reference, at the CPU batch size), then on the machine as it is at the CPU batch size, at the GPU batch
 size, at the GPU batch size with mixed precision, and at the GPU batch size fed batch by batch from
-shared series arrays the way the pipeline feeds it (tasks/window_dataset.py). Prints windows/s of each
+shared series arrays the way the pipeline feeds it (forecasting/model/dataset.py). Prints windows/s of each
 and its ratio to the CPU. On a machine without an accelerator every run is a CPU run.
 
 The CPU reference trains on fewer windows (`--cpu-windows`) so that it stays short; windows/s does not
@@ -58,7 +58,7 @@ def count_cudnn_calls() -> dict:
 
 
 def streamed(features, target, starts, lookback: int, horizon: int, batch: int):
-    """The pipeline's input path: each batch one gather from the shared arrays (tasks/window_dataset.py)."""
+    """The pipeline's input path: each batch one gather from the shared arrays (forecasting/model/dataset.py)."""
     import keras
     import numpy as np
 
@@ -81,7 +81,7 @@ def measure(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT))
     import keras
 
-    from tasks.model import build_forecaster, is_cudnn_eligible, recurrent_layers
+    from forecasting.model.network import build_forecaster, is_cudnn_eligible, recurrent_layers
 
     calls = count_cudnn_calls()
     # 0: 40,000 windows on an accelerator, the CPU reference's count where there is none (keeps CPU runs short)

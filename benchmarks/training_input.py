@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/training_input.py [--windows 40000] [--lookback 28] [--epochs 2]
 
 Same model, same batch size, same windows. The reference materialises every window up front
-([windows, lookback, features] float32); ours (tasks/window_dataset.py) gathers each batch from the shared
+([windows, lookback, features] float32); ours (forecasting/model/dataset.py) gathers each batch from the shared
 series arrays. Prints windows/s, the ratio (target >= 0.9x) and the memory each input needs.
 """
 
@@ -21,8 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from tasks.train import ModelConfig, seed_everything  # noqa: E402
-from tasks.windows import TRAIN, VALIDATION, WindowSource  # noqa: E402
+from forecasting.model.config import ModelConfig  # noqa: E402
+from forecasting.model.devices import seed_everything
+from forecasting.windows import TRAIN, VALIDATION, WindowSource  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    from tasks.window_dataset import WindowDataset
+    from forecasting.model.dataset import WindowDataset
 
     rows = args.windows + args.lookback + args.horizon
     series = np.random.default_rng(0).normal(size=(rows, args.features)).astype("float32")

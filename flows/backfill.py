@@ -17,8 +17,9 @@ from prefect import flow, get_run_logger
 from flows.daily import daily_forecast
 from flows.hooks import report_failure
 from forecasting.errors import UsageError
+from forecasting.settings import load_settings
 from tasks.forecast_store import published_run_dates
-from forecasting.settings import load_settings, resolve_database_url
+from tasks.forecast_store import resolve_database_url
 
 
 def as_of_dates(start: str, end: str, every: str) -> list[pd.Timestamp]:

@@ -10,8 +10,8 @@ from prefect import flow, get_run_logger, task
 
 from flows.hooks import report_failure
 
-from tasks.ingest import ingest_files
 from forecasting.settings import Settings, load_settings
+from tasks.ingest import ingest_files
 from tasks.storage import exclusive_run
 from tasks.tune import with_tuned
 from tasks.validate import validate_batch

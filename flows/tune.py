@@ -8,8 +8,8 @@ from prefect import flow, get_run_logger, task
 
 from flows.hooks import report_failure
 
-from tasks.ingest import ingest_files
 from forecasting.settings import Settings, load_settings
+from tasks.ingest import ingest_files
 from tasks.storage import exclusive_run
 from tasks.validate import validate_batch
 
@@ -19,8 +19,8 @@ def grid_search(settings: Settings, validated: dict[str, Any], origins: int,
                 grid: dict[str, list[Any]] | None) -> dict[str, Any]:
     from prefect.artifacts import create_table_artifact
 
-    from tasks import storage
     from forecasting.frequency import defaults_for
+    from tasks import storage
     from tasks.tune import default_grid, save_winner, search
 
     log = get_run_logger()

@@ -152,20 +152,6 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-def resolve_database_url(settings: Settings) -> str:
-    """The forecasts database URL: the value of the Prefect Secret block `database_secret` when set (read at
-    the moment of use, never stored in settings, parameters or logs), else `database_url`."""
-    if settings.database_secret:
-        from prefect.blocks.system import Secret
-
-        try:
-            return Secret.load(settings.database_secret).get()
-        except ValueError as exc:
-            raise ValueError(f"database_secret {settings.database_secret!r}: no such Prefect Secret block "
-                             f"({exc}); create it with Secret(value=URL).save(name)") from None
-    return settings.database_url
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Settings from defaults, config file and environment, with non-None overrides applied on top."""
     return Settings(**{name: value for name, value in overrides.items() if value is not None})

@@ -1,7 +1,7 @@
 """Per-series statistics that shape the seasonal base: how fast its level follows the data, whether it has
 a seasonal profile at all, and its drift. Fitted on the training slice like the scalers, saved with them.
 
-The seasonal base (tasks/model.py, SeasonalBase) is the forecast the network corrects. A fixed rule for it
+The seasonal base (forecasting/model/network.py, SeasonalBase) is the forecast the network corrects. A fixed rule for it
 (the mean of the last season plus an averaged seasonal profile) suits noisy seasonal panels but lags a
 series that wanders like a random walk and copies noise forward where there is no season. These are the
 three choices exponential smoothing and the Theta method make per series from the series' own history:

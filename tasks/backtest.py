@@ -15,15 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from forecasting.columns import MODEL_VERSION, SERIES_ID, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
 from forecasting.frequency import defaults_for
-from tasks.gapfill import gapfill
 from forecasting.metrics import coverage, mase, smape
 from forecasting.settings import Settings
-from tasks.windows import TRAIN, VALIDATION, WindowSource, longest_length, plan_windows, resolve_sizes
+from forecasting.windows import TRAIN, VALIDATION, WindowSource, longest_length, plan_windows, resolve_sizes
+from tasks.gapfill import gapfill
 
 
 @dataclass
@@ -55,10 +54,11 @@ def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> 
 
 def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:
     """Train and score at each rolling origin; `valid` is validated long-format data (gaps allowed)."""
-    from tasks.lifecycle import challenge
+    from forecasting.model.config import ModelConfig
+    from forecasting.model.training import calibrate, fit_model
+    from forecasting.model.version import ModelVersion
+    from forecasting.promotion import challenge
     from tasks.publish import forecast, published_by
-    from tasks.registry import ModelVersion
-    from tasks.train import ModelConfig, calibrate, fit_model
 
     _, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
     season = defaults_for(freq).season

@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from tasks import storage
 from forecasting.columns import (FORECAST_COLUMNS, MODEL_VERSION, ORIGIN, RUN_DATE, RUN_ID, SERIES_ID, STEP, TIMESTAMP,
-                           YHAT, YHAT_LOWER, YHAT_UPPER)
+                                 YHAT, YHAT_LOWER, YHAT_UPPER)
+from forecasting.settings import Settings
+from tasks import storage
 
 TABLE_NAME = "forecasts"
 PARQUET_NAME = "forecasts.parquet"
@@ -203,3 +204,17 @@ def _runs(frame: pd.DataFrame) -> dict[str, int]:
 def redacted_url(database_url: str) -> str:
     """The URL with any password masked, for logs."""
     return sa.engine.make_url(database_url).render_as_string(hide_password=True)
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The forecasts database URL: the value of the Prefect Secret block `database_secret` when set (read at
+    the moment of use, never stored in settings, parameters or logs), else `database_url`."""
+    if settings.database_secret:
+        from prefect.blocks.system import Secret
+
+        try:
+            return Secret.load(settings.database_secret).get()
+        except ValueError as exc:
+            raise ValueError(f"database_secret {settings.database_secret!r}: no such Prefect Secret block "
+                             f"({exc}); create it with Secret(value=URL).save(name)") from None
+    return settings.database_url

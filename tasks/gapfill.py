@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task, unmapped
 
-from tasks import storage
 from forecasting.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from forecasting.frequency import defaults_for, fixed_step
-from tasks.increments import (GAPFILL_SETTINGS, STATE_FILE, append_rows, in_series, last_per_series, newer_rows,
-                              rebuilt_series, settings_of, tail_rows)
-from tasks.runners import chunked, fanout_runner
-from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
+from forecasting.rows import append_rows, in_series, last_per_series, newer_rows, tail_rows
 from forecasting.settings import FillMethod, Settings
+from tasks import storage
+from tasks.increments import GAPFILL_SETTINGS, STATE_FILE, rebuilt_series, settings_of
+from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
+from tasks.runners import chunked, fanout_runner
 
 FILL_METHODS: tuple[str, ...] = ("auto", "ffill", "bfill", "linear", "time", "seasonal", "seasonal_linear", "model")
 CLEAN_FILE = "series.parquet"
@@ -217,8 +217,8 @@ def model_fill(frame: pd.DataFrame, champion: Any, freq: str) -> np.ndarray:
     Gaps are filled in rounds, all series at once: each round forecasts up to `horizon` points of every
     gap that has `lookback` points before it, so a long gap is filled horizon by horizon.
     """
-    from tasks.train import predict_quantiles
-    from tasks.windows import add_features
+    from forecasting.model.training import predict_quantiles
+    from forecasting.windows import add_features
 
     lookback, horizon = champion.config.lookback, champion.config.horizon
     values = frame[VALUE].to_numpy("float64", copy=True)

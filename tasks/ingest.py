@@ -27,12 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 
-from tasks import storage
 from forecasting.columns import RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 from forecasting.errors import PipelineError, RawFileError
+from forecasting.settings import Settings
+from tasks import storage
 from tasks.quarantine import quarantine_records, write_quarantine
 from tasks.retry import retry_on
-from forecasting.settings import Settings
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -4,7 +4,7 @@ The champion model forecasts all `horizon` steps from the last `lookback` points
 has them; its calibrated quantiles give the interval. Series where seasonal naive beat the champion on
 their holdout publish the better there of its seasonal base alone (its `base_series`: the base with the
 model's interval moved onto it, `model_version = "<version>:seasonal-base"`) and seasonal naive (its
-`fallback_series`; see lifecycle.series_choices). Series shorter than the lookback, series in
+`fallback_series`; see forecasting/promotion.py, series_choices). Series shorter than the lookback, series in
 `fallback_series`, or every series when there is no champion yet, get the documented fallback: seasonal naive (the last season repeated;
 the last value when there is less than a season), with an interval from the series' own in-sample
 seasonal-naive errors, widened with the number of seasons ahead. Such rows carry
@@ -24,15 +24,17 @@ import pandas as pd
 import sqlalchemy as sa
 from prefect import get_run_logger, task
 
-from tasks import storage
 from forecasting.columns import (MODEL_VERSION, ORIGIN, RUN_ID, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER,
-                           YHAT_UPPER)
-from tasks.forecast_store import parquet_path, publish_forecasts_atomically, reconcile, redacted_url
+                                 YHAT_UPPER)
 from forecasting.frequency import defaults_for
 from forecasting.metrics import seasonal_naive
-from tasks.registry import ModelVersion, load_version
+from forecasting.model.version import ModelVersion
+from forecasting.settings import Settings
+from tasks import storage
+from tasks.forecast_store import parquet_path, publish_forecasts_atomically, reconcile, redacted_url
+from tasks.forecast_store import resolve_database_url
+from tasks.registry import load_version
 from tasks.retry import retry_on
-from forecasting.settings import Settings, resolve_database_url
 
 FALLBACK_VERSION = "seasonal-naive"
 BASE_SUFFIX = ":seasonal-base"  # model_version of rows published by a champion's seasonal base alone
@@ -46,7 +48,7 @@ def forecast(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, hori
     lengths = clean.groupby(SERIES_ID, sort=True).size()
     lookback = champion.config.lookback if champion is not None else None
     long_enough = lengths.index[lengths >= lookback].astype(str).tolist() if champion is not None else []
-    # The champion's per-series choices on its holdout (see lifecycle): model, its seasonal base, or naive.
+    # The champion's per-series choices on its holdout (see forecasting/promotion.py): model, its seasonal base, or naive.
     meta = champion.metadata if champion is not None else {}
     base, naive = set(meta.get("base_series", [])), set(meta.get("fallback_series", []))
     by_base = [series_id for series_id in long_enough if series_id in base]
@@ -75,8 +77,8 @@ def published_by(rows: pd.DataFrame) -> dict[str, int]:
 
 
 def _model_rows(champion: ModelVersion, clean: pd.DataFrame, freq: str, base_only: bool = False) -> pd.DataFrame:
-    from tasks.train import predict_quantiles
-    from tasks.windows import add_features
+    from forecasting.model.training import predict_quantiles
+    from forecasting.windows import add_features
 
     config = champion.config
     tails = clean.groupby(SERIES_ID, sort=True).tail(config.lookback)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks import storage
 from forecasting.columns import REASON, SERIES_ID, SOURCE_FILE, SOURCE_ROW, STAGE, TIMESTAMP, VALUE
+from tasks import storage
 
 QUARANTINE_COLUMNS = [STAGE, REASON, SERIES_ID, TIMESTAMP, VALUE, SOURCE_FILE, SOURCE_ROW]
 

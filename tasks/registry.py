@@ -14,30 +14,16 @@ touch a path.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import storage
 from forecasting.errors import PipelineError
+from forecasting.model.version import ModelVersion
 from forecasting.scaling import Scalers
+from tasks import storage
 
 VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
 MODEL_FILE, SCALERS_FILE, METADATA_FILE, INDEX_FILE = "model.keras", "scalers.json", "metadata.json", "index.json"
-
-
-@dataclass
-class ModelVersion:
-    version: str
-    model: Any  # keras.Model
-    scalers: Scalers
-    metadata: dict[str, Any]
-
-    @property
-    def config(self) -> Any:  # tasks.train.ModelConfig (imported lazily: it pulls in Keras)
-        from tasks.train import ModelConfig
-
-        return ModelConfig.from_dict(self.metadata["config"])
 
 
 def version_dir(models_dir: Path, version: str) -> Path:
@@ -70,7 +56,7 @@ def load_version(models_dir: Path, version: str) -> ModelVersion:
     """Load a version; Keras safe_mode refuses any serialized code (e.g. Lambda layers)."""
     import keras
 
-    import tasks.model  # noqa: F401 - registers the custom layers and loss the saved model refers to
+    import forecasting.model.network  # noqa: F401 - registers the custom layers and loss the saved model refers to
 
     folder = version_dir(models_dir, version)
     if not (folder / MODEL_FILE).is_file():

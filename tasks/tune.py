@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from tasks import storage
 from forecasting.settings import Settings
+from tasks import storage
 
 TUNED_FILE = "tuned.json"
 TUNED_FIELDS = ("lookback", "layers", "units", "dropout")

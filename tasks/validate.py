@@ -19,18 +19,16 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 
-from tasks import storage
-from forecasting.columns import (RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP,
-                           VALUE)
+from forecasting.columns import RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 from forecasting.errors import PipelineError
-from forecasting.frequency import (fixed_step, frequency_change, infer_frequency, on_grid, on_grid_from, periods_between,
-                             periods_since)
-from tasks.increments import (VALIDATION_SETTINGS, append_rows, find_base, full_run_reason, in_series, settings_of,
-                              tail_rows, write_state)
-from tasks.ingest import (INGEST_SEQ, has_news, read_manifest, read_series_store, store_newest,
-                          store_position)
-from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
+from forecasting.frequency import (fixed_step, frequency_change, infer_frequency, on_grid, on_grid_from,
+                                   periods_between, periods_since)
+from forecasting.rows import append_rows, in_series, tail_rows
 from forecasting.settings import Settings
+from tasks import storage
+from tasks.increments import VALIDATION_SETTINGS, find_base, full_run_reason, settings_of, write_state
+from tasks.ingest import INGEST_SEQ, has_news, read_manifest, read_series_store, store_newest, store_position
+from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 
 # Derived boolean columns the suite checks; True means "fine" (or "not applicable": reported elsewhere).
 VALUE_IS_FINITE = "value_is_finite"

@@ -22,8 +22,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
-    from tasks.train import ModelConfig, fit_model
-    from tasks.windows import WindowSource
+    from forecasting.model.config import ModelConfig
+    from forecasting.model.training import fit_model
+    from forecasting.windows import WindowSource
     series = np.random.default_rng(0).normal(size=100).astype("float32")
     source = WindowSource(series[:, None], series, {"train": np.arange(64), "val": np.arange(64, 80)}, 8, 3)
     config = ModelConfig(lookback=8, horizon=3, features=("value_scaled",), quantiles=(0.1, 0.5, 0.9), units=4,
@@ -50,7 +51,8 @@ def test_mirrored_training_over_two_logical_devices():
 def test_mixed_precision_keeps_outputs_and_weights_float32():
     import keras
 
-    from tasks.train import ModelConfig, precision_policy
+    from forecasting.model.config import ModelConfig
+    from forecasting.model.devices import precision_policy
 
     config = ModelConfig(lookback=8, horizon=3, features=("value_scaled",), quantiles=(0.1, 0.5, 0.9), units=4,
                          layers=1, level_window=4, seed=0)

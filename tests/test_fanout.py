@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from prefect import flow
 
+from forecasting.settings import load_settings
 from tasks import storage
 from tasks.gapfill import fill_gaps
 from tasks.ingest import ingest_files
 from tasks.runners import chunked, validate_runner_spec
-from forecasting.settings import load_settings
 from tasks.validate import validate_batch
 from tests.conftest import write_csv
 

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 import flows.daily as daily
+from forecasting.model.dataset import WindowDataset
+from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts
 import tasks.forecast_store as forecast_store
 import tasks.ingest as ingest_module
-from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts
-from tasks.window_dataset import WindowDataset
 from tests.conftest import write_csv
 
 

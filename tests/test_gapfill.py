@@ -135,10 +135,10 @@ def test_regularize_keeps_covariates_and_methods_are_known():
 
 
 def test_model_fill_uses_the_champion_and_falls_back_to_linear(sample_slice):
+    from forecasting.model.config import ModelConfig
+    from forecasting.model.version import ModelVersion
+    from forecasting.windows import plan_windows
     from tasks.publish import forecast
-    from tasks.registry import ModelVersion
-    from tasks.train import ModelConfig
-    from tasks.windows import plan_windows
 
     clean = sample_slice.assign(imputed=False)
     plan = plan_windows(clean, "D", 14, 5, 0.2)

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from flows.daily import daily_forecast
+from forecasting.settings import Settings
 from tasks import storage
 from tasks.gapfill import gapfill, gapfill_increment
 from tasks.increments import Base, full_run_reason
 from tasks.ingest import ingest, read_series_store
-from forecasting.settings import Settings
 from tasks.validate import series_state, validate, validate_incremental
 from tests.conftest import write_csv
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tasks import storage
 from forecasting.errors import PipelineError, RawFileError
-from tasks.ingest import (discover_files, ingest, no_usable_input, read_manifest, read_raw_file,
-                          read_series_store)
+from tasks import storage
+from tasks.ingest import discover_files, ingest, no_usable_input, read_manifest, read_raw_file, read_series_store
 from tests.conftest import write_csv
 
 

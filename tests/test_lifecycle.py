@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.lifecycle import challenge, decide, holdout_starts, published_mase, series_choices
-from tasks.registry import ModelVersion
-from tasks.train import ModelConfig, calibrate, fit_model
-from tasks.windows import SPLIT, START, VALIDATION, WindowSource, plan_windows
+from forecasting.model.config import ModelConfig
+from forecasting.model.training import calibrate, fit_model
+from forecasting.model.version import ModelVersion
+from forecasting.promotion import challenge, decide, holdout_starts, published_mase, series_choices
+from forecasting.windows import SPLIT, START, VALIDATION, WindowSource, plan_windows
 
 LOOKBACK, HORIZON = 14, 7
 

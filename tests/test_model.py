@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 
 from forecasting.errors import PipelineError
-from tasks.model import build_forecaster, is_cudnn_eligible, recurrent_layers
-from tasks.registry import (load_champion, load_version, read_index, save_version, usable_champion,
-                             version_dir)
+from forecasting.model.config import ModelConfig, quantiles_for
+from forecasting.model.network import build_forecaster, is_cudnn_eligible, recurrent_layers
+from forecasting.model.training import calibrate, fit_model, predict_quantiles
 from forecasting.scaling import Scalers, SeriesScaler
-from tasks.train import ModelConfig, calibrate, fit_model, new_version_name, predict_quantiles, quantiles_for
-from tasks.windows import TRAIN, VALIDATION, WindowSource
+from forecasting.windows import TRAIN, VALIDATION, WindowSource
+from tasks.registry import load_champion, load_version, read_index, save_version, usable_champion, version_dir
+from tasks.train import new_version_name
 
 
 def wave_source(lookback=8, horizon=3, n=96, noise=0.0):
@@ -104,7 +105,7 @@ def test_calibration_reaches_the_requested_coverage_on_its_windows():
 
 
 def test_streamed_batches_are_the_windows():
-    from tasks.window_dataset import WindowDataset
+    from forecasting.model.dataset import WindowDataset
 
     source = wave_source()
     dataset = WindowDataset(source, TRAIN, batch_size=10, shuffle=True, seed=3)
@@ -128,7 +129,7 @@ def test_each_batch_is_a_pure_function_of_its_index_and_seed():
     input order depends on when Keras prefetches or on any process-wide random state."""
     import random
 
-    from tasks.window_dataset import WindowDataset
+    from forecasting.model.dataset import WindowDataset
 
     source = wave_source(n=200)
     dataset = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0)
@@ -142,7 +143,7 @@ def test_each_batch_is_a_pure_function_of_its_index_and_seed():
 
 
 def test_an_epoch_can_be_capped_to_a_seeded_sample_of_windows():
-    from tasks.window_dataset import WindowDataset
+    from forecasting.model.dataset import WindowDataset
 
     source = wave_source(n=200)
     dataset = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0, max_windows=40)
@@ -158,7 +159,7 @@ def test_an_epoch_can_be_capped_to_a_seeded_sample_of_windows():
 
 
 def test_a_priority_sample_is_the_same_windows_every_epoch():
-    from tasks.window_dataset import WindowDataset
+    from forecasting.model.dataset import WindowDataset
 
     source = wave_source(n=200)
     priority = np.zeros(source.count(TRAIN), dtype=bool)
@@ -199,7 +200,7 @@ def test_training_ignores_other_threads_drawing_from_python_random():
 
 
 def test_a_warm_start_sample_takes_the_windows_new_to_the_champion_first():
-    from tasks.window_dataset import WindowDataset
+    from forecasting.model.dataset import WindowDataset
 
     source = wave_source(n=200)
     count = source.count(TRAIN)
@@ -293,7 +294,7 @@ def test_version_names_sort_by_data_date():
 
 
 def test_validation_windows_can_be_capped_to_a_fixed_sample_in_order():
-    from tasks.window_dataset import WindowDataset
+    from forecasting.model.dataset import WindowDataset
 
     source = wave_source(n=400)
     count = source.count(VALIDATION)
@@ -311,7 +312,7 @@ def test_validation_windows_can_be_capped_to_a_fixed_sample_in_order():
 def test_imputed_targets_carry_no_weight_in_training_or_calibration():
     """Two sources that differ only in the targets gap-fill imputed train identical models when those
     targets are marked imputed (they are inputs only), and different ones when they are not."""
-    from tasks.train import calibrate
+    from forecasting.model.training import calibrate
 
     clean = wave_source(n=160)
     observed = np.ones(len(clean.target), dtype="float32")
@@ -330,7 +331,7 @@ def test_imputed_targets_carry_no_weight_in_training_or_calibration():
 
 
 def test_seasonal_base_repeats_the_average_season_at_the_current_level():
-    from tasks.model import SeasonalBase
+    from forecasting.model.network import SeasonalBase
 
     season = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
     # Four weeks whose shape is the same but whose level rises by 7 each week; noise that averages out.
@@ -355,7 +356,7 @@ def test_a_seasonal_base_model_saves_and_loads_with_the_same_forecasts(tmp_path)
 
 
 def test_with_two_long_seasons_in_the_window_the_base_repeats_the_weekly_profile():
-    from tasks.model import SeasonalBase
+    from forecasting.model.network import SeasonalBase
 
     # Hourly-like: a day of 4 steps, a week of 7 days whose weekend (the last two days) is lower.
     day = np.array([1.0, 3.0, 2.0, 0.0])

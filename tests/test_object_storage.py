@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from flows.daily import daily_forecast
+from forecasting.settings import load_settings
 from tasks import storage
 from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts
-from forecasting.settings import load_settings
 
 
 @pytest.fixture

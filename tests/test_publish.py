@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from forecasting.columns import FORECAST_COLUMNS
+from forecasting.model.config import ModelConfig
+from forecasting.model.version import ModelVersion
+from forecasting.windows import plan_windows
 from tasks.forecast_store import (parquet_path, publish_forecasts_atomically, read_parquet_forecasts,
                                   read_sql_forecasts, redacted_url)
 from tasks.publish import FALLBACK_VERSION, forecast
-from tasks.registry import ModelVersion
-from tasks.train import ModelConfig
-from tasks.windows import plan_windows
 
 RUN_DATE = date(2016, 12, 31)
 
@@ -29,8 +29,8 @@ def champion_for(clean, lookback=7, horizon=3):
 
 
 def test_forecast_rows_follow_the_contract(sample_slice):
-    from tasks.train import predict_quantiles
-    from tasks.windows import add_features
+    from forecasting.model.training import predict_quantiles
+    from forecasting.windows import add_features
 
     clean = sample_slice.assign(imputed=False)
     champion = champion_for(clean)
@@ -84,8 +84,8 @@ def test_series_where_seasonal_naive_won_the_holdout_are_published_by_it(sample_
 
 
 def test_series_where_the_seasonal_base_won_the_holdout_publish_the_base(sample_slice):
-    from tasks.train import predict_quantiles
-    from tasks.windows import add_features
+    from forecasting.model.training import predict_quantiles
+    from forecasting.windows import add_features
 
     clean = sample_slice.assign(imputed=False)
     plan = plan_windows(clean, "D", 14, 3, 0.2)

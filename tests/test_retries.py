@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from prefect import flow
 
-import tasks.ingest as ingest_module
 from forecasting.errors import PipelineError
-from tasks.ingest import ingest_files
 from forecasting.settings import load_settings
+from tasks.ingest import ingest_files
+import tasks.ingest as ingest_module
 from tests.conftest import write_csv
 
 

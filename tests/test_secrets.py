@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from flows.daily import daily_forecast
+from forecasting.settings import load_settings
 from tasks.forecast_store import read_sql_forecasts
-from forecasting.settings import load_settings, resolve_database_url
+from tasks.forecast_store import resolve_database_url
 from tests.conftest import write_csv
 
 PASSWORD = "s3cret-Pa55word"

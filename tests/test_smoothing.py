@@ -66,7 +66,7 @@ def test_statistics_round_trip_with_the_scalers_and_extend_to_new_series():
 
 
 def test_the_smoothed_base_is_exponential_smoothing_with_profile_and_drift():
-    from tasks.model import SeasonalBase
+    from forecasting.model.network import SeasonalBase
 
     rng = np.random.default_rng(3)
     profile = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]) - 4.0
@@ -101,7 +101,7 @@ def test_drift_needs_a_year_of_history():
 
 
 def test_the_recurrent_layers_do_not_see_the_statistics():
-    from tasks.model import build_forecaster, seasonal_base_of
+    from forecasting.model.network import build_forecaster, seasonal_base_of
 
     model = build_forecaster(lookback=28, horizon=7, n_features=4, base="seasonal", season=7, seed=0,
                              smoothing_channels=[1, 2, 3])

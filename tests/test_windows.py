@@ -8,7 +8,7 @@ import pytest
 
 from forecasting.errors import PipelineError
 from forecasting.scaling import SeriesScaler
-from tasks.windows import SCALED, TRAIN, VALIDATION, materialize, plan_windows
+from forecasting.windows import SCALED, TRAIN, VALIDATION, materialize, plan_windows
 
 
 def clean_frame(sample):
@@ -102,7 +102,7 @@ def test_series_scaler_contract():
 
 
 def test_window_starts_match_a_loop_over_every_series(rng):
-    from tasks.windows import window_starts
+    from forecasting.windows import window_starts
 
     lengths = rng.integers(0, 60, size=40)
     lengths[:3] = [0, 5, 21]  # empty, shorter than a window, exactly one window

@@ -12,7 +12,7 @@ import math
 import keras
 import numpy as np
 
-from tasks.windows import WindowSource
+from forecasting.windows import WindowSource
 
 
 class WindowDataset(keras.utils.PyDataset):

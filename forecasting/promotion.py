@@ -19,9 +19,9 @@ import pandas as pd
 from forecasting.columns import IMPUTED, SERIES_ID, VALUE
 from forecasting.frequency import defaults_for
 from forecasting.metrics import mase_scale, seasonal_naive
-from tasks.registry import ModelVersion
+from forecasting.model.version import ModelVersion
 from forecasting.scaling import Scalers
-from tasks.windows import SCALED, SPLIT, START, VALIDATION, add_features, materialize
+from forecasting.windows import SCALED, SPLIT, START, VALIDATION, add_features, materialize
 
 
 @dataclass
@@ -125,8 +125,8 @@ def candidate_scores(model: Any, correction: Any, scalers: Scalers, series: pd.D
     """Holdout window MASE of each candidate a model offers, for windows at `starts` (features already in
     `series`): its median forecast, its seasonal base (when it has one), and seasonal naive (`naive_scores`,
     the same for every model)."""
-    from tasks.model import seasonal_base_of
-    from tasks.train import predict_quantiles, seasonal_base_forecast
+    from forecasting.model.network import seasonal_base_of
+    from forecasting.model.training import predict_quantiles, seasonal_base_forecast
 
     x, _ = materialize(series[features].to_numpy("float32"), series[SCALED].to_numpy("float32"), starts,
                        config.lookback, config.horizon)

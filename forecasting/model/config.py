@@ -1,0 +1,96 @@
+"""What defines a model's shape and training (ModelConfig), saved with each version."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from forecasting.features import level_window
+from forecasting.frequency import defaults_for
+from forecasting.settings import Settings
+from forecasting.smoothing import CHANNELS as SMOOTHING_CHANNELS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a model's shape and training; saved with each version."""
+
+    lookback: int
+    horizon: int
+    features: tuple[str, ...]
+    quantiles: tuple[float, ...]
+    cell: str = "lstm"
+    units: int = 32
+    layers: int = 2
+    dropout: float = 0.2
+    l1: float = 0.0
+    l2: float = 0.0
+    level_window: int = 7
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+    seed: int = 42
+    max_windows_per_epoch: int | None = None
+    max_val_windows: int | None = None
+    # Versions saved before the seasonal base existed have neither key: they added the level back.
+    base: str = "level"
+    season: int = 1
+    # Versions saved before these existed read the whole window with the network and had one season.
+    long_season: int = 0
+    recurrent_lookback: int | None = None
+
+    ARCHITECTURE = ("lookback", "horizon", "features", "quantiles", "cell", "units", "layers", "level_window",
+                    "base", "season", "long_season", "recurrent_lookback")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, lookback: int, horizon: int, features: list[str],
+                      frequency: str) -> "ModelConfig":
+        defaults = defaults_for(frequency)
+        recurrent = min(lookback, settings.recurrent_lookback or defaults.recurrent_lookback or lookback)
+        return cls(lookback=lookback, horizon=horizon, features=tuple(features),
+                   quantiles=quantiles_for(settings.interval_level), cell=settings.cell, units=settings.units,
+                   layers=settings.layers, dropout=settings.dropout, l1=settings.l1, l2=settings.l2,
+                   level_window=level_window(frequency, lookback), learning_rate=settings.learning_rate,
+                   batch_size=settings.batch_size, seed=settings.seed,
+                   max_windows_per_epoch=settings.max_windows_per_epoch, max_val_windows=settings.max_val_windows,
+                   base=settings.model_base, season=defaults.season, long_season=defaults.long_season,
+                   recurrent_lookback=recurrent)
+
+    def architecture(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in self.ARCHITECTURE}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: _plain(value) for name, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> "ModelConfig":
+        known = {k: v for k, v in payload.items() if k in cls.__dataclass_fields__}
+        known["features"], known["quantiles"] = tuple(known["features"]), tuple(known["quantiles"])
+        return cls(**known)
+
+    def build(self) -> Any:
+        from forecasting.model.network import build_forecaster
+
+        return build_forecaster(lookback=self.lookback, horizon=self.horizon, n_features=len(self.features),
+                                quantiles=self.quantiles, cell=self.cell, units=self.units, layers=self.layers,
+                                dropout=self.dropout, l1=self.l1, l2=self.l2, learning_rate=self.learning_rate,
+                                level_window=self.level_window, seed=self.seed, base=self.base,
+                                season=self.season, long_season=self.long_season,
+                                recurrent_lookback=self.recurrent_lookback,
+                                smoothing_channels=self.smoothing_channels())
+
+    def smoothing_channels(self) -> list[int] | None:
+        """Positions of the smoothing statistics among the input channels; None where the features lack them
+        (versions saved before they existed)."""
+        if not set(SMOOTHING_CHANNELS) <= set(self.features):
+            return None
+        return [self.features.index(name) for name in SMOOTHING_CHANNELS]
+
+
+def quantiles_for(level: float) -> tuple[float, float, float]:
+    """The (lower, median, upper) quantiles of a central interval with coverage `level`."""
+    tail = round((1.0 - level) / 2.0, 6)
+    return (tail, 0.5, round(1.0 - tail, 6))
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

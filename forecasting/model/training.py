@@ -1,0 +1,151 @@
+"""Training, prediction and calibration of a forecaster on a WindowSource (no Prefect, no stores)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecasting.columns import TIMESTAMP
+from forecasting.errors import PipelineError
+from forecasting.model.config import ModelConfig
+from forecasting.model.devices import distribution_scope, gpu_devices, precision_policy, replicas, seed_everything
+from forecasting.windows import TRAIN, VALIDATION, WindowSource
+
+
+def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, patience: int,
+              lr_patience: int = 2, initial_weights: list[np.ndarray] | None = None, log: Any = None,
+              devices: list[str] | None = None, mixed_precision: bool = False,
+              max_windows: int | None = None, priority: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
+    """Train on the source's training windows, streamed in shuffled batches, with early stopping on its
+    validation windows (at most the config's `max_val_windows`, one fixed seeded sample: scoring every
+    validation window each epoch cost more than the epoch's training on 1,000 series); returns (model,
+    facts). Best validation weights are restored.
+
+    devices: where to train; several are mirrored (data-parallel), None means every visible GPU.
+    mixed_precision: float16 compute, for GPUs with tensor cores.
+    max_windows, priority: training windows per epoch (default: the config's cap) and a mask of windows
+    that go into that sample first (see WindowDataset).
+    """
+    import keras
+
+    from forecasting.model.dataset import WindowDataset
+
+    seed_everything(config.seed)
+    devices = gpu_devices() if devices is None else devices
+    with precision_policy(mixed_precision), distribution_scope(devices):
+        model = config.build()
+        if initial_weights is not None:
+            model.set_weights(initial_weights)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=lr_patience, min_lr=1e-5),
+    ]
+    if log is not None:
+        callbacks.append(epoch_logger(log, max_epochs))
+    started = time.perf_counter()
+    train = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed,
+                          max_windows=max_windows or config.max_windows_per_epoch, priority=priority)
+    if not train.per_pass:
+        raise PipelineError("no training windows: every series is shorter than lookback + horizon "
+                            f"({config.lookback} + {config.horizon}) before the validation period")
+    # shuffle=False: the dataset orders each epoch itself, from its seed (see WindowDataset for why).
+    history = model.fit(train, steps_per_epoch=train.batches_per_epoch, shuffle=False,
+                        validation_data=WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False,
+                                                      seed=config.seed, max_windows=config.max_val_windows),
+                        epochs=max_epochs, verbose=0, callbacks=callbacks)
+    seconds = time.perf_counter() - started
+    val_losses = np.asarray(history.history.get("val_loss", [np.nan]), dtype="float64")
+    finite = np.isfinite(val_losses)
+    best = int(np.nanargmin(np.where(finite, val_losses, np.inf))) if finite.any() else 0
+    facts = {"epochs_run": len(val_losses), "best_epoch": best + 1,
+             "val_loss": float(val_losses[best]) if finite.any() else float("nan"),
+             "diverged": bool(not np.all(np.isfinite(history.history.get("loss", [np.nan])))),
+             "devices": replicas(devices), "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
+             "train_windows_per_s": round(train.per_pass * len(val_losses) / max(seconds, 1e-9), 1)}
+    return model, facts
+
+
+def epoch_logger(log: Any, max_epochs: int) -> Any:
+    """A Keras callback that reports progress to the run log, one line per epoch."""
+    import keras
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            log.info("epoch %d/%d: loss %.4f, val_loss %.4f", epoch + 1, max_epochs, logs.get("loss", np.nan),
+                     logs.get("val_loss", np.nan))
+
+    return EpochLogger()
+
+
+def predict_quantiles(model: Any, x: np.ndarray, correction: list[float] | np.ndarray | None = None,
+                      batch_size: int = 4096, base_only: bool = False) -> np.ndarray:
+    """[n, horizon, 3] scaled (lower, median, upper): sorted, then widened by the calibration correction.
+
+    base_only: the median is the model's seasonal base alone (the forecast its network corrects), the
+    interval the model's own (calibrated) one moved onto it; for series where the correction did not pay.
+    """
+    import keras
+
+    # Direct calls in fixed-size chunks: `model.predict` re-traces a graph for every new input size.
+    chunks = [keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
+              for i in range(0, len(x), batch_size)]
+    raw = np.concatenate(chunks).astype("float64") if chunks else np.zeros((0, *model.output_shape[1:]))
+    out = np.sort(raw, axis=-1)  # quantile crossing cannot survive
+    if correction is not None:
+        c = np.asarray(correction, dtype="float64")[None, :]
+        out[..., 0] -= c
+        out[..., 2] += c
+        out[..., 0] = np.minimum(out[..., 0], out[..., 1])
+        out[..., 2] = np.maximum(out[..., 2], out[..., 1])
+    if base_only:
+        out = out - out[..., 1:2] + seasonal_base_forecast(model, x, batch_size)[..., None]
+    return out
+
+
+def seasonal_base_forecast(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """[n, horizon] scaled: the model's seasonal base alone (the forecast its network corrects)."""
+    import keras
+
+    from forecasting.model.network import seasonal_base_of
+
+    layer = seasonal_base_of(model)
+    if layer is None:
+        raise ValueError("base_only needs a model built with the seasonal base")
+    chunks = [keras.ops.convert_to_numpy(layer(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+    return np.concatenate(chunks).astype("float64") if chunks else np.zeros((0, model.output_shape[1]))
+
+
+def calibrate(model: Any, source: WindowSource, level: float) -> dict[str, Any]:
+    """Conformalised quantile regression on the validation windows: per-step interval correction (scaled).
+
+    Score E = max(lower - y, y - upper); the correction is E's `level` quantile (with the finite-sample
+    adjustment), so widening each side by it covers `level` of held-out targets. Negative means narrower.
+    """
+    scores, bands, targets = [], [], []
+    for x, y, weights in source.weighted_chunks(VALIDATION):
+        predicted = predict_quantiles(model, x)
+        score = np.maximum(predicted[..., 0] - y, y - predicted[..., 2])  # [n, horizon]
+        scores.append(score if weights is None else np.where(weights > 0, score, np.nan))  # imputed: no say
+        bands.append(predicted[..., [0, 2]])
+        targets.append(y)
+    if not scores:
+        return {"level": level, "correction": [0.0] * source.horizon, "val_coverage": float("nan")}
+    scores, bands, y = np.concatenate(scores), np.concatenate(bands), np.concatenate(targets)
+    n = np.maximum(np.sum(np.isfinite(scores), axis=0), 1)  # observed targets per step
+    correction = np.array([np.nanquantile(scores[:, step], min(1.0, np.ceil((n[step] + 1) * level) / n[step]))
+                           if np.isfinite(scores[:, step]).any() else 0.0 for step in range(scores.shape[1])])
+    inside = (y >= bands[..., 0] - correction) & (y <= bands[..., 1] + correction)
+    covered = np.mean(inside[np.isfinite(scores)])
+    return {"level": level, "correction": correction.astype(float).tolist(), "val_coverage": float(covered)}
+
+
+def unseen_windows(series: pd.DataFrame, starts: np.ndarray, config: ModelConfig, cutoff: str) -> np.ndarray:
+    """Which windows at `starts` have targets past `cutoff` (a champion's training cutoff): new to it."""
+    stamps = series[TIMESTAMP].dt.tz_convert(None).to_numpy()  # datetime64, UTC
+    ends = stamps[starts + config.lookback + config.horizon - 1]
+    return ends > np.datetime64(pd.Timestamp(cutoff).tz_convert(None))
