@@ -63,3 +63,35 @@ def test_mixed_precision_keeps_outputs_and_weights_float32():
     assert all(w.dtype == "float32" for w in model.weights)
     out = model(np.zeros((2, 8, 1), "float32"))
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
+
+
+class _Device:
+    def __init__(self, platform: str, name: str):
+        self.platform, self.name = platform, name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def test_gpus_are_found_on_the_torch_and_jax_backends_and_only_tensorflow_mirrors_them(monkeypatch):
+    """The GPU machine has torch and JAX, not TensorFlow: detection must not report the CPU there. The
+    backends' device lists are stood in for (CI has neither library nor a GPU)."""
+    import types
+
+    import keras
+
+    from forecasting.model import devices
+
+    torch = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: True, device_count=lambda: 2))
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    assert devices.gpu_devices() == ["cuda:0", "cuda:1"]
+    assert devices.replicas(devices.gpu_devices()) == 1  # Keras trains on one of them: one batch share
+    jax = types.SimpleNamespace(devices=lambda: [_Device("gpu", "cuda:0"), _Device("cpu", "TFRT_CPU_0")])
+    monkeypatch.setitem(sys.modules, "jax", jax)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    assert devices.gpu_devices() == ["cuda:0"]
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
+    assert devices.gpu_devices() == []  # this CPU machine
+    assert devices.replicas(["/device:GPU:0", "/device:GPU:1"]) == 2  # MirroredStrategy splits each batch
+    assert devices.replicas([]) == 1
