@@ -7,7 +7,7 @@ runs the daily flow once (the first run: everything ingested, validated, filled,
 scratch), then drops the last period in as a new file and runs the flow again on the same data dir, the
 way the daily schedule does. Prints each task's own time in both runs and the second run's time as a
 ratio of the first, per task and for the whole flow, and the rows each of validation, gap-fill and
-windowing actually processed (an incremental run processes the new period only; see tasks/increments.py).
+windowing actually processed (an incremental run processes the new period only; see stores/snapshots.py).
 With `--series 10 100 1000` it repeats that per panel size (growth).
 """
 

@@ -51,7 +51,7 @@ def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) ->
     from forecasting.model.version import ModelVersion
     from forecasting.settings import load_settings
     from forecasting.windows import TRAIN, WindowSource, plan_windows, resolve_sizes
-    from tasks.forecast_store import publish_forecasts_atomically
+    from stores.forecasts import publish_forecasts_atomically
     from tasks.gapfill import gapfill
     from tasks.ingest import ingest, read_series_store
     from tasks.publish import forecast

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from synthetic import synthetic_panel  # noqa: E402
 
 from forecasting.windows import plan_windows, resolve_sizes, window_starts  # noqa: E402
-from tasks import storage  # noqa: E402
+from stores import files  # noqa: E402
 from tasks.gapfill import gapfill  # noqa: E402
 
 
@@ -96,9 +96,9 @@ def reference(clean: pd.DataFrame, lookback: int, horizon: int, out: Path) -> in
 
 def ours(clean: pd.DataFrame, lookback: int, horizon: int, freq: str, out: Path) -> int:
     plan = plan_windows(clean, freq, lookback, horizon, 0.2)
-    storage.write_parquet(plan.series[["series_id", "timestamp", "value", "imputed", *plan.features]],
+    files.write_parquet(plan.series[["series_id", "timestamp", "value", "imputed", *plan.features]],
                           out / "series.parquet")
-    storage.write_parquet(plan.index, out / "index.parquet")
+    files.write_parquet(plan.index, out / "index.parquet")
     return len(plan.index)
 
 
@@ -121,7 +121,7 @@ def main() -> None:
     lookback, horizon = resolve_sizes(args.freq, None, None)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        clean_bytes = size_of(Path(tmp) / "clean.parquet") if storage.write_parquet(
+        clean_bytes = size_of(Path(tmp) / "clean.parquet") if files.write_parquet(
             clean[["series_id", "timestamp", "value"]], tmp / "clean.parquet") else 0
         (tmp / "ours").mkdir()
         loop_s, loop_n = timed(tutorial_loop, clean, lookback, horizon, tmp / "loop.parquet", repeat=1)

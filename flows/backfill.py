@@ -18,8 +18,8 @@ from flows.daily import daily_forecast
 from flows.hooks import report_failure
 from forecasting.errors import UsageError
 from forecasting.settings import load_settings
-from tasks.forecast_store import published_run_dates
-from tasks.forecast_store import resolve_database_url
+from stores.forecasts import published_run_dates
+from stores.forecasts import resolve_database_url
 
 
 def as_of_dates(start: str, end: str, every: str) -> list[pd.Timestamp]:

@@ -11,8 +11,8 @@ from prefect import flow, get_run_logger, task
 from flows.hooks import report_failure
 
 from forecasting.settings import Settings, load_settings
+from stores.files import exclusive_run
 from tasks.ingest import ingest_files
-from tasks.storage import exclusive_run
 from tasks.tune import with_tuned
 from tasks.validate import validate_batch
 
@@ -24,18 +24,18 @@ def run_backtest(settings: Settings, validated: dict[str, Any], origins: int, ou
 
     from prefect.artifacts import create_markdown_artifact
 
-    from tasks import storage
+    from stores import files
     from tasks.backtest import backtest, summary_markdown
 
     log = get_run_logger()
     started = time.perf_counter()
-    valid = storage.read_parquet(validated["valid_path"])
+    valid = files.read_parquet(validated["valid_path"])
     result = backtest(valid, validated["frequency"], settings, origins=origins, log=log)
     report = {**result.as_dict(), "frequency": validated["frequency"], "input": str(settings.input_path),
               "settings": settings.model_dump(mode="json", exclude={"database_url"}),
               "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     target = Path(output) if output else settings.data_dir / "backtest" / f"backtest-{validated['run_date']}.json"
-    storage.write_json(report, target)
+    files.write_json(report, target)
     create_markdown_artifact(markdown=summary_markdown(result, str(settings.input_path)), key="backtest-metrics",
                              description="Rolling-origin MASE, sMAPE and interval coverage")
     summary = result.summary()

@@ -15,10 +15,10 @@ from prefect.runtime import flow_run
 from flows.hooks import report_failure
 
 from forecasting.settings import load_settings
+from stores.files import exclusive_run
 from tasks.gapfill import fill_gaps
 from tasks.ingest import ingest_files
 from tasks.publish import publish
-from tasks.storage import exclusive_run
 from tasks.train import train_model
 from tasks.tune import with_tuned
 from tasks.validate import validate_batch

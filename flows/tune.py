@@ -9,8 +9,8 @@ from prefect import flow, get_run_logger, task
 from flows.hooks import report_failure
 
 from forecasting.settings import Settings, load_settings
+from stores.files import exclusive_run
 from tasks.ingest import ingest_files
-from tasks.storage import exclusive_run
 from tasks.validate import validate_batch
 
 
@@ -20,13 +20,13 @@ def grid_search(settings: Settings, validated: dict[str, Any], origins: int,
     from prefect.artifacts import create_table_artifact
 
     from forecasting.frequency import defaults_for
-    from tasks import storage
+    from stores import files
     from tasks.tune import default_grid, save_winner, search
 
     log = get_run_logger()
     freq = validated["frequency"]
     grid = grid or default_grid(settings.lookback or defaults_for(freq).lookback)
-    results = search(storage.read_parquet(validated["valid_path"]), freq, settings, grid, origins, log=log)
+    results = search(files.read_parquet(validated["valid_path"]), freq, settings, grid, origins, log=log)
     winner = save_winner(results, settings.data_dir, validated["as_of"])
     create_table_artifact(table=results.round(4).to_dict("records"), key="tuning-results",
                           description=f"Rolling-origin CV over {origins} origins; winner {winner['config']}")

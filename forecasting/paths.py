@@ -1,5 +1,5 @@
 """Path values from settings and arguments: a local path or an fsspec URL. Only builds path objects; reading
-and writing them is the storage seam's job (tasks/storage.py)."""
+and writing them is the storage seam's job (stores/files.py)."""
 
 from __future__ import annotations
 

@@ -27,9 +27,9 @@ from forecasting.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from forecasting.frequency import defaults_for, fixed_step
 from forecasting.rows import append_rows, in_series, last_per_series, newer_rows, tail_rows
 from forecasting.settings import FillMethod, Settings
-from tasks import storage
-from tasks.increments import GAPFILL_SETTINGS, STATE_FILE, rebuilt_series, settings_of
-from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
+from stores import files
+from stores.quarantine import quarantine_path, quarantine_records, write_quarantine
+from stores.snapshots import GAPFILL_SETTINGS, STATE_FILE, rebuilt_series, settings_of
 from tasks.runners import chunked, fanout_runner
 
 FILL_METHODS: tuple[str, ...] = ("auto", "ffill", "bfill", "linear", "time", "seasonal", "seasonal_linear", "model")
@@ -391,7 +391,7 @@ def fill_champion(settings: Settings, freq: str, log: Any) -> Any:
     """The champion the `model` fill method forecasts gaps with (None for other methods, or none usable)."""
     if settings.fill_method != "model":
         return None
-    from tasks.registry import usable_champion
+    from stores.registry import usable_champion
 
     return usable_champion(settings.data_dir / "models", freq, log)
 
@@ -404,14 +404,14 @@ def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[s
     Runs wherever the task runner puts it (a thread, or a Dask worker process), so it reads and writes
     files itself and returns only their paths and counts.
     """
-    valid = storage.read_parquet(validated["valid_path"], filters=[(SERIES_ID, "in", series_ids)]) \
-        if series_ids else storage.read_parquet(validated["valid_path"]).iloc[0:0]
+    valid = files.read_parquet(validated["valid_path"], filters=[(SERIES_ID, "in", series_ids)]) \
+        if series_ids else files.read_parquet(validated["valid_path"]).iloc[0:0]
     champion = fill_champion(settings, validated["frequency"], get_run_logger())
     result = gapfill(valid, validated["frequency"], settings.fill_method, settings.max_gap, champion)
-    folder = storage.as_path(staging)
+    folder = files.as_path(staging)
     clean_part, quarantine_part = folder / f"clean-{number:05d}.parquet", folder / f"quarantine-{number:05d}.parquet"
-    storage.write_parquet(result.clean, clean_part)
-    storage.write_parquet(result.quarantined, quarantine_part)
+    files.write_parquet(result.clean, clean_part)
+    files.write_parquet(result.quarantined, quarantine_part)
     return {"clean": str(clean_part), "quarantine": str(quarantine_part), "series": len(series_ids),
             "pid": os.getpid(), "champion": champion.version if champion else None}
 
@@ -421,8 +421,8 @@ def merge_filled(settings: Settings, validated: dict[str, Any], parts: list[dict
                  runner: str) -> dict[str, Any]:
     """Prefect task: join the chunks in order into this run's clean series and quarantine, then report."""
     log = get_run_logger()
-    clean = pd.concat([storage.read_parquet(part["clean"]) for part in parts], ignore_index=True)
-    quarantined = pd.concat([storage.read_parquet(part["quarantine"]) for part in parts], ignore_index=True)
+    clean = pd.concat([files.read_parquet(part["clean"]) for part in parts], ignore_index=True)
+    quarantined = pd.concat([files.read_parquet(part["quarantine"]) for part in parts], ignore_index=True)
     if settings.fill_method == "model":
         champion = parts[0]["champion"]
         log.info("Model gap-fill: %s", f"champion {champion}" if champion else
@@ -439,12 +439,12 @@ def fill_increment(settings: Settings, validated: dict[str, Any], base_folder: s
     log = get_run_logger()
     started = time.perf_counter()
     champion = fill_champion(settings, validated["frequency"], log)
-    valid_path = storage.as_path(validated["valid_path"])
+    valid_path = files.as_path(validated["valid_path"])
     result, full_ids, processed = gapfill_increment(
-        storage.read_parquet(valid_path), storage.read_parquet(storage.as_path(base_folder) / CLEAN_FILE),
+        files.read_parquet(valid_path), files.read_parquet(files.as_path(base_folder) / CLEAN_FILE),
         rebuilt_series(valid_path.parent), validated["frequency"], settings.fill_method, settings.max_gap, champion)
     log.info("Incremental gap-fill on %s: %d new clean row(s); %d series filled in full",
-             storage.as_path(base_folder).name, processed, len(full_ids))
+             files.as_path(base_folder).name, processed, len(full_ids))
     return write_clean(settings, validated, result.clean, result.quarantined, log, started, {
         "mode": "incremental", "rows_processed": processed, "series_rebuilt": len(full_ids),
         "chunks": 1, "workers": 1, "runner": "this process"}, rebuilt=full_ids)
@@ -457,10 +457,10 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
     write_quarantine(quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
     for reason in quarantined["reason"].unique():
         log.warning("Gap-fill: %s", reason)
-    folder = storage.partition_dir(settings.data_dir / "clean", run_date)
+    folder = files.partition_dir(settings.data_dir / "clean", run_date)
     clean_path = folder / CLEAN_FILE
-    storage.write_parquet(clean, clean_path)
-    storage.write_json({"settings": settings_of(settings, GAPFILL_SETTINGS), "mode": facts["mode"],
+    files.write_parquet(clean, clean_path)
+    files.write_json({"settings": settings_of(settings, GAPFILL_SETTINGS), "mode": facts["mode"],
                         "as_of": validated["as_of"], "base_as_of": validated.get("base_as_of"),
                         "base_run_date": validated.get("base_run_date") if facts["mode"] == "incremental" else None,
                         "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
@@ -497,8 +497,8 @@ def clean_base(settings: Settings, validated: dict[str, Any]) -> Any:
     """The base run's clean folder when this run can gap-fill incrementally on it, else None."""
     if validated.get("mode") != "incremental" or not validated.get("base_run_date"):
         return None
-    folder = storage.partition_dir(settings.data_dir / "clean", pd.Timestamp(validated["base_run_date"]).date())
-    state = storage.read_json(folder / STATE_FILE, default=None)
+    folder = files.partition_dir(settings.data_dir / "clean", pd.Timestamp(validated["base_run_date"]).date())
+    state = files.read_json(folder / STATE_FILE, default=None)
     # The folder must hold the base's own as-of: a run date's folder is rewritten by later runs of the
     # same date (intra-day as-ofs), and a run interrupted after validation leaves an older clean snapshot.
     if not state or state.get("settings") != settings_of(settings, GAPFILL_SETTINGS) or \
@@ -516,10 +516,10 @@ def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
         return fill_increment(settings, validated, str(base))
     started = time.perf_counter()
     run_date = pd.Timestamp(validated["run_date"]).date()
-    ids = storage.read_parquet(validated["valid_path"], columns=[SERIES_ID])[SERIES_ID].drop_duplicates()
+    ids = files.read_parquet(validated["valid_path"], columns=[SERIES_ID])[SERIES_ID].drop_duplicates()
     chunks = chunked(sorted(map(str, ids)), settings.fanout_series)
-    staging = storage.partition_dir(settings.data_dir / "clean", run_date) / ".chunks"
-    storage.remove_tree(staging)  # leftovers of an interrupted run of the same date
+    staging = files.partition_dir(settings.data_dir / "clean", run_date) / ".chunks"
+    files.remove_tree(staging)  # leftovers of an interrupted run of the same date
     staging.mkdir(parents=True)
     try:
         with fanout_runner(settings.task_runner, settings.dask_workers) as runner:
@@ -529,4 +529,4 @@ def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
             parts = [future.result() for future in futures]
         return merge_filled(settings, validated, parts, started, settings.task_runner)
     finally:
-        storage.remove_tree(staging)
+        files.remove_tree(staging)

@@ -30,8 +30,8 @@ from prefect import get_run_logger, task
 from forecasting.columns import RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 from forecasting.errors import PipelineError, RawFileError
 from forecasting.settings import Settings
-from tasks import storage
-from tasks.quarantine import quarantine_records, write_quarantine
+from stores import files
+from stores.quarantine import quarantine_records, write_quarantine
 from tasks.retry import retry_on
 
 CSV_SUFFIXES = (".csv",)
@@ -44,7 +44,7 @@ MAX_NAMED_FILES = 10  # files a "no usable input" error names one by one
 def discover_files(input_path: Path) -> tuple[list[Path], list[Path]]:
     """(CSV/Parquet files, other files) at `input_path` (a file, or a folder searched recursively, hidden and
     `_` files aside), each sorted by path: the listing order of the file system never matters."""
-    input_path = storage.as_path(input_path)
+    input_path = files.as_path(input_path)
     if not input_path.exists():
         raise PipelineError(f"input path '{input_path}' does not exist; pass --input with a CSV/Parquet file or folder")
     if input_path.is_file():
@@ -122,7 +122,7 @@ def read_raw_file(path: Path, name: str | None = None) -> tuple[pd.DataFrame, li
 def _read_table(path: Path, name: str) -> pd.DataFrame:
     suffix = path.suffix.lower()
     with contextlib.ExitStack() as stack:  # fsspec paths (URLs) are read through an open handle
-        source = path if storage.is_local(path) else stack.enter_context(path.open("rb"))
+        source = path if files.is_local(path) else stack.enter_context(path.open("rb"))
         return _parse_table(source, suffix, name)
 
 
@@ -209,7 +209,7 @@ class IngestSummary:
 
 def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
     """Archive and parse every file under `input_path` not yet in the manifest."""
-    data_dir = storage.as_path(data_dir)
+    data_dir = files.as_path(data_dir)
     started = time.perf_counter()
     summary = IngestSummary()
     manifest_path = data_dir / "raw" / "manifest.json"
@@ -222,12 +222,12 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
                         "name if it is one", path.name, path.suffix or "no extension")
     for path in readable:
         summary.files_seen += 1
-        digest = storage.content_hash(path)
+        digest = files.content_hash(path)
         if digest in manifest:
             summary.files_already_ingested += 1
             continue
         suffix = ".parquet" if path.suffix.lower() in PARQUET_SUFFIXES else ".csv"
-        storage.copy_file(path, data_dir / "raw" / digest[:2] / f"{digest}{suffix}")
+        files.copy_file(path, data_dir / "raw" / digest[:2] / f"{digest}{suffix}")
         entry: dict[str, Any] = {
             "original_name": path.name, "size": path.stat().st_size, "seq": len(manifest),
             "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -243,7 +243,7 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
                 log.warning("Rejected %s", exc)
         else:
             rows[SOURCE_FILE] = digest
-            storage.write_parquet(rows, data_dir / "series" / f"{digest}.parquet")
+            files.write_parquet(rows, data_dir / "series" / f"{digest}.parquet")
             newest = rows[TIMESTAMP].max()
             # The newest timestamp lets an incremental validation skip files with nothing new for it.
             entry.update(status="ingested", rows=len(rows), max_timestamp=newest.isoformat() if pd.notna(newest) else None)
@@ -255,7 +255,7 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
                     log.warning(note)
         manifest[digest] = entry
         # Written after each file so a crash or retry never ingests a file twice nor forgets one.
-        storage.write_json(manifest, manifest_path)
+        files.write_json(manifest, manifest_path)
     summary.unusable = no_usable_input(input_path, manifest, summary.files_ignored)
     summary.duration_s = round(time.perf_counter() - started, 3)
     return summary
@@ -263,22 +263,22 @@ def ingest(input_path: Path, data_dir: Path, log=None) -> IngestSummary:
 
 def read_manifest(data_dir: Path) -> dict[str, dict[str, Any]]:
     """The store's manifest: one entry per content hash (see the module docstring)."""
-    return storage.read_json(storage.as_path(data_dir) / "raw" / "manifest.json", default={})
+    return files.read_json(files.as_path(data_dir) / "raw" / "manifest.json", default={})
 
 
-def read_series_store(data_dir: Path, files: Callable[[dict[str, Any]], bool] | None = None,
+def read_series_store(data_dir: Path, wanted: Callable[[dict[str, Any]], bool] | None = None,
                       series: list[str] | None = None,
                       manifest: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
-    """Stored rows of accepted files, with INGEST_SEQ giving the files' arrival order. `files` picks
+    """Stored rows of accepted files, with INGEST_SEQ giving the files' arrival order. `wanted` picks
     manifest entries to read (default: all); `series` keeps only those series' rows (filtered as Parquet
     is read); `manifest` saves reading it again when the caller has it."""
     manifest = read_manifest(data_dir) if manifest is None else manifest
     parts = []
     for digest, entry in sorted(manifest.items(), key=lambda item: item[1]["seq"]):
-        if entry.get("status") != "ingested" or (files is not None and not files(entry)):
+        if entry.get("status") != "ingested" or (wanted is not None and not wanted(entry)):
             continue
         filters = [(SERIES_ID, "in", list(series))] if series is not None else None
-        part = storage.read_parquet(data_dir / "series" / f"{digest}.parquet", filters=filters)
+        part = files.read_parquet(data_dir / "series" / f"{digest}.parquet", filters=filters)
         part[INGEST_SEQ] = entry["seq"]
         parts.append(part)
     if not parts:

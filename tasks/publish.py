@@ -30,10 +30,10 @@ from forecasting.frequency import defaults_for
 from forecasting.metrics import seasonal_naive
 from forecasting.model.version import ModelVersion
 from forecasting.settings import Settings
-from tasks import storage
-from tasks.forecast_store import parquet_path, publish_forecasts_atomically, reconcile, redacted_url
-from tasks.forecast_store import resolve_database_url
-from tasks.registry import load_version
+from stores import files
+from stores.forecasts import parquet_path, publish_forecasts_atomically, reconcile, redacted_url
+from stores.forecasts import resolve_database_url
+from stores.registry import load_version
 from tasks.retry import retry_on
 
 FALLBACK_VERSION = "seasonal-naive"
@@ -204,13 +204,13 @@ def comparison_markdown(train: dict[str, Any]) -> str:
 def write_run_report(settings: Settings, run_date: Any, filled: dict[str, Any], rows: pd.DataFrame,
                      summaries: dict[str, dict[str, Any]], published: dict[str, Any], log: Any) -> Any:
     """The run's HTML report (tasks/report.py); a failure here is logged and never fails the published run."""
-    from tasks.quarantine import quarantine_path
+    from stores.quarantine import quarantine_path
     from tasks.report import render, write_report
 
     try:
         quarantined_file = quarantine_path(settings.data_dir, run_date, "validate")
-        quarantined = storage.read_parquet(quarantined_file) if quarantined_file.exists() else pd.DataFrame()
-        page = render(run_date, storage.read_parquet(filled["clean_path"]), rows, quarantined, summaries,
+        quarantined = files.read_parquet(quarantined_file) if quarantined_file.exists() else pd.DataFrame()
+        page = render(run_date, files.read_parquet(filled["clean_path"]), rows, quarantined, summaries,
                       published, settings.interval_level)
         path = write_report(settings.data_dir, run_date, page)
         log.info("Report: %s", path)
@@ -240,7 +240,7 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
     champion = load_version(settings.data_dir / "models", champion_version) if champion_version else None
     if champion is None:
         log.warning("No champion model yet: every series is forecast by seasonal naive")
-    rows = forecast(champion, storage.read_parquet(filled["clean_path"]), validated["frequency"],
+    rows = forecast(champion, files.read_parquet(filled["clean_path"]), validated["frequency"],
                     windows["horizon"], settings.interval_level)
     rows[RUN_ID] = str(flow_run.id or "local")
     written = publish_forecasts_atomically(rows, run_date, settings.data_dir, database_url)
@@ -263,7 +263,7 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
     report = write_run_report(settings, run_date, filled, rows, summaries, published, log)
     if report is not None:
         published["report_path"] = str(report)
-        link = Path(report).resolve().as_uri() if storage.is_local(report) else str(report)
+        link = Path(report).resolve().as_uri() if files.is_local(report) else str(report)
         create_link_artifact(key="run-report", link=link,
                              link_text=f"Report of {run_date.isoformat()}",
                              description="Plots of history, forecasts and intervals; validation and model summaries")

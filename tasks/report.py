@@ -158,16 +158,16 @@ def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarant
 
 
 def report_path(data_dir: Any, run_date: date) -> Any:
-    from tasks import storage
+    from stores import files
 
-    return storage.partition_dir(storage.as_path(data_dir) / "reports", run_date) / "report.html"
+    return files.partition_dir(files.as_path(data_dir) / "reports", run_date) / "report.html"
 
 
 def write_report(data_dir: Any, run_date: date, page: str) -> Any:
     """Write (replace) the run date's report atomically; returns its path."""
-    from tasks import storage
+    from stores import files
 
     target = report_path(data_dir, run_date)
-    with storage.atomic_path(target) as staged:
+    with files.atomic_path(target) as staged:
         staged.write_text(page, encoding="utf-8")
     return target

@@ -32,7 +32,7 @@ from forecasting.model.training import calibrate, fit_model, unseen_windows
 from forecasting.scaling import Scalers
 from forecasting.settings import Settings
 from forecasting.windows import TRAIN, VALIDATION
-from tasks import storage
+from stores import files
 from tasks.windows import read_window_source
 
 
@@ -67,7 +67,7 @@ def training_fingerprint(folder: Any, config: ModelConfig, settings: Settings) -
 
     digest = hashlib.sha256()
     for name in ("series.parquet", "index.parquet", "scalers.json"):
-        digest.update(storage.content_hash(folder / name).encode())
+        digest.update(files.content_hash(folder / name).encode())
     payload = {"config": config.as_dict(), **{name: getattr(settings, name) for name in _TRAINING_SETTINGS},
                "code_version": code_version()}
     digest.update(json.dumps(payload, sort_keys=True, default=str).encode())
@@ -76,10 +76,10 @@ def training_fingerprint(folder: Any, config: ModelConfig, settings: Settings) -
 
 def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
     """Metadata of the newest registered version trained from exactly this input (see training_fingerprint)."""
-    from tasks.registry import METADATA_FILE, read_index, version_dir
+    from stores.registry import METADATA_FILE, read_index, version_dir
 
     for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
-        metadata = storage.read_json(version_dir(models_dir, version) / METADATA_FILE, default={})
+        metadata = files.read_json(version_dir(models_dir, version) / METADATA_FILE, default={})
         if metadata.get("training_fingerprint") == fingerprint:
             return metadata
     return None
@@ -87,7 +87,7 @@ def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
 
 def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log: Any) -> dict[str, Any]:
     """The train task's summary for a version trained earlier on the same input."""
-    from tasks.registry import read_index, version_dir
+    from stores.registry import read_index, version_dir
 
     version = metadata["version"]
     champion = read_index(models_dir)["champion"]
@@ -105,7 +105,7 @@ def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log
 def untrained_result(settings: Settings, windows: dict[str, Any], started: float, log: Any) -> dict[str, Any]:
     """The train task's summary when the windows stage found too little history to train on: the champion
     (if any, of this frequency) keeps publishing."""
-    from tasks.registry import usable_champion
+    from stores.registry import usable_champion
 
     champion = usable_champion(settings.data_dir / "models", windows["frequency"], log)
     decision = f"not trained: {windows['untrainable']}"
@@ -124,13 +124,13 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     from prefect.runtime import flow_run
 
     from forecasting.promotion import challenge
-    from tasks.registry import save_version, usable_champion
+    from stores.registry import save_version, usable_champion
 
     log = get_run_logger()
     started = time.perf_counter()
     if windows.get("untrainable"):
         return untrained_result(settings, windows, started, log)
-    folder = storage.as_path(windows["folder"])
+    folder = files.as_path(windows["folder"])
     as_of = pd.Timestamp(validated["as_of"])
     config = ModelConfig.from_settings(settings, lookback=windows["lookback"], horizon=windows["horizon"],
                                        features=windows["features"], frequency=windows["frequency"])
@@ -147,7 +147,7 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     if devices:  # GPUs want bigger batches; with several mirrored, each gets its own share
         config = replace(config, batch_size=settings.gpu_batch_size * replicas(devices))
     source = read_window_source(folder, config.lookback, config.horizon, list(config.features))
-    series = storage.read_parquet(folder / "series.parquet")
+    series = files.read_parquet(folder / "series.parquet")
     unseen = unseen_windows(series, source.starts[TRAIN], config, champion.metadata["cutoff"]) \
         if warm and champion.metadata.get("cutoff") else None
     log.info("%s: %d training and %d validation windows%s", "Warm start from champion " + champion.version
@@ -160,8 +160,8 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
                              devices=devices, mixed_precision=settings.mixed_precision and bool(devices),
                              max_windows=settings.warm_windows_per_epoch if warm else None, priority=unseen)
     interval = calibrate(model, source, settings.interval_level)
-    scalers = Scalers.from_dict(storage.read_json(folder / "scalers.json"))
-    index = storage.read_parquet(folder / "index.parquet")
+    scalers = Scalers.from_dict(files.read_json(folder / "scalers.json"))
+    index = files.read_parquet(folder / "index.parquet")
     verdict = challenge(model, interval, scalers, champion, series, index, config, windows["frequency"],
                         settings.holdout_windows, diverged=facts["diverged"])
     version = new_version_name(as_of, flow_run.id)

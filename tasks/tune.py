@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.settings import Settings
-from tasks import storage
+from stores import files
 
 TUNED_FILE = "tuned.json"
 TUNED_FIELDS = ("lookback", "layers", "units", "dropout")
@@ -53,13 +53,13 @@ def save_winner(results: pd.DataFrame, data_dir: Path, data_end: str) -> dict[st
     payload = {"config": {name: _plain(results[name].iloc[0]) for name in TUNED_FIELDS if name in results},
                "mase": float(results["mase"].iloc[0]), "data_end": data_end, "candidates": len(results),
                "tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    storage.write_json(payload, data_dir / "models" / TUNED_FILE)
+    files.write_json(payload, data_dir / "models" / TUNED_FILE)
     return payload
 
 
 def with_tuned(settings: Settings) -> Settings:
     """`settings` with the stored tuning winner applied to the fields the user did not set."""
-    tuned = storage.read_json(settings.data_dir / "models" / TUNED_FILE, default=None)
+    tuned = files.read_json(settings.data_dir / "models" / TUNED_FILE, default=None)
     if not tuned:
         return settings
     update = {name: value for name, value in tuned["config"].items()

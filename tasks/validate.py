@@ -25,10 +25,10 @@ from forecasting.frequency import (fixed_step, frequency_change, infer_frequency
                                    periods_between, periods_since)
 from forecasting.rows import append_rows, in_series, tail_rows
 from forecasting.settings import Settings
-from tasks import storage
-from tasks.increments import VALIDATION_SETTINGS, find_base, full_run_reason, settings_of, write_state
+from stores import files
+from stores.quarantine import quarantine_path, quarantine_records, write_quarantine
+from stores.snapshots import VALIDATION_SETTINGS, find_base, full_run_reason, settings_of, write_state
 from tasks.ingest import INGEST_SEQ, has_news, read_manifest, read_series_store, store_newest, store_position
-from tasks.quarantine import quarantine_path, quarantine_records, write_quarantine
 
 # Derived boolean columns the suite checks; True means "fine" (or "not applicable": reported elsewhere).
 VALUE_IS_FINITE = "value_is_finite"
@@ -348,7 +348,7 @@ class Increment:
 
 def split_increment(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as_of: pd.Timestamp,
                     max_staleness: int, history: Callable[[list[str]], pd.DataFrame] | None = None) -> Increment:
-    """Pick the rows an incremental run must check (see tasks/increments.py). `store` holds at least every
+    """Pick the rows an incremental run must check (see stores/snapshots.py). `store` holds at least every
     row new since the base; `history(ids)` returns every stored row of those series (default: from `store`)."""
     stamps = store[TIMESTAMP]
     new = (store[INGEST_SEQ] > base.max_seq) | (stamps > base.as_of).fillna(False).astype(bool)
@@ -491,10 +491,10 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
     base = find_base(data_dir, resolved) if resolved is not None and pd.notna(resolved) else None
     full_reason = full_run_reason(settings, base, resolved)
     if full_reason is None:
-        base_valid = storage.read_parquet(storage.partition_dir(data_dir / "validated", base.run_date)
+        base_valid = files.read_parquet(files.partition_dir(data_dir / "validated", base.run_date)
                                           / "observations.parquet")
         # Only files that can hold rows new since the base; rebuilt series are read from every file.
-        store = read_series_store(data_dir, files=lambda entry: has_news(entry, base), manifest=manifest)
+        store = read_series_store(data_dir, wanted=lambda entry: has_news(entry, base), manifest=manifest)
         result, increment, state = validate_incremental(
             store, base, base_valid, resolved, settings.max_staleness, file_names, settings.max_robust_z,
             history=lambda ids: read_series_store(data_dir, series=ids, manifest=manifest))
@@ -521,8 +521,8 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
             f"nothing valid is left after validation ({len(result.quarantined)} row(s) quarantined; reasons in "
             f"{quarantine_path(data_dir, run_date, 'validate')}). Most common: "
             f"{result.quarantined['reason'].value_counts().index[0] if len(result.quarantined) else 'n/a'}")
-    valid_path = storage.partition_dir(data_dir / "validated", run_date) / "observations.parquet"
-    storage.write_parquet(result.valid, valid_path)
+    valid_path = files.partition_dir(data_dir / "validated", run_date) / "observations.parquet"
+    files.write_parquet(result.valid, valid_path)
     write_state(valid_path.parent, as_of=result.batch.as_of, full_as_of=full_as_of,
                 max_seq=store_position(manifest), panel_frequency=result.facts["panel_frequency"],
                 settings=settings_of(settings, VALIDATION_SETTINGS), series=state,

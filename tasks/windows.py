@@ -17,8 +17,8 @@ from forecasting.scaling import Scalers
 from forecasting.settings import Settings
 from forecasting.windows import (SCALED, SPLIT, TRAIN, VALIDATION, WindowSource, covariate_columns, longest_length,
                                  plan_increment, plan_windows, resolve_sizes)
-from tasks import storage
-from tasks.increments import STATE_FILE
+from stores import files
+from stores.snapshots import STATE_FILE
 
 def window_settings(settings: Settings, lookback: int, horizon: int) -> dict[str, Any]:
     return {"lookback": lookback, "horizon": horizon, "val_fraction": settings.val_fraction,
@@ -40,14 +40,14 @@ def windows_base(settings: Settings, filled: dict[str, Any], freq: str, lookback
     """The base run's windows when this run can window incrementally on them, else None."""
     if filled.get("mode") != "incremental":
         return None
-    state = storage.read_json(storage.as_path(filled["clean_path"]).parent / STATE_FILE, default={})
-    folder = storage.partition_dir(settings.data_dir / "windows", pd.Timestamp(state["base_run_date"]).date())
-    meta = storage.read_json(folder / "meta.json", default=None)
+    state = files.read_json(files.as_path(filled["clean_path"]).parent / STATE_FILE, default={})
+    folder = files.partition_dir(settings.data_dir / "windows", pd.Timestamp(state["base_run_date"]).date())
+    meta = files.read_json(folder / "meta.json", default=None)
     if not meta or meta.get("as_of") != state.get("base_as_of") or \
             meta.get("settings") != window_settings(settings, lookback, horizon) or \
             meta.get("frequency") != freq or not all((folder / n).exists() for n in ("series.parquet", "scalers.json")):
         return None
-    scalers = Scalers.from_dict(storage.read_json(folder / "scalers.json"))
+    scalers = Scalers.from_dict(files.read_json(folder / "scalers.json"))
     if sorted(scalers.covariates) != sorted(covariate_columns(clean)):
         return None
     return WindowBase(folder=folder, meta=meta, scalers=scalers, rebuilt=set(state.get("rebuilt_series", [])))
@@ -72,7 +72,7 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
     started = time.perf_counter()
     run_date = pd.Timestamp(validated["run_date"]).date()
     freq = validated["frequency"]
-    clean = storage.read_parquet(filled["clean_path"])
+    clean = files.read_parquet(filled["clean_path"])
     longest = longest_length(clean)
     lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon, longest)
     if longest is not None and longest < lookback:  # nothing to window; publication falls back per series
@@ -80,7 +80,7 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
                            f"{longest})", lookback, horizon, freq, validated, clean, started, log)
     base = windows_base(settings, filled, freq, lookback, horizon, clean)
     if base is not None:
-        plan, processed = plan_increment(clean, storage.read_parquet(base.folder / "series.parquet"), base.scalers,
+        plan, processed = plan_increment(clean, files.read_parquet(base.folder / "series.parquet"), base.scalers,
                                          base.rebuilt, freq, lookback, horizon, settings.val_fraction)
         scalers_as_of = base.meta["scalers_fitted_as_of"]
         log.info("Incremental windows on %s: features for %d new row(s); scalers of the cycle fitted as of %s",
@@ -91,12 +91,12 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
     if plan.short_series:
         log.warning("%d series are shorter than the lookback of %d and will be forecast by seasonal naive: %s",
                     len(plan.short_series), lookback, ", ".join(map(repr, plan.short_series[:10])))
-    folder = storage.partition_dir(settings.data_dir / "windows", run_date)
+    folder = files.partition_dir(settings.data_dir / "windows", run_date)
     covariates = list(plan.scalers.covariates)  # raw too: another model's scalers may need them
-    storage.write_parquet(plan.series[[SERIES_ID, TIMESTAMP, VALUE, IMPUTED, *covariates, *plan.features]],
+    files.write_parquet(plan.series[[SERIES_ID, TIMESTAMP, VALUE, IMPUTED, *covariates, *plan.features]],
                           folder / "series.parquet")
-    storage.write_parquet(plan.index, folder / "index.parquet")
-    storage.write_json(plan.scalers.to_dict(), folder / "scalers.json")
+    files.write_parquet(plan.index, folder / "index.parquet")
+    files.write_json(plan.scalers.to_dict(), folder / "scalers.json")
     n_train = int((plan.index[SPLIT] == TRAIN).sum())
     n_val = int((plan.index[SPLIT] == VALIDATION).sum())
     meta = {"lookback": lookback, "horizon": horizon, "frequency": freq, "cutoff": plan.cutoff.isoformat(),
@@ -105,7 +105,7 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
             "mode": "incremental" if base is not None else "full", "rows_processed": processed,
             "scalers_fitted_as_of": scalers_as_of, "settings": window_settings(settings, lookback, horizon),
             "as_of": validated["as_of"]}
-    storage.write_json(meta, folder / "meta.json")
+    files.write_json(meta, folder / "meta.json")
     if n_train == 0 or n_val == 0:
         return untrainable(f"not enough history to train: {n_train} training and {n_val} validation windows "
                            f"with lookback {lookback} and horizon {horizon} (cutoff {plan.cutoff.isoformat()})",
@@ -117,5 +117,5 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
 
 def read_window_source(folder: Any, lookback: int, horizon: int, features: list[str]) -> WindowSource:
     """The WindowSource of a windows folder this stage wrote (only the columns training reads)."""
-    series = storage.read_parquet(folder / "series.parquet", columns=list(dict.fromkeys([SCALED, IMPUTED, *features])))
-    return WindowSource.from_frames(series, storage.read_parquet(folder / "index.parquet"), features, lookback, horizon)
+    series = files.read_parquet(folder / "series.parquet", columns=list(dict.fromkeys([SCALED, IMPUTED, *features])))
+    return WindowSource.from_frames(series, files.read_parquet(folder / "index.parquet"), features, lookback, horizon)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from forecasting.columns import FORECAST_COLUMNS
 from forecasting.settings import PROJECT_ROOT
-from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts, redacted_url
+from stores.forecasts import read_parquet_forecasts, read_sql_forecasts, redacted_url
 
 SAMPLE_CSV = PROJECT_ROOT / "data" / "sample" / "wikipedia_traffic_daily.csv"
 WEATHER_CSV = PROJECT_ROOT / "data" / "examples" / "seattle_weather_daily.csv"

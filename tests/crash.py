@@ -22,26 +22,27 @@ def die() -> None:
 
 
 def inject(point: str) -> None:
-    from tasks import forecast_store, storage
+    from stores import files
+    from stores import forecasts as forecast_store
 
     if point == "windows-between-files":
-        original = storage.write_parquet
+        original = files.write_parquet
 
         def write_parquet(frame, target):
             if target.name == "index.parquet" and target.parent.parent.name == "windows":
                 die()
             return original(frame, target)
 
-        storage.write_parquet = write_parquet
+        files.write_parquet = write_parquet
     elif point == "model-mid-folder":
-        original_json = storage.write_json
+        original_json = files.write_json
 
         def write_json(payload, target):
             if target.name == "metadata.json" and target.parent.name.endswith(".tmp"):
                 die()
             return original_json(payload, target)
 
-        storage.write_json = write_json
+        files.write_json = write_json
     elif point == "forecasts-mid-file":
         original_table = forecast_store.pq.write_table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.backfill import as_of_dates, backfill_flow
-from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts
+from stores.forecasts import read_parquet_forecasts, read_sql_forecasts
 from tests.conftest import write_csv
 
 

@@ -142,7 +142,7 @@ def test_prefect_run_logs_drop_the_traceback_of_expected_errors_only(monkeypatch
 
 
 def test_the_whole_bad_input_corpus_runs_without_a_traceback(prefect_server, tmp_path):
-    from tasks.forecast_store import read_parquet_forecasts
+    from stores.forecasts import read_parquet_forecasts
     from tests.corpus.cases import CASES
 
     inbox = tmp_path / "corpus"

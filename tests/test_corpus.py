@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tasks import storage
+from stores import files
 from tasks.gapfill import gapfill
 from tasks.ingest import ingest, read_series_store
 from tasks.validate import validate
@@ -20,7 +20,7 @@ def test_corpus_case(case, tmp_path):
     inbox.mkdir()
     (inbox / name).write_bytes(content)
     summary = ingest(inbox, store)
-    digest = storage.content_hash(inbox / name)
+    digest = files.content_hash(inbox / name)
     archived = next((store / "raw" / digest[:2]).glob(f"{digest}.*"))
     assert archived.read_bytes() == content  # archived unchanged, whatever it was
 

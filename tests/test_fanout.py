@@ -7,7 +7,7 @@ import pytest
 from prefect import flow
 
 from forecasting.settings import load_settings
-from tasks import storage
+from stores import files
 from tasks.gapfill import fill_gaps
 from tasks.ingest import ingest_files
 from tasks.runners import chunked, validate_runner_spec
@@ -33,8 +33,8 @@ def test_gap_fill_on_a_local_dask_cluster_matches_threads(prefect_server, tmp_pa
     assert on_dask["workers"] == 2  # the chunks ran in both worker processes, not in the flow's
     assert on_threads["workers"] == 1
     assert on_dask["imputed"] == on_threads["imputed"] == 5
-    pd.testing.assert_frame_equal(storage.read_parquet(on_dask["clean_path"]),
-                                  storage.read_parquet(on_threads["clean_path"]))
+    pd.testing.assert_frame_equal(files.read_parquet(on_dask["clean_path"]),
+                                  files.read_parquet(on_threads["clean_path"]))
 
 
 def test_chunk_tasks_are_task_runs_of_the_flow_run(prefect_server, tmp_path, sample_slice):

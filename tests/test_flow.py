@@ -7,7 +7,7 @@ import pytest
 
 from flows.daily import daily_forecast
 from forecasting.columns import FORECAST_COLUMNS
-from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts
+from stores.forecasts import read_parquet_forecasts, read_sql_forecasts
 from tests.conftest import write_csv
 
 HORIZON, LOOKBACK = 7, 14
@@ -107,7 +107,7 @@ def test_too_little_history_to_train_publishes_seasonal_naive_instead_of_failing
 
 
 def test_a_second_run_on_the_same_data_dir_is_refused(prefect_server, tmp_path, sample_slice):
-    from tasks.storage import exclusive_run
+    from stores.files import exclusive_run
 
     inbox, data_dir = tmp_path / "inbox", tmp_path / "store"
     write_csv(sample_slice, inbox / "day.csv")

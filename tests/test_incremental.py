@@ -9,9 +9,9 @@ import pytest
 
 from flows.daily import daily_forecast
 from forecasting.settings import Settings
-from tasks import storage
+from stores import files
+from stores.snapshots import Base, full_run_reason
 from tasks.gapfill import gapfill, gapfill_increment
-from tasks.increments import Base, full_run_reason
 from tasks.ingest import ingest, read_series_store
 from tasks.validate import series_state, validate, validate_incremental
 from tests.conftest import write_csv
@@ -152,16 +152,16 @@ def test_the_daily_flow_after_the_first_processes_only_the_new_day(prefect_serve
     monkeypatch.setenv("LSTM_FORECAST_INCREMENTAL", "false")
     full = _run(inbox, tmp_path / "full", None)
     assert full["validate"]["mode"] == full["gapfill"]["mode"] == full["windows"]["mode"] == "full"
-    pd.testing.assert_frame_equal(storage.read_parquet(second["validate"]["valid_path"]),
-                                  storage.read_parquet(full["validate"]["valid_path"]))
-    pd.testing.assert_frame_equal(storage.read_parquet(second["gapfill"]["clean_path"]),
-                                  storage.read_parquet(full["gapfill"]["clean_path"]))
-    folder, full_folder = storage.as_path(second["windows"]["folder"]), storage.as_path(full["windows"]["folder"])
-    pd.testing.assert_frame_equal(storage.read_parquet(folder / "index.parquet"),
-                                  storage.read_parquet(full_folder / "index.parquet"))
+    pd.testing.assert_frame_equal(files.read_parquet(second["validate"]["valid_path"]),
+                                  files.read_parquet(full["validate"]["valid_path"]))
+    pd.testing.assert_frame_equal(files.read_parquet(second["gapfill"]["clean_path"]),
+                                  files.read_parquet(full["gapfill"]["clean_path"]))
+    folder, full_folder = files.as_path(second["windows"]["folder"]), files.as_path(full["windows"]["folder"])
+    pd.testing.assert_frame_equal(files.read_parquet(folder / "index.parquet"),
+                                  files.read_parquet(full_folder / "index.parquet"))
     raw = ["series_id", "timestamp", "value", "imputed"]
-    pd.testing.assert_frame_equal(storage.read_parquet(folder / "series.parquet", columns=raw),
-                                  storage.read_parquet(full_folder / "series.parquet", columns=raw))
+    pd.testing.assert_frame_equal(files.read_parquet(folder / "series.parquet", columns=raw),
+                                  files.read_parquet(full_folder / "series.parquet", columns=raw))
     assert second["windows"]["cutoff"] == full["windows"]["cutoff"]
 
     # A later run builds on these folders only if they hold the base's own as-of (a folder of the same
@@ -171,7 +171,7 @@ def test_the_daily_flow_after_the_first_processes_only_the_new_day(prefect_serve
     settings = Settings(data_dir=tmp_path / "store", horizon=HORIZON, lookback=LOOKBACK, max_epochs=1)
     validated = {"mode": "incremental", "base_run_date": second["validate"]["run_date"],
                  "base_as_of": second["validate"]["as_of"]}
-    assert clean_base(settings, validated) == storage.as_path(second["gapfill"]["clean_path"]).parent
+    assert clean_base(settings, validated) == files.as_path(second["gapfill"]["clean_path"]).parent
     assert clean_base(settings, {**validated, "base_as_of": first["validate"]["as_of"]}) is None
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from forecasting.errors import PipelineError, RawFileError
-from tasks import storage
+from stores import files
 from tasks.ingest import discover_files, ingest, no_usable_input, read_manifest, read_raw_file, read_series_store
 from tests.conftest import write_csv
 
@@ -78,7 +78,7 @@ def test_ingest_archives_unchanged_skips_repeats_and_goes_on_past_a_bad_file(tmp
     first = ingest(inbox, store)
     assert (first.files_seen, first.files_new, len(first.files_rejected)) == (2, 1, 1)
     assert first.rows_new == len(sample_slice)
-    digest = storage.content_hash(good)
+    digest = files.content_hash(good)
     archived = store / "raw" / digest[:2] / f"{digest}.csv"
     assert archived.read_bytes() == good.read_bytes()  # archived byte for byte
     rejected = first.files_rejected[0]

@@ -15,7 +15,7 @@ from forecasting.model.network import build_forecaster, is_cudnn_eligible, recur
 from forecasting.model.training import calibrate, fit_model, predict_quantiles
 from forecasting.scaling import Scalers, SeriesScaler
 from forecasting.windows import TRAIN, VALIDATION, WindowSource
-from tasks.registry import load_champion, load_version, read_index, save_version, usable_champion, version_dir
+from stores.registry import load_champion, load_version, read_index, save_version, usable_champion, version_dir
 from tasks.train import new_version_name
 
 

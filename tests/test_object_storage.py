@@ -9,8 +9,8 @@ import pytest
 
 from flows.daily import daily_forecast
 from forecasting.settings import load_settings
-from tasks import storage
-from tasks.forecast_store import read_parquet_forecasts, read_sql_forecasts
+from stores import files
+from stores.forecasts import read_parquet_forecasts, read_sql_forecasts
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_daily_flow_runs_with_input_and_stores_on_memory_urls(prefect_server, tm
 
     first = run()
     assert first["ingest"]["files_new"] == 1
-    store = storage.as_path("memory://store")
+    store = files.as_path("memory://store")
     forecasts = read_parquet_forecasts(store)
     assert len(forecasts) == 3 * 7 and set(forecasts["series_id"]) == set(sample_slice["series_id"])
     assert len(read_sql_forecasts(database)) == len(forecasts)
@@ -59,29 +59,29 @@ def test_a_url_data_dir_needs_an_explicit_database():
 
 
 def test_storage_seam_on_a_file_url(tmp_path):
-    root = storage.as_path(f"file://{tmp_path}/second")
-    assert not storage.is_local(root)
+    root = files.as_path(f"file://{tmp_path}/second")
+    assert not files.is_local(root)
     frame = pd.DataFrame({"series_id": ["a", "b"], "value": [1.0, 2.0]})
-    storage.write_parquet(frame, root / "x" / "frame.parquet")
-    pd.testing.assert_frame_equal(storage.read_parquet(root / "x" / "frame.parquet"), frame)
-    pd.testing.assert_frame_equal(storage.read_parquet(str(root / "x" / "frame.parquet"),
+    files.write_parquet(frame, root / "x" / "frame.parquet")
+    pd.testing.assert_frame_equal(files.read_parquet(root / "x" / "frame.parquet"), frame)
+    pd.testing.assert_frame_equal(files.read_parquet(str(root / "x" / "frame.parquet"),
                                                        filters=[("series_id", "in", ["b"])]),
                                   frame.iloc[1:].reset_index(drop=True))
-    storage.write_json({"b": 1, "a": 2}, root / "meta.json")
-    assert storage.read_json(root / "meta.json") == {"a": 2, "b": 1}
-    with storage.atomic_dir(root / "version") as folder:
+    files.write_json({"b": 1, "a": 2}, root / "meta.json")
+    assert files.read_json(root / "meta.json") == {"a": 2, "b": 1}
+    with files.atomic_dir(root / "version") as folder:
         (folder / "one.txt").write_text("1")
         (folder / "sub").mkdir()
         (folder / "sub" / "two.txt").write_text("2")
     assert (tmp_path / "second" / "version" / "sub" / "two.txt").read_text() == "2"
     with pytest.raises(FileExistsError):
-        with storage.atomic_dir(root / "version"):
+        with files.atomic_dir(root / "version"):
             pass
-    with pytest.raises(RuntimeError), storage.atomic_path(root / "failed.json") as staged:
+    with pytest.raises(RuntimeError), files.atomic_path(root / "failed.json") as staged:
         staged.write_text("half")
         raise RuntimeError("crash before the upload")
     assert not (tmp_path / "second" / "failed.json").exists()  # a failed write leaves nothing
-    storage.copy_file(root / "meta.json", root / "archive" / "meta.json")
-    assert storage.content_hash(root / "archive" / "meta.json") == storage.content_hash(tmp_path / "second" / "meta.json")
-    storage.remove_tree(root / "archive")
+    files.copy_file(root / "meta.json", root / "archive" / "meta.json")
+    assert files.content_hash(root / "archive" / "meta.json") == files.content_hash(tmp_path / "second" / "meta.json")
+    files.remove_tree(root / "archive")
     assert not (tmp_path / "second" / "archive").exists()

@@ -13,7 +13,7 @@ from forecasting.columns import FORECAST_COLUMNS
 from forecasting.model.config import ModelConfig
 from forecasting.model.version import ModelVersion
 from forecasting.windows import plan_windows
-from tasks.forecast_store import (parquet_path, publish_forecasts_atomically, read_parquet_forecasts,
+from stores.forecasts import (parquet_path, publish_forecasts_atomically, read_parquet_forecasts,
                                   read_sql_forecasts, redacted_url)
 from tasks.publish import FALLBACK_VERSION, forecast
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import storage
-from tasks.forecast_store import pending_marker, read_parquet_forecasts, reconcile, replace_sql_rows
-from tasks.registry import load_champion
+from stores import files
+from stores.forecasts import pending_marker, read_parquet_forecasts, reconcile, replace_sql_rows
+from stores.registry import load_champion
 from tests.conftest import FORECAST_VALUES, published, run_cli, write_csv
 
 # Three real series, one small model.
@@ -81,9 +81,9 @@ def test_a_run_killed_mid_write_is_completed_by_the_next_run(prefect_server, ref
     for path in data_dir.rglob("*"):
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(data_dir).parts):
             if path.suffix == ".parquet":
-                storage.read_parquet(path)
+                files.read_parquet(path)
             elif path.suffix == ".json":
-                storage.read_json(path)
+                files.read_json(path)
     read_parquet_forecasts(data_dir)  # the dataset skips staged (hidden) files
 
     again = run_cli(prefect_server, *arguments)
@@ -102,11 +102,11 @@ def test_parquet_follows_sql_after_a_crash_between_commit_and_rename(tmp_path):
                          "timestamp": pd.to_datetime(["2016-12-25", "2016-12-26"], utc=True), "step": [1, 2],
                          "yhat": [1.0, 2.0], "yhat_lower": [0.5, 1.5], "yhat_upper": [1.5, 2.5],
                          "model_version": "v1", "run_id": "run-1"})
-    from tasks.forecast_store import publish_forecasts_atomically
+    from stores.forecasts import publish_forecasts_atomically
 
     publish_forecasts_atomically(rows, day, tmp_path, url)
     # What a publication killed between its commit and its rename leaves: the pending mark, SQL committed.
-    storage.write_json({"run_date": day.isoformat()}, pending_marker(tmp_path, day))
+    files.write_json({"run_date": day.isoformat()}, pending_marker(tmp_path, day))
     replace_sql_rows(rows.assign(yhat=[3.0, 4.0], run_id="run-2"), day, url)
     assert read_parquet_forecasts(tmp_path)["run_id"].tolist() == ["run-1", "run-1"]
     assert reconcile(tmp_path, url) == ["2016-12-24"]

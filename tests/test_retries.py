@@ -15,7 +15,7 @@ from tests.conftest import write_csv
 def test_ingest_retries_io_errors_then_completes(prefect_server, tmp_path, sample_slice, monkeypatch):
     write_csv(sample_slice, tmp_path / "inbox" / "day.csv")
     settings = load_settings(input_path=tmp_path / "inbox", data_dir=tmp_path / "store")
-    real_hash, calls = ingest_module.storage.content_hash, []
+    real_hash, calls = ingest_module.files.content_hash, []
 
     def flaky_hash(path):
         calls.append(path)
@@ -23,7 +23,7 @@ def test_ingest_retries_io_errors_then_completes(prefect_server, tmp_path, sampl
             raise OSError("simulated: network share went away")
         return real_hash(path)
 
-    monkeypatch.setattr(ingest_module.storage, "content_hash", flaky_hash)
+    monkeypatch.setattr(ingest_module.files, "content_hash", flaky_hash)
 
     @flow
     def only_ingest():

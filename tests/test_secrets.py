@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from flows.daily import daily_forecast
 from forecasting.settings import load_settings
-from tasks.forecast_store import read_sql_forecasts
-from tasks.forecast_store import resolve_database_url
+from stores.forecasts import read_sql_forecasts
+from stores.forecasts import resolve_database_url
 from tests.conftest import write_csv
 
 PASSWORD = "s3cret-Pa55word"

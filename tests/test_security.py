@@ -8,7 +8,7 @@ from pathlib import Path
 
 from forecasting.settings import PROJECT_ROOT
 
-SOURCES = sorted(p for folder in ("tasks", "flows") for p in (PROJECT_ROOT / folder).rglob("*.py"))
+SOURCES = sorted(p for folder in ("forecasting", "stores", "tasks", "flows") for p in (PROJECT_ROOT / folder).rglob("*.py"))
 UNSAFE_MODULES = {"pickle", "cPickle", "joblib", "dill", "cloudpickle", "marshal", "shelve"}
 
 

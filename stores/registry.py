@@ -20,7 +20,7 @@ from typing import Any
 from forecasting.errors import PipelineError
 from forecasting.model.version import ModelVersion
 from forecasting.scaling import Scalers
-from tasks import storage
+from stores import files
 
 VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
 MODEL_FILE, SCALERS_FILE, METADATA_FILE, INDEX_FILE = "model.keras", "scalers.json", "metadata.json", "index.json"
@@ -36,20 +36,20 @@ def save_version(models_dir: Path, version: str, model: Any, scalers: Scalers, m
                  *, make_champion: bool = True) -> Path:
     """Write a complete version folder atomically, then record it in the index."""
     target = version_dir(models_dir, version)
-    with storage.atomic_dir(target) as tmp:
+    with files.atomic_dir(target) as tmp:
         model.save(tmp / MODEL_FILE)
-        storage.write_json(scalers.to_dict(), tmp / SCALERS_FILE)
-        storage.write_json({**metadata, "version": version}, tmp / METADATA_FILE)
+        files.write_json(scalers.to_dict(), tmp / SCALERS_FILE)
+        files.write_json({**metadata, "version": version}, tmp / METADATA_FILE)
     index = read_index(models_dir)
     index["versions"] = [*index["versions"], version]
     if make_champion:
         index["champion"] = version
-    storage.write_json(index, models_dir / INDEX_FILE)
+    files.write_json(index, models_dir / INDEX_FILE)
     return target
 
 
 def read_index(models_dir: Path) -> dict[str, Any]:
-    return storage.read_json(models_dir / INDEX_FILE, default={"champion": None, "versions": []})
+    return files.read_json(models_dir / INDEX_FILE, default={"champion": None, "versions": []})
 
 
 def load_version(models_dir: Path, version: str) -> ModelVersion:
@@ -61,10 +61,10 @@ def load_version(models_dir: Path, version: str) -> ModelVersion:
     folder = version_dir(models_dir, version)
     if not (folder / MODEL_FILE).is_file():
         raise PipelineError(f"model version {version!r} is missing from {models_dir}")
-    with storage.local_file(folder / MODEL_FILE) as local:  # Keras opens local files only
+    with files.local_file(folder / MODEL_FILE) as local:  # Keras opens local files only
         model = keras.saving.load_model(local, safe_mode=True, compile=False)
-    scalers = Scalers.from_dict(storage.read_json(folder / SCALERS_FILE))
-    return ModelVersion(version, model, scalers, storage.read_json(folder / METADATA_FILE))
+    scalers = Scalers.from_dict(files.read_json(folder / SCALERS_FILE))
+    return ModelVersion(version, model, scalers, files.read_json(folder / METADATA_FILE))
 
 
 def load_champion(models_dir: Path) -> ModelVersion:

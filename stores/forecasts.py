@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from forecasting.columns import (FORECAST_COLUMNS, MODEL_VERSION, ORIGIN, RUN_DATE, RUN_ID, SERIES_ID, STEP, TIMESTAMP,
                                  YHAT, YHAT_LOWER, YHAT_UPPER)
 from forecasting.settings import Settings
-from tasks import storage
+from stores import files
 
 TABLE_NAME = "forecasts"
 PARQUET_NAME = "forecasts.parquet"
@@ -55,7 +55,7 @@ PARQUET_SCHEMA = pa.schema([
 
 
 def parquet_path(data_dir: Path, run_date: date) -> Path:
-    return storage.partition_dir(data_dir / "forecasts", run_date) / PARQUET_NAME
+    return files.partition_dir(data_dir / "forecasts", run_date) / PARQUET_NAME
 
 
 @contextlib.contextmanager
@@ -64,21 +64,21 @@ def staged_partition(forecasts: pd.DataFrame, run_date: date, data_dir: Path) ->
     columns, sorted); the file replaces the partition only if the block succeeds."""
     forecasts = forecasts[list(FORECAST_COLUMNS)].sort_values([SERIES_ID, STEP]).reset_index(drop=True)
     table = pa.Table.from_pandas(forecasts, schema=PARQUET_SCHEMA, preserve_index=False)
-    with storage.atomic_path(parquet_path(data_dir, run_date)) as staged:
+    with files.atomic_path(parquet_path(data_dir, run_date)) as staged:
         pq.write_table(table, staged)
         yield forecasts
 
 
 def pending_marker(data_dir: Path, run_date: date) -> Path:
     """Marks a publication between its SQL commit and its Parquet rename (see `reconcile`)."""
-    return storage.as_path(data_dir) / "forecasts" / ".pending" / f"{run_date.isoformat()}.json"
+    return files.as_path(data_dir) / "forecasts" / ".pending" / f"{run_date.isoformat()}.json"
 
 
 def publish_forecasts_atomically(forecasts: pd.DataFrame, run_date: date, data_dir: Path, database_url: str) -> int:
     """Replace the run date's forecasts in both stores; returns the rows written."""
     marker = pending_marker(data_dir, run_date)
     with staged_partition(forecasts, run_date, data_dir) as written:
-        storage.write_json({"run_date": run_date.isoformat(), "rows": len(written)}, marker)
+        files.write_json({"run_date": run_date.isoformat(), "rows": len(written)}, marker)
         replace_sql_rows(written, run_date, database_url)
     marker.unlink(missing_ok=True)  # both stores agree: nothing for reconcile to check
     return len(written)
@@ -138,10 +138,10 @@ def forecast_dataset(data_dir: Path) -> Any:
     """The published Parquet files as one hive-partitioned pyarrow dataset; None while there are none."""
     import pyarrow.dataset as ds
 
-    root = storage.as_path(data_dir) / "forecasts"
+    root = files.as_path(data_dir) / "forecasts"
     if not root.exists():
         return None
-    where, filesystem = storage.arrow_location(root)
+    where, filesystem = files.arrow_location(root)
     dataset = ds.dataset(where, format="parquet", partitioning="hive", filesystem=filesystem)
     return dataset if dataset.files else None
 
@@ -179,7 +179,7 @@ def reconcile(data_dir: Path, database_url: str) -> list[str]:
     date only (so its cost does not grow with the history of publications), rewrites the partition from
     SQL if the two disagree. A mark left by a failed commit finds the stores agreeing and is just removed.
     """
-    folder = storage.as_path(data_dir) / "forecasts" / ".pending"
+    folder = files.as_path(data_dir) / "forecasts" / ".pending"
     marks = sorted(folder.iterdir(), key=lambda path: path.name) if folder.exists() else []
     rewritten = []
     for mark in marks:
@@ -187,7 +187,7 @@ def reconcile(data_dir: Path, database_url: str) -> list[str]:
         day = date.fromisoformat(run_date)
         in_sql = read_sql_forecasts(database_url, day)
         partition = parquet_path(data_dir, day)
-        in_parquet = storage.read_parquet(partition, columns=[RUN_ID]) if partition.exists() else pd.DataFrame()
+        in_parquet = files.read_parquet(partition, columns=[RUN_ID]) if partition.exists() else pd.DataFrame()
         if len(in_sql) and _runs(in_sql) != _runs(in_parquet):
             with staged_partition(in_sql, day, data_dir):
                 pass  # SQL already holds these rows: only the Parquet file is replaced

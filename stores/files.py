@@ -7,7 +7,7 @@ Readers never see a half-written file. Locally, every write goes to a hidden tem
 folder (pyarrow datasets skip names starting with "." or "_") and is renamed into place, which POSIX makes
 atomic. On an fsspec filesystem the file is written locally first and uploaded in one `put_file`: object
 stores make an object visible only once its upload is complete. (A folder uploads file by file there;
-the model registry only points at a version once it is whole, see tasks/registry.py.)
+the model registry only points at a version once it is whole, see stores/registry.py.)
 No path here is ever built from a series id or any other value that comes from the data.
 """
 
@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecasting.paths import as_path, is_local  # noqa: F401 - the seam's callers use storage.as_path
+from forecasting.paths import as_path, is_local  # noqa: F401 - the seam's callers use files.as_path
 
 HASH_CHUNK = 1 << 20
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks import storage
+from stores import files
 
 STATE_FILE = "state.json"
 SERIES_STATE_FILE = "series_state.parquet"
@@ -59,7 +59,7 @@ def settings_of(settings: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 def run_dates(root: Path) -> list[date]:
     """Run dates with a partition under `root`, newest first."""
-    root = storage.as_path(root)
+    root = files.as_path(root)
     if not root.exists():
         return []
     found = []
@@ -79,12 +79,12 @@ def find_base(data_dir: Path, as_of: pd.Timestamp) -> Base | None:
     Strictly before: a rerun of an as-of builds on the run before it again, so it repeats that run's
     work exactly instead of building on its own earlier output.
     """
-    root = storage.as_path(data_dir) / "validated"
+    root = files.as_path(data_dir) / "validated"
     for run_date in run_dates(root):
         if run_date > as_of.date():
             continue
-        folder = storage.partition_dir(root, run_date)
-        state = storage.read_json(folder / STATE_FILE, default=None)
+        folder = files.partition_dir(root, run_date)
+        state = files.read_json(folder / STATE_FILE, default=None)
         if not state or state.get("version") != STATE_VERSION:
             continue
         base_as_of = pd.Timestamp(state["as_of"])
@@ -93,7 +93,7 @@ def find_base(data_dir: Path, as_of: pd.Timestamp) -> Base | None:
         series_path = folder / SERIES_STATE_FILE
         if not series_path.exists():
             continue
-        series = storage.read_parquet(series_path).set_index("series_id")
+        series = files.read_parquet(series_path).set_index("series_id")
         return Base(run_date=run_date, as_of=base_as_of, full_as_of=pd.Timestamp(state["full_as_of"]),
                     max_seq=int(state["max_seq"]), panel_frequency=state["panel_frequency"],
                     settings=state["settings"], series=series)
@@ -118,8 +118,8 @@ def write_state(folder: Path, *, as_of: pd.Timestamp, full_as_of: pd.Timestamp, 
                 panel_frequency: str, settings: dict[str, Any], series: pd.DataFrame,
                 base_run_date: date | None, rebuilt: list[str]) -> None:
     """Write the per-series state first and the state file last: a state file always has its series."""
-    storage.write_parquet(series.reset_index(), folder / SERIES_STATE_FILE)
-    storage.write_json({"version": STATE_VERSION, "as_of": as_of.isoformat(), "full_as_of": full_as_of.isoformat(),
+    files.write_parquet(series.reset_index(), folder / SERIES_STATE_FILE)
+    files.write_json({"version": STATE_VERSION, "as_of": as_of.isoformat(), "full_as_of": full_as_of.isoformat(),
                         "max_seq": int(max_seq), "panel_frequency": panel_frequency, "settings": settings,
                         "base_run_date": base_run_date.isoformat() if base_run_date else None,
                         "rebuilt_series": sorted(rebuilt)}, folder / STATE_FILE)
@@ -132,4 +132,4 @@ def write_state(folder: Path, *, as_of: pd.Timestamp, full_as_of: pd.Timestamp, 
 
 def rebuilt_series(folder: Path) -> set[str]:
     """Series an incremental stage rebuilt in full (written next to the stage's snapshot)."""
-    return set(storage.read_json(storage.as_path(folder) / STATE_FILE, default={}).get("rebuilt_series", []))
+    return set(files.read_json(files.as_path(folder) / STATE_FILE, default={}).get("rebuilt_series", []))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.columns import REASON, SERIES_ID, SOURCE_FILE, SOURCE_ROW, STAGE, TIMESTAMP, VALUE
-from tasks import storage
+from stores import files
 
 QUARANTINE_COLUMNS = [STAGE, REASON, SERIES_ID, TIMESTAMP, VALUE, SOURCE_FILE, SOURCE_ROW]
 
@@ -36,7 +36,7 @@ def quarantine_records(rows: pd.DataFrame | None, *, stage: str, reason: str | p
 
 def quarantine_path(data_dir: Path, run_date: date, stage: str) -> Path:
     """Where one stage's records for one run date go; a rerun of the same date replaces them."""
-    return storage.partition_dir(data_dir / "quarantine", run_date) / f"{stage}.parquet"
+    return files.partition_dir(data_dir / "quarantine", run_date) / f"{stage}.parquet"
 
 
 def write_quarantine(records: pd.DataFrame, target: Path) -> Path | None:
@@ -44,7 +44,7 @@ def write_quarantine(records: pd.DataFrame, target: Path) -> Path | None:
     if records.empty:
         target.unlink(missing_ok=True)
         return None
-    storage.write_parquet(records[QUARANTINE_COLUMNS], target)
+    files.write_parquet(records[QUARANTINE_COLUMNS], target)
     return target
 
 
