@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -47,15 +47,17 @@ class Settings(BaseSettings):
     database_secret: str | None = Field(
         None, description="Name of a Prefect Secret block whose value is the database URL; wins over database_url.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the forecasts table; default: SQLite file in data_dir."
-    )
+        None, description="SQLAlchemy URL of the forecasts table; default: SQLite file in data_dir. Put credentials "
+        "in the environment (LSTM_FORECAST_DATABASE_URL) or a Prefect Secret block, never in files; logs mask the "
+        "password.")
     horizon: int | None = Field(None, ge=1, le=1000, description="Steps to forecast; default by frequency.")
     lookback: int | None = Field(None, ge=2, le=5000, description="Input window length (what the seasonal base "
                                  "reads); default by frequency: two weeks for hourly data, 28 days for daily.")
     recurrent_lookback: int | None = Field(
         None, ge=2, le=5000, description="The most recent steps of each window the recurrent layers read; default "
         "by frequency: a week of hourly data's two-week windows, else the whole window.")
-    max_epochs: int = Field(40, ge=1, le=10_000)
+    max_epochs: int = Field(40, ge=1, le=10_000, description="Epoch bound of a full retrain (early stopping usually "
+                            "ends it sooner).")
     patience: int = Field(5, ge=1, description="Early-stopping patience in epochs (validation loss).")
     batch_size: int = Field(128, ge=1, description="Training batch size on the CPU.")
     max_windows_per_epoch: int = Field(
@@ -76,7 +78,7 @@ class Settings(BaseSettings):
         "seasonal", description="What the network corrects: seasonal (exponential smoothing of each window "
         "with the series' own alpha, its seasonal profile where it pays, and drift) or level (the window's "
         "level alone).")
-    learning_rate: float = Field(1e-3, gt=0.0)
+    learning_rate: float = Field(1e-3, gt=0.0, description="Adam's initial learning rate.")
     lr_patience: int = Field(2, ge=1, description="Epochs without improvement before the learning rate halves.")
     target_transform: Literal["auto", "log1p", "none"] = Field(
         "auto", description="auto: log1p for series never negative in training; log1p: all; none: none.")
@@ -86,8 +88,11 @@ class Settings(BaseSettings):
         4096, ge=1, description="Training windows per epoch of a warm start: those the champion has not "
         "trained on first, then a seeded sample of the rest.")
     holdout_windows: int = Field(28, ge=1, description="Latest validation windows per series on which challenger, "
-                                 "champion and seasonal naive are scored, for promotion and per-series fallback.")
-    val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="Share of the time range held out.")
+                                 "champion and seasonal naive are scored, for promotion and per-series fallback "
+                                 "(7 windows overlapping by 13 days decided on too little); for sub-daily data a day "
+                                 "apart, each starting at the time of day of the published forecast.")
+    val_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="Share of the time range held out for "
+                                "validation (at least one horizon).")
     fill_method: FillMethod = Field(
         "auto", description="How gaps are filled: auto (seasonal_linear for data finer than a day, whose gaps of "
         "hours cut through the daily cycle; linear otherwise), ffill, bfill, linear, time, seasonal (the value one "
@@ -102,7 +107,8 @@ class Settings(BaseSettings):
                                 "deviations from their series' median (on a signed log1p scale) "
                                 "are quarantined as absurd outliers.")
     interval_level: float = Field(0.8, gt=0.0, lt=1.0, description="Coverage of the prediction interval.")
-    seed: int = 42
+    seed: int = Field(42, description="Seeds weights, dropout and the order of training windows: same data, same "
+                      "seed, same forecasts.")
     notify_block: str | None = Field(
         None, description="Prefect notification block told when a flow fails, as <block-type>/<block-name> "
         "(e.g. slack-webhook/forecast-alerts).")
@@ -155,3 +161,54 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Settings from defaults, config file and environment, with non-None overrides applied on top."""
     return Settings(**{name: value for name, value in overrides.items() if value is not None})
+
+
+def settings_reference() -> str:
+    """Every setting as a Markdown table (name, environment variable, type, default, meaning): the text of
+    docs/settings.md, which a test keeps in step. `python -m forecasting.settings` prints it."""
+    rows = ["# Settings", "",
+            "Generated from `forecasting/settings.py` by `python -m forecasting.settings > docs/settings.md`; "
+            "a test fails when the two differ.", "", _PRECEDENCE, "",
+            "| name | environment variable | type | default | meaning |", "|---|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        meaning = (field.description or "").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+        variable = f"{Settings.model_config['env_prefix']}{name.upper()}"
+        rows.append(f"| `{name}` | `{variable}` | {_type_name(field.annotation)} | {_default_text(name, field.default)} "
+                    f"| {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+_PRECEDENCE = ("Precedence, highest first: CLI options and flow parameters, environment variables, a TOML file "
+               f"(`{DEFAULT_CONFIG_FILE}` in the working directory, or the path in `{CONFIG_ENV}`), the defaults "
+               "below. Sizes are in periods of the data's frequency.")
+
+
+def _type_name(annotation: Any) -> str:
+    args = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if get_origin(annotation) is Literal:
+        return " / ".join(f"`{value}`" for value in args)
+    if args and len(args) < len(get_args(annotation)):  # X | None
+        return _type_name(args[0]) + " or none"
+    if annotation is UPath:
+        return "path or URL"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default_text(name: str, default: Any) -> str:
+    if name == "database_url":
+        return "SQLite file `<data_dir>/forecasts.sqlite`"
+    if default is None:
+        return "by frequency" if name in _BY_FREQUENCY else "none"
+    if isinstance(default, Path):
+        path = Path(default)
+        return f"`{path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}`"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    return f"`{default}`"
+
+
+_BY_FREQUENCY = {"horizon", "lookback", "recurrent_lookback", "max_gap"}
+
+
+if __name__ == "__main__":
+    print(settings_reference(), end="")
