@@ -34,14 +34,21 @@ def version_dir(models_dir: Path, version: str) -> Path:
 
 def save_version(models_dir: Path, version: str, model: Any, scalers: Scalers, metadata: dict[str, Any],
                  *, make_champion: bool = True) -> Path:
-    """Write a complete version folder atomically, then record it in the index."""
+    """Write a complete version folder atomically, then record it in the index (once).
+
+    A retry of the same training (same version name and training fingerprint) after the folder was written
+    but before the index was finds the folder complete and only registers it."""
     target = version_dir(models_dir, version)
-    with files.atomic_dir(target) as tmp:
-        model.save(tmp / MODEL_FILE)
-        files.write_json(scalers.to_dict(), tmp / SCALERS_FILE)
-        files.write_json({**metadata, "version": version}, tmp / METADATA_FILE)
+    fingerprint = metadata.get("training_fingerprint")
+    written = files.read_json(target / METADATA_FILE, default={}) if fingerprint and target.exists() else {}
+    if not fingerprint or written.get("training_fingerprint") != fingerprint:
+        with files.atomic_dir(target) as tmp:
+            model.save(tmp / MODEL_FILE)
+            files.write_json(scalers.to_dict(), tmp / SCALERS_FILE)
+            files.write_json({**metadata, "version": version}, tmp / METADATA_FILE)
     index = read_index(models_dir)
-    index["versions"] = [*index["versions"], version]
+    if version not in index["versions"]:
+        index["versions"] = [*index["versions"], version]
     if make_champion:
         index["champion"] = version
     files.write_json(index, models_dir / INDEX_FILE)

@@ -30,6 +30,7 @@ from forecasting.settings import FillMethod, Settings
 from stores import files
 from stores.quarantine import quarantine_path, quarantine_records, write_quarantine
 from stores.snapshots import GAPFILL_SETTINGS, STATE_FILE, rebuilt_series, settings_of
+from tasks.retry import retrying
 from tasks.runners import chunked, fanout_runner
 
 FILL_METHODS: tuple[str, ...] = ("auto", "ffill", "bfill", "linear", "time", "seasonal", "seasonal_linear", "model")
@@ -396,7 +397,7 @@ def fill_champion(settings: Settings, freq: str, log: Any) -> Any:
     return usable_champion(settings.data_dir / "models", freq, log)
 
 
-@task(name="gap-fill-chunk")
+@task(name="gap-fill-chunk", **retrying())
 def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[str], number: int,
                staging: str) -> dict[str, Any]:
     """Prefect task: gap-fill one chunk of series (read from the validated rows by id) into the staging folder.
@@ -416,7 +417,7 @@ def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[s
             "pid": os.getpid(), "champion": champion.version if champion else None}
 
 
-@task(name="gap-fill")
+@task(name="gap-fill", **retrying())
 def merge_filled(settings: Settings, validated: dict[str, Any], parts: list[dict[str, Any]], started: float,
                  runner: str) -> dict[str, Any]:
     """Prefect task: join the chunks in order into this run's clean series and quarantine, then report."""
@@ -432,7 +433,7 @@ def merge_filled(settings: Settings, validated: dict[str, Any], parts: list[dict
         "chunks": len(parts), "workers": len({part["pid"] for part in parts}), "runner": runner})
 
 
-@task(name="gap-fill")
+@task(name="gap-fill", **retrying())
 def fill_increment(settings: Settings, validated: dict[str, Any], base_folder: str) -> dict[str, Any]:
     """Prefect task: gap-fill the rows new since the base run on top of its clean series (one task: an
     increment is small), series rebuilt by validation in full."""

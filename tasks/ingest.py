@@ -32,7 +32,7 @@ from forecasting.errors import PipelineError, RawFileError
 from forecasting.settings import Settings
 from stores import files
 from stores.quarantine import quarantine_records, write_quarantine
-from tasks.retry import retry_on
+from tasks.retry import retrying
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -308,7 +308,7 @@ def store_position(manifest: dict[str, dict[str, Any]]) -> int:
     return max((int(entry["seq"]) for entry in manifest.values()), default=-1)
 
 
-@task(name="ingest", retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_on(OSError))
+@task(name="ingest", **retrying())
 def ingest_files(settings: Settings) -> dict[str, Any]:
     """Prefect task: ingest new files from `settings.input_path` into the store under `settings.data_dir`."""
     log = get_run_logger()

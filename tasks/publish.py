@@ -34,7 +34,7 @@ from stores import files
 from stores.forecasts import parquet_path, publish_forecasts_atomically, reconcile, redacted_url
 from stores.forecasts import resolve_database_url
 from stores.registry import load_version
-from tasks.retry import retry_on
+from tasks.retry import retrying
 
 FALLBACK_VERSION = "seasonal-naive"
 BASE_SUFFIX = ":seasonal-base"  # model_version of rows published by a champion's seasonal base alone
@@ -220,8 +220,7 @@ def write_run_report(settings: Settings, run_date: Any, filled: dict[str, Any], 
         return None
 
 
-@task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30],
-      retry_condition_fn=retry_on(OSError, sa.exc.OperationalError, sa.exc.InterfaceError))
+@task(name="publish", **retrying(OSError, sa.exc.OperationalError, sa.exc.InterfaceError))
 def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Prefect task: forecast with the champion and publish to Parquet, SQL and artifacts."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact

@@ -33,6 +33,7 @@ from forecasting.scaling import Scalers
 from forecasting.settings import Settings
 from forecasting.windows import TRAIN, VALIDATION
 from stores import files
+from tasks.retry import retrying
 from tasks.windows import read_window_source
 
 
@@ -117,7 +118,7 @@ def untrained_result(settings: Settings, windows: dict[str, Any], started: float
             "val_loss": None, "train_seconds": 0.0, "duration_s": round(time.perf_counter() - started, 3)}
 
 
-@task(name="train", tags=["gpu"])
+@task(name="train", tags=["gpu"], **retrying())
 def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str, Any]) -> dict[str, Any]:
     """Prefect task: train a challenger, score it against the champion and seasonal naive, register it."""
     import keras

@@ -29,6 +29,7 @@ from stores import files
 from stores.quarantine import quarantine_path, quarantine_records, write_quarantine
 from stores.snapshots import VALIDATION_SETTINGS, find_base, full_run_reason, settings_of, write_state
 from tasks.ingest import INGEST_SEQ, has_news, read_manifest, read_series_store, store_newest, store_position
+from tasks.retry import retrying
 
 # Derived boolean columns the suite checks; True means "fine" (or "not applicable": reported elsewhere).
 VALUE_IS_FINITE = "value_is_finite"
@@ -472,7 +473,7 @@ def summary_markdown(result: ValidationResult, run_date: date) -> str:
     return "\n".join(lines)
 
 
-@task(name="validate")
+@task(name="validate", **retrying())
 def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
     """Prefect task: validate the store, quarantine failures, write valid rows for the run's date."""
     from prefect.artifacts import create_markdown_artifact

@@ -19,6 +19,8 @@ from forecasting.windows import (SCALED, SPLIT, TRAIN, VALIDATION, WindowSource,
                                  plan_increment, plan_windows, resolve_sizes)
 from stores import files
 from stores.snapshots import STATE_FILE
+from tasks.retry import retrying
+
 
 def window_settings(settings: Settings, lookback: int, horizon: int) -> dict[str, Any]:
     return {"lookback": lookback, "horizon": horizon, "val_fraction": settings.val_fraction,
@@ -65,7 +67,7 @@ def untrainable(reason: str, lookback: int, horizon: int, freq: str, validated: 
             "untrainable": reason, "duration_s": round(time.perf_counter() - started, 3)}
 
 
-@task(name="windows")
+@task(name="windows", **retrying())
 def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[str, Any]) -> dict[str, Any]:
     """Prefect task: plan windows for this run and write them under `<data-dir>/windows/run_date=.../`."""
     log = get_run_logger()

@@ -398,3 +398,14 @@ def test_base_only_forecasts_are_the_seasonal_base_with_the_models_interval_move
     np.testing.assert_allclose(base_only[..., 2] - base_only[..., 0], full[..., 2] - full[..., 0], rtol=1e-6)
     with pytest.raises(ValueError, match="seasonal base"):
         predict_quantiles(build_forecaster(lookback=14, horizon=7, seed=0), x, base_only=True)
+
+
+def test_a_retried_save_of_the_same_training_registers_the_version_once(tmp_path):
+    config = tiny_config()
+    model = config.build()
+    metadata = {"config": config.as_dict(), "training_fingerprint": "abc"}
+    save_version(tmp_path, "v1", model, scalers(), metadata)
+    save_version(tmp_path, "v1", model, scalers(), metadata)  # a train task retried after its save
+    assert read_index(tmp_path) == {"champion": "v1", "versions": ["v1"]}
+    with pytest.raises(FileExistsError):  # another training under a taken name is still refused
+        save_version(tmp_path, "v1", model, scalers(), {**metadata, "training_fingerprint": "other"})
