@@ -1,7 +1,7 @@
 """The project's backtest on every run of the development panel, in one process (the project's environment).
 
 Each run goes through the pipeline's own parsing, validation (Great Expectations suite included), gap-fill
-and `tasks.backtest.backtest` with default settings (3 rolling origins), exactly the modelling path of
+and `forecasting.backtest.backtest` with default settings (3 rolling origins), exactly the modelling path of
 `lstm-forecast backtest`, without starting a Prefect flow per run. Writes one JSON report per run (the
 CLI's report format) into --out, which `benchmarks/dev_panel.py` scores against the peers.
 
@@ -49,8 +49,8 @@ def main() -> int:
     parser.add_argument("--gaps", type=int, metavar="SEED", help="knock seeded outages and single rows out of "
                         "each series first (devpanel.with_gaps), as a raw feed has them")
     args = parser.parse_args()
+    from forecasting.backtest import backtest
     from forecasting.settings import Settings
-    from tasks.backtest import backtest
 
     overrides = dict(item.split("=", 1) for item in args.set)
     settings = Settings(data_dir=str(args.out / "store"), **overrides)

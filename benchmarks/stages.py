@@ -46,15 +46,15 @@ def measure(function, *args, **kwargs):
 
 
 def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) -> list[dict]:
+    from forecasting.forecast import forecast
+    from forecasting.gapfill import gapfill
     from forecasting.model.config import ModelConfig
     from forecasting.model.training import calibrate, fit_model
     from forecasting.model.version import ModelVersion
     from forecasting.settings import load_settings
     from forecasting.windows import TRAIN, WindowSource, plan_windows, resolve_sizes
     from stores.forecasts import publish_forecasts_atomically
-    from tasks.gapfill import gapfill
     from tasks.ingest import ingest, read_series_store
-    from tasks.publish import forecast
     from tasks.validate import validate
 
     inbox, store = workdir / f"inbox-{n_series}", workdir / f"store-{n_series}"

@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from synthetic import synthetic_panel  # noqa: E402
 
+from forecasting.gapfill import gapfill  # noqa: E402
 from forecasting.windows import plan_windows, resolve_sizes, window_starts  # noqa: E402
 from stores import files  # noqa: E402
-from tasks.gapfill import gapfill  # noqa: E402
 
 
 def clean_panel(n_series: int, freq: str, days: int) -> pd.DataFrame:

@@ -100,3 +100,14 @@ def usable_champion(models_dir: Path, frequency: str, log: Any) -> ModelVersion 
                     champion.metadata.get("frequency"), frequency)
         return None
     return champion
+
+
+TUNED_FILE = "tuned.json"  # the tune flow's winner, beside the versions
+
+
+def save_tuned(models_dir: Path, payload: dict[str, Any]) -> None:
+    files.write_json(payload, models_dir / TUNED_FILE)
+
+
+def read_tuned(models_dir: Path) -> dict[str, Any] | None:
+    return files.read_json(models_dir / TUNED_FILE, default=None)

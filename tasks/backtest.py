@@ -1,134 +1,36 @@
-"""Rolling-origin evaluation of the whole modelling path, as the daily flow would have run it.
-
-For K origins, cut_k = last timestamp - k*H periods (k = K..1): the validated rows up to the cut are
-gap-filled, windowed, used to train and calibrate a model exactly as the daily flow does, and the H
-steps after the cut are forecast as a first daily run would publish them (the model where it beat
-seasonal naive on the series' holdout, seasonal naive elsewhere; seasonal naive everywhere when the
-model is not promoted) and scored against the observed values (never imputed ones).
-Metrics per series and origin: MASE (scale: in-sample seasonal-naive MAE with lag m = the frequency's
-season, 7 daily, 24 hourly), sMAPE, and the coverage of the prediction interval.
-"""
+"""The backtest task: rolling-origin evaluation (forecasting/backtest.py) of the store's validated data,
+written as a JSON report under `<data-dir>/backtest/` and a `backtest-metrics` artifact."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 
-from forecasting.columns import MODEL_VERSION, SERIES_ID, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
-from forecasting.frequency import defaults_for
-from forecasting.metrics import coverage, mase, smape
+from forecasting.backtest import backtest, summary_markdown
 from forecasting.settings import Settings
-from forecasting.windows import TRAIN, VALIDATION, WindowSource, longest_length, plan_windows, resolve_sizes
-from tasks.gapfill import gapfill
+from stores import files
 
 
-@dataclass
-class BacktestResult:
-    per_series: pd.DataFrame  # series_id, origin, mase, smape, coverage, model_version
-    origins: list[pd.Timestamp]
-    horizon: int
-    lookback: int
-    season: int
-    train_seconds: float
-
-    def summary(self) -> dict[str, float]:
-        return {"mase": float(self.per_series["mase"].mean()), "smape": float(self.per_series["smape"].mean()),
-                "coverage": float(self.per_series["coverage"].mean()), "train_seconds": round(self.train_seconds, 2),
-                "series_origins": int(len(self.per_series))}
-
-    def as_dict(self) -> dict[str, Any]:
-        rows = self.per_series.assign(origin=self.per_series["origin"].map(pd.Timestamp.isoformat))
-        return {"horizon": self.horizon, "lookback": self.lookback, "season": self.season,
-                "origins": [o.isoformat() for o in self.origins], "summary": self.summary(),
-                "per_series": rows.to_dict("records")}
-
-
-def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> list[pd.Timestamp]:
-    """cut_k = last - k*horizon periods, k = count..1 (oldest first)."""
-    grid = pd.date_range(end=last, periods=count * horizon + 1, freq=freq)
-    return [grid[len(grid) - 1 - k * horizon] for k in range(count, 0, -1)]
-
-
-def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:
-    """Train and score at each rolling origin; `valid` is validated long-format data (gaps allowed)."""
-    from forecasting.model.config import ModelConfig
-    from forecasting.model.training import calibrate, fit_model
-    from forecasting.model.version import ModelVersion
-    from forecasting.promotion import challenge
-    from tasks.publish import forecast, published_by
-
-    _, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
-    season = defaults_for(freq).season
-    cuts = rolling_origins(valid[TIMESTAMP].max(), freq, horizon, origins)
-    scores, train_seconds = [], 0.0
-    for number, cut in enumerate(cuts, start=1):
-        history = valid[valid[TIMESTAMP] <= cut]
-        truth = valid[(valid[TIMESTAMP] > cut)]
-        clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
-        longest = longest_length(clean)
-        lookback, _ = resolve_sizes(freq, settings.lookback, horizon, longest)  # as the run at this cut would
-        candidate, epochs, outcome = None, 0, "no training windows: seasonal naive for every series"
-        plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform) \
-            if longest is None or longest >= lookback else None  # None: raises "no series is left"
-        source = WindowSource.from_plan(plan, lookback, horizon) if plan is not None else None
-        # Without training and validation windows every series gets the fallback, as the daily run does.
-        if source is not None and source.count(TRAIN) and source.count(VALIDATION):
-            config = ModelConfig.from_settings(settings, lookback=lookback, horizon=horizon,
-                                               features=plan.features, frequency=freq)
-            started = time.perf_counter()
-            model, facts = fit_model(config, source, max_epochs=settings.max_epochs, patience=settings.patience,
-                                     lr_patience=settings.lr_patience)
-            train_seconds += time.perf_counter() - started
-            interval = calibrate(model, source, settings.interval_level)
-            # What a first daily run on this history would publish: the model where it beat seasonal naive
-            # on the series' holdout, nothing of it when it was not promoted at all.
-            verdict = challenge(model, interval, plan.scalers, None, plan.series, plan.index, config, freq,
-                                settings.holdout_windows, diverged=facts["diverged"])
-            if verdict.promote:
-                candidate = ModelVersion(f"backtest-{number}", model, plan.scalers,
-                                         {"config": config.as_dict(), "interval": interval,
-                                          "fallback_series": verdict.fallback_series,
-                                          "base_series": verdict.base_series})
-            epochs, outcome = facts["epochs_run"], verdict.reason
-        rows = forecast(candidate, clean, freq, horizon, settings.interval_level)
-        if log:
-            by = published_by(rows)
-            log.info("origin %d/%d (%s): %d epochs, %d series forecast, %d by the model, %d by its seasonal base "
-                     "(%s)", number, len(cuts), cut.isoformat(), epochs, sum(by.values()), by["model"], by["base"],
-                     outcome)
-        scores.append(_score(rows, truth, clean, cut, season))
-    return BacktestResult(pd.concat(scores, ignore_index=True), cuts, horizon, lookback, season, train_seconds)
-
-
-def _score(rows: pd.DataFrame, truth: pd.DataFrame, clean: pd.DataFrame, cut: pd.Timestamp, season: int) -> pd.DataFrame:
-    merged = rows.merge(truth[[SERIES_ID, TIMESTAMP, VALUE]], on=[SERIES_ID, TIMESTAMP], how="inner")
-    histories = {sid: g[VALUE].to_numpy() for sid, g in clean.groupby(SERIES_ID)}
-    records = []
-    for series_id, group in merged.groupby(SERIES_ID, sort=True):
-        actual = group[VALUE].to_numpy()
-        records.append({
-            SERIES_ID: series_id, "origin": cut, "points": len(actual),
-            "mase": mase(actual, group[YHAT].to_numpy(), histories[series_id], season),
-            "smape": smape(actual, group[YHAT].to_numpy()),
-            "coverage": coverage(actual, group[YHAT_LOWER].to_numpy(), group[YHAT_UPPER].to_numpy()),
-            MODEL_VERSION: group[MODEL_VERSION].iloc[0],
-        })
-    return pd.DataFrame(records)
-
-
-def summary_markdown(result: BacktestResult, source: str) -> str:
+@task(name="backtest", tags=["gpu"])
+def run_backtest(settings: Settings, validated: dict[str, Any], origins: int, output: str | None) -> dict[str, Any]:
+    """Train and score at each origin; write JSON and a markdown artifact; return the summary."""
+    log = get_run_logger()
+    started = time.perf_counter()
+    valid = files.read_parquet(validated["valid_path"])
+    result = backtest(valid, validated["frequency"], settings, origins=origins, log=log)
+    report = {**result.as_dict(), "frequency": validated["frequency"], "input": str(settings.input_path),
+              "settings": settings.model_dump(mode="json", exclude={"database_url"}),
+              "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    target = Path(output) if output else settings.data_dir / "backtest" / f"backtest-{validated['run_date']}.json"
+    files.write_json(report, target)
+    create_markdown_artifact(markdown=summary_markdown(result, str(settings.input_path)), key="backtest-metrics",
+                             description="Rolling-origin MASE, sMAPE and interval coverage")
     summary = result.summary()
-    lines = [f"# Backtest: {len(result.origins)} rolling origins, H={result.horizon}, m={result.season}", "",
-             f"Data: {source}. Origins: {', '.join(o.date().isoformat() for o in result.origins)}.", "",
-             "| metric | mean |", "|---|---|",
-             f"| MASE | {summary['mase']:.4f} |", f"| sMAPE | {summary['smape']:.2f} |",
-             f"| 80% interval coverage | {summary['coverage']:.3f} |",
-             f"| training seconds (all origins) | {summary['train_seconds']:.1f} |", "",
-             "| origin | MASE | sMAPE | coverage |", "|---|---|---|---|"]
-    for origin, group in result.per_series.groupby("origin"):
-        lines.append(f"| {origin.date().isoformat()} | {group['mase'].mean():.4f} | {group['smape'].mean():.2f} | "
-                     f"{group['coverage'].mean():.3f} |")
-    return "\n".join(lines)
+    log.info("Backtest over %d origins: MASE %.4f, sMAPE %.2f, coverage %.3f; written to %s", origins,
+             summary["mase"], summary["smape"], summary["coverage"], target)
+    return {**summary, "path": str(target), "duration_s": round(time.perf_counter() - started, 3)}

@@ -29,9 +29,10 @@ from prefect import get_run_logger, task
 
 from forecasting.columns import RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 from forecasting.errors import PipelineError, RawFileError
+from forecasting.quarantine import quarantine_records
 from forecasting.settings import Settings
 from stores import files
-from stores.quarantine import quarantine_records, write_quarantine
+from stores.quarantine import write_quarantine
 from tasks.retry import retrying
 
 CSV_SUFFIXES = (".csv",)

@@ -1,71 +1,36 @@
-"""Hyper-parameter search by rolling-origin cross-validation, and applying its winner to daily runs.
-
-Every combination of the grid (lookback, layers, units, dropout) is scored with the same backtest the
-`backtest` command runs (mean MASE over the origins). The winner is stored as
-`<data-dir>/models/tuned.json`; daily runs then use it for every one of those four settings that the
-user has not set explicitly (CLI option, flow parameter, environment variable or config file).
-"""
+"""The tune task (grid search by rolling-origin cross-validation, forecasting/tuning.py) and how runs
+read its winner back from the model registry."""
 
 from __future__ import annotations
 
-import itertools
-import time
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
 
+from forecasting.frequency import defaults_for
 from forecasting.settings import Settings
+from forecasting.tuning import apply_tuned, default_grid, search, winner
 from stores import files
-
-TUNED_FILE = "tuned.json"
-TUNED_FIELDS = ("lookback", "layers", "units", "dropout")
+from stores.registry import read_tuned, save_tuned
 
 
-def default_grid(default_lookback: int) -> dict[str, list[Any]]:
-    """A small grid sized for a weekly CPU job: 2 x 2 x 2 x 2 = 16 candidates."""
-    return {"lookback": [default_lookback, 2 * default_lookback], "layers": [1, 2], "units": [32, 64],
-            "dropout": [0.1, 0.2]}
-
-
-def search(valid: pd.DataFrame, freq: str, settings: Settings, grid: dict[str, list[Any]], origins: int,
-           log: Any = None) -> pd.DataFrame:
-    """Backtest every grid combination; one row per candidate with its mean MASE, sMAPE, coverage, seconds."""
-    from tasks.backtest import backtest
-
-    names = list(grid)
-    rows = []
-    candidates = list(itertools.product(*(grid[name] for name in names)))
-    for number, values in enumerate(candidates, start=1):
-        candidate = dict(zip(names, values))
-        started = time.perf_counter()
-        summary = backtest(valid, freq, settings.model_copy(update=candidate), origins=origins).summary()
-        rows.append({**candidate, "mase": summary["mase"], "smape": summary["smape"],
-                     "coverage": summary["coverage"], "seconds": round(time.perf_counter() - started, 1)})
-        if log:
-            log.info("candidate %d/%d %s: MASE %.4f", number, len(candidates), candidate, summary["mase"])
-    return pd.DataFrame(rows).sort_values(["mase", "seconds"], kind="stable").reset_index(drop=True)
-
-
-def save_winner(results: pd.DataFrame, data_dir: Path, data_end: str) -> dict[str, Any]:
-    # Column by column: a whole row would upcast the integer settings to float.
-    payload = {"config": {name: _plain(results[name].iloc[0]) for name in TUNED_FIELDS if name in results},
-               "mase": float(results["mase"].iloc[0]), "data_end": data_end, "candidates": len(results),
-               "tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    files.write_json(payload, data_dir / "models" / TUNED_FILE)
-    return payload
+@task(name="grid-search", tags=["gpu"])
+def grid_search(settings: Settings, validated: dict[str, Any], origins: int,
+                grid: dict[str, list[Any]] | None) -> dict[str, Any]:
+    log = get_run_logger()
+    freq = validated["frequency"]
+    grid = grid or default_grid(settings.lookback or defaults_for(freq).lookback)
+    results = search(files.read_parquet(validated["valid_path"]), freq, settings, grid, origins, log=log)
+    best = winner(results, validated["as_of"])
+    save_tuned(settings.data_dir / "models", best)
+    create_table_artifact(table=results.round(4).to_dict("records"), key="tuning-results",
+                          description=f"Rolling-origin CV over {origins} origins; winner {best['config']}")
+    log.info("Tuned config %s (MASE %.4f over %d origins) saved for daily runs", best["config"], best["mase"],
+             origins)
+    return best
 
 
 def with_tuned(settings: Settings) -> Settings:
     """`settings` with the stored tuning winner applied to the fields the user did not set."""
-    tuned = files.read_json(settings.data_dir / "models" / TUNED_FILE, default=None)
-    if not tuned:
-        return settings
-    update = {name: value for name, value in tuned["config"].items()
-              if name in TUNED_FIELDS and name not in settings.model_fields_set}
-    return Settings.model_validate({**settings.model_dump(), **update}) if update else settings
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
+    return apply_tuned(settings, read_tuned(settings.data_dir / "models"))

@@ -23,10 +23,11 @@ from forecasting.columns import RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, S
 from forecasting.errors import PipelineError
 from forecasting.frequency import (fixed_step, frequency_change, infer_frequency, on_grid, on_grid_from,
                                    periods_between, periods_since)
+from forecasting.quarantine import quarantine_records
 from forecasting.rows import append_rows, in_series, tail_rows
 from forecasting.settings import Settings
 from stores import files
-from stores.quarantine import quarantine_path, quarantine_records, write_quarantine
+from stores.quarantine import quarantine_path, write_quarantine
 from stores.snapshots import VALIDATION_SETTINGS, find_base, full_run_reason, settings_of, write_state
 from tasks.ingest import INGEST_SEQ, has_news, read_manifest, read_series_store, store_newest, store_position
 from tasks.retry import retrying

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecasting.backtest import backtest, rolling_origins, summary_markdown
 from forecasting.settings import Settings, load_settings
-from tasks.backtest import backtest, rolling_origins, summary_markdown
 
 
 def test_rolling_origins_step_back_one_horizon_each():

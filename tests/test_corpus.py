@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from forecasting.gapfill import gapfill
 from stores import files
-from tasks.gapfill import gapfill
 from tasks.ingest import ingest, read_series_store
 from tasks.validate import validate
 from tests.corpus.cases import CASES

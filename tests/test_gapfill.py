@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.gapfill import FILL_METHODS, gapfill, regularize
+from forecasting.gapfill import FILL_METHODS, gapfill, regularize
 
 
 def series(values, start="2020-01-01", freq="D", name="a"):
@@ -70,7 +70,7 @@ def test_gap_over_the_limit_sets_aside_the_history_before_it_and_keeps_the_serie
 
 
 def test_a_long_gap_short_beside_the_history_before_it_is_filled_not_cut():
-    from tasks.gapfill import bridged_gaps
+    from forecasting.gapfill import bridged_gaps
 
     # 20 days out after 300 observed: over the limit of 14, but filling it invents 7% of what precedes it.
     frame = drop(series(np.arange(400.0), name="long"), list(range(300, 320)))
@@ -135,10 +135,10 @@ def test_regularize_keeps_covariates_and_methods_are_known():
 
 
 def test_model_fill_uses_the_champion_and_falls_back_to_linear(sample_slice):
+    from forecasting.forecast import forecast
     from forecasting.model.config import ModelConfig
     from forecasting.model.version import ModelVersion
     from forecasting.windows import plan_windows
-    from tasks.publish import forecast
 
     clean = sample_slice.assign(imputed=False)
     plan = plan_windows(clean, "D", 14, 5, 0.2)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from flows.daily import daily_forecast
+from forecasting.gapfill import gapfill, gapfill_increment
 from forecasting.settings import Settings
 from stores import files
 from stores.snapshots import Base, full_run_reason
-from tasks.gapfill import gapfill, gapfill_increment
 from tasks.ingest import ingest, read_series_store
 from tasks.validate import series_state, validate, validate_incremental
 from tests.conftest import write_csv

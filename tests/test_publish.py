@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from forecasting.columns import FORECAST_COLUMNS
+from forecasting.forecast import FALLBACK_VERSION, forecast
 from forecasting.model.config import ModelConfig
 from forecasting.model.version import ModelVersion
 from forecasting.windows import plan_windows
 from stores.forecasts import (parquet_path, publish_forecasts_atomically, read_parquet_forecasts,
                                   read_sql_forecasts, redacted_url)
-from tasks.publish import FALLBACK_VERSION, forecast
 
 RUN_DATE = date(2016, 12, 31)
 

@@ -71,9 +71,9 @@ def test_every_stage_retries_a_transient_fault_and_ends_as_an_undisturbed_run(pr
     import importlib
 
     import flows.daily as daily
-    import tasks.gapfill as gapfill_module
     from stores.forecasts import read_parquet_forecasts, read_sql_forecasts
     from stores.registry import read_index
+    import tasks.gapfill as gapfill_module
 
     write_csv(sample_slice, tmp_path / "inbox" / "day.csv")
 

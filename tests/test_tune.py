@@ -7,7 +7,9 @@ import json
 import pandas as pd
 
 from forecasting.settings import load_settings
-from tasks.tune import save_winner, search, with_tuned
+from forecasting.tuning import search, winner
+from stores.registry import save_tuned
+from tasks.tune import with_tuned
 
 
 def test_search_ranks_candidates_by_backtest_mase(sample_slice):
@@ -19,7 +21,7 @@ def test_search_ranks_candidates_by_backtest_mase(sample_slice):
 
 def test_winner_applies_only_where_the_user_said_nothing(tmp_path, monkeypatch):
     results = pd.DataFrame([{"lookback": 56, "layers": 1, "units": 64, "dropout": 0.1, "mase": 0.8, "seconds": 1.0}])
-    save_winner(results, tmp_path, "2016-12-31T00:00:00+00:00")
+    save_tuned(tmp_path / "models", winner(results, "2016-12-31T00:00:00+00:00"))
     saved = json.loads((tmp_path / "models" / "tuned.json").read_text())
     assert saved["config"] == {"lookback": 56, "layers": 1, "units": 64, "dropout": 0.1}
     assert isinstance(saved["config"]["lookback"], int)
