@@ -26,9 +26,10 @@ import devpanel  # noqa: E402
 
 
 def validated(rows, name: str, settings):
+    from forecasting.columns import INGEST_SEQ
     from forecasting.columns import SOURCE_FILE
-    from tasks.ingest import INGEST_SEQ, read_raw_file
-    from tasks.validate import validate
+    from forecasting.parsing import read_raw_file
+    from forecasting.validation import validate
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.csv"

@@ -52,10 +52,10 @@ def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) ->
     from forecasting.model.training import calibrate, fit_model
     from forecasting.model.version import ModelVersion
     from forecasting.settings import load_settings
+    from forecasting.validation import validate
     from forecasting.windows import TRAIN, WindowSource, plan_windows, resolve_sizes
+    from stores.archive import ingest, read_series_store
     from stores.forecasts import publish_forecasts_atomically
-    from tasks.ingest import ingest, read_series_store
-    from tasks.validate import validate
 
     inbox, store = workdir / f"inbox-{n_series}", workdir / f"store-{n_series}"
     inbox.mkdir()

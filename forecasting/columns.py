@@ -29,6 +29,7 @@ YHAT = "yhat"
 YHAT_LOWER = "yhat_lower"
 YHAT_UPPER = "yhat_upper"
 MODEL_VERSION = "model_version"
+INGEST_SEQ = "ingest_seq"  # order in which files entered the store; a later file restates an earlier one
 RUN_ID = "run_id"
 RUN_DATE = "run_date"
 FORECAST_COLUMNS = (

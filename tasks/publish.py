@@ -98,9 +98,10 @@ def comparison_markdown(train: dict[str, Any]) -> str:
 
 def write_run_report(settings: Settings, run_date: Any, filled: dict[str, Any], rows: pd.DataFrame,
                      summaries: dict[str, dict[str, Any]], published: dict[str, Any], log: Any) -> Any:
-    """The run's HTML report (tasks/report.py); a failure here is logged and never fails the published run."""
+    """The run's HTML report (forecasting/report.py); a failure here is logged and never fails the published run."""
+    from forecasting.report import render
     from stores.quarantine import quarantine_path
-    from tasks.report import render, write_report
+    from stores.reports import write_report
 
     try:
         quarantined_file = quarantine_path(settings.data_dir, run_date, "validate")

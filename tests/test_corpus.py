@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from forecasting.gapfill import gapfill
+from forecasting.validation import validate
 from stores import files
-from tasks.ingest import ingest, read_series_store
-from tasks.validate import validate
+from stores.archive import ingest, read_series_store
 from tests.corpus.cases import CASES
 
 

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 import flows.daily as daily
 from forecasting.model.dataset import WindowDataset
+import stores.archive as archive
 from stores.forecasts import read_parquet_forecasts, read_sql_forecasts
 import stores.forecasts as forecast_store
-import tasks.ingest as ingest_module
 from tests.conftest import write_csv
 
 
@@ -101,7 +101,7 @@ def test_the_champion_and_the_stores_survive_every_fault(prefect_server, tmp_pat
         raise OSError("simulated: the share is unreachable")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ingest_module.files, "content_hash", unreachable)
+        patch.setattr(archive.files, "content_hash", unreachable)
         with pytest.raises(OSError, match="unreachable"):
             run(inbox, data_dir, "2016-12-27")
     assert len(reads) == 4  # the first try and 3 retries

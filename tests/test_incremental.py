@@ -10,10 +10,10 @@ import pytest
 from flows.daily import daily_forecast
 from forecasting.gapfill import gapfill, gapfill_increment
 from forecasting.settings import Settings
+from forecasting.validation import series_state, validate, validate_incremental
 from stores import files
+from stores.archive import ingest, read_series_store
 from stores.snapshots import Base, full_run_reason
-from tasks.ingest import ingest, read_series_store
-from tasks.validate import series_state, validate, validate_incremental
 from tests.conftest import write_csv
 
 HORIZON, LOOKBACK = 7, 14
@@ -176,7 +176,7 @@ def test_the_daily_flow_after_the_first_processes_only_the_new_day(prefect_serve
 
 
 def test_incremental_validation_reads_only_files_that_can_hold_news():
-    from tasks.ingest import has_news
+    from stores.archive import has_news
 
     day = pd.Timestamp("2016-12-01", tz="UTC")
     base = Base(run_date=day.date(), as_of=day, full_as_of=day, max_seq=3, panel_frequency="D", settings={},

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from forecasting.errors import PipelineError, RawFileError
+from forecasting.parsing import read_raw_file
 from stores import files
-from tasks.ingest import discover_files, ingest, no_usable_input, read_manifest, read_raw_file, read_series_store
+from stores.archive import discover_files, ingest, no_usable_input, read_manifest, read_series_store
 from tests.conftest import write_csv
 
 
@@ -141,7 +142,7 @@ def test_missing_input_path_is_a_clear_error(tmp_path):
 
 
 def test_fast_csv_reader_parses_exactly_like_the_careful_one(tmp_path, monkeypatch):
-    import tasks.ingest as ingest_module
+    import forecasting.parsing as parsing
 
     text = ('\ufeffseries_id,timestamp,value,temp\n'
             '"a, quoted",2016-01-01T00:00:00Z, 5,1.5\n'
@@ -151,9 +152,9 @@ def test_fast_csv_reader_parses_exactly_like_the_careful_one(tmp_path, monkeypat
             'e,2016-01-03,,3\n')
     path = tmp_path / "mixed.csv"
     path.write_text(text, encoding="utf-8")
-    assert ingest_module._read_csv_fast(path) is not None  # the fast path does read this file
+    assert parsing._read_csv_fast(path) is not None  # the fast path does read this file
     fast, fast_notes = read_raw_file(path)
-    monkeypatch.setattr(ingest_module, "_read_csv_fast", lambda path: None)
+    monkeypatch.setattr(parsing, "_read_csv_fast", lambda path: None)
     careful, careful_notes = read_raw_file(path)
     pd.testing.assert_frame_equal(fast, careful)
     assert fast_notes == careful_notes

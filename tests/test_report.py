@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.report import MAX_PLOTS, render, write_report
+from forecasting.report import MAX_PLOTS, render
+from stores.reports import write_report
 
 
 def panel(n_series: int, days: int = 60, horizon: int = 7):

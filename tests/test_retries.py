@@ -8,15 +8,15 @@ from prefect import flow
 
 from forecasting.errors import PipelineError
 from forecasting.settings import load_settings
+import stores.archive as archive
 from tasks.ingest import ingest_files
-import tasks.ingest as ingest_module
 from tests.conftest import write_csv
 
 
 def test_ingest_retries_io_errors_then_completes(prefect_server, tmp_path, sample_slice, monkeypatch):
     write_csv(sample_slice, tmp_path / "inbox" / "day.csv")
     settings = load_settings(input_path=tmp_path / "inbox", data_dir=tmp_path / "store")
-    real_hash, calls = ingest_module.files.content_hash, []
+    real_hash, calls = archive.files.content_hash, []
 
     def flaky_hash(path):
         calls.append(path)
@@ -24,7 +24,7 @@ def test_ingest_retries_io_errors_then_completes(prefect_server, tmp_path, sampl
             raise OSError("simulated: network share went away")
         return real_hash(path)
 
-    monkeypatch.setattr(ingest_module.files, "content_hash", flaky_hash)
+    monkeypatch.setattr(archive.files, "content_hash", flaky_hash)
 
     @flow
     def only_ingest():
@@ -37,13 +37,13 @@ def test_ingest_retries_io_errors_then_completes(prefect_server, tmp_path, sampl
 
 def test_ingest_does_not_retry_bad_input(prefect_server, tmp_path, monkeypatch):
     settings = load_settings(input_path=tmp_path / "absent", data_dir=tmp_path / "store")
-    real_discover, calls = ingest_module.discover_files, []
+    real_discover, calls = archive.discover_files, []
 
     def counting_discover(path):
         calls.append(path)
         return real_discover(path)
 
-    monkeypatch.setattr(ingest_module, "discover_files", counting_discover)
+    monkeypatch.setattr(archive, "discover_files", counting_discover)
 
     @flow
     def only_ingest():
@@ -56,7 +56,7 @@ def test_ingest_does_not_retry_bad_input(prefect_server, tmp_path, monkeypatch):
 
 # Per stage, a function its task calls (looked up in the task's module) that fails once with OSError.
 STAGE_FAULTS = {
-    "ingest": ("tasks.ingest", "discover_files"),
+    "ingest": ("stores.archive", "discover_files"),
     "validate": ("tasks.validate", "read_manifest"),
     "gap-fill-chunk": ("tasks.gapfill", "gapfill"),
     "gap-fill": ("tasks.gapfill", "write_clean"),

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecasting.columns import INGEST_SEQ
 from forecasting.errors import PipelineError
-from tasks.ingest import INGEST_SEQ
-from tasks.validate import parse_as_of, prepare_batch, validate
+from forecasting.validation import parse_as_of, prepare_batch, validate
 
 
 def as_store(frame: pd.DataFrame, seq: int = 0, source: str = "f0") -> pd.DataFrame:

@@ -1,9 +1,9 @@
 """The per-run HTML report: one self-contained page a person opens from the Prefect UI's link artifact.
 
-`<data-dir>/reports/run_date=YYYY-MM-DD/report.html`, replaced by a rerun of the date. For each series (or,
-with more than `MAX_PLOTS` series, the `WORST` least certain ones plus a seeded sample of the rest) an
-inline SVG plot of recent history, the forecast and its interval, with imputed points marked; then the
-validation, model and run summaries. Plain HTML and SVG, no scripts and nothing fetched from anywhere,
+`<data-dir>/reports/run_date=YYYY-MM-DD/report.html` (written by stores/reports.py), replaced by a rerun of
+the date. For each series (or, with more than `MAX_PLOTS` series, the `WORST` least certain ones plus a
+seeded sample of the rest) an inline SVG plot of recent history, the forecast and its interval, with
+imputed points marked; then the validation, model and run summaries. Plain HTML and SVG, no scripts and nothing fetched from anywhere,
 so it opens offline, from object storage or as an email attachment. Every text from the data is escaped.
 """
 
@@ -157,17 +157,3 @@ def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarant
     return "\n".join(page)
 
 
-def report_path(data_dir: Any, run_date: date) -> Any:
-    from stores import files
-
-    return files.partition_dir(files.as_path(data_dir) / "reports", run_date) / "report.html"
-
-
-def write_report(data_dir: Any, run_date: date, page: str) -> Any:
-    """Write (replace) the run date's report atomically; returns its path."""
-    from stores import files
-
-    target = report_path(data_dir, run_date)
-    with files.atomic_path(target) as staged:
-        staged.write_text(page, encoding="utf-8")
-    return target
