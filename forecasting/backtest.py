@@ -47,9 +47,13 @@ class BacktestResult:
 
 
 def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> list[pd.Timestamp]:
-    """cut_k = last - k*horizon periods, k = count..1 (oldest first)."""
+    """cut_k = last - k*horizon periods, k = count..1 (oldest first): the last training timestamps of
+    scikit-learn's TimeSeriesSplit with `count` folds of `horizon` test periods, on the grid ending at `last`."""
+    from sklearn.model_selection import TimeSeriesSplit
+
     grid = pd.date_range(end=last, periods=count * horizon + 1, freq=freq)
-    return [grid[len(grid) - 1 - k * horizon] for k in range(count, 0, -1)]
+    folds = TimeSeriesSplit(n_splits=count, test_size=horizon).split(grid)
+    return [grid[train[-1]] for train, _ in folds]
 
 
 def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:

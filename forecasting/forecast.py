@@ -78,7 +78,7 @@ def _model_rows(champion: ModelVersion, clean: pd.DataFrame, freq: str, base_onl
     quantiles = predict_quantiles(champion.model, x, champion.metadata["interval"]["correction"],
                                   base_only=base_only)  # [S, H, 3]
     ids = featured[SERIES_ID].to_numpy()[::config.lookback]
-    original = scalers.target.inverse_transform(ids, quantiles)
+    original = scalers.target.unscale(ids, quantiles)
     origins = featured.groupby(SERIES_ID, sort=True)[TIMESTAMP].max().to_numpy()
     version = champion.version + (BASE_SUFFIX if base_only else "")
     return _rows(ids, origins, original[..., 1], original[..., 0], original[..., 2], freq, version)

@@ -232,7 +232,7 @@ def model_fill(frame: pd.DataFrame, champion: Any, freq: str) -> np.ndarray:
         x = featured[list(champion.config.features)].to_numpy("float32").reshape(len(gaps), lookback, -1)
         median = predict_quantiles(champion.model, x)[..., 1]  # [gaps, horizon], scaled
         ids = featured[SERIES_ID].to_numpy()[::lookback]
-        forecasts = scalers.target.inverse_transform(ids, median)
+        forecasts = scalers.target.unscale(ids, median)
         for gap, forecast in zip(gaps, forecasts):
             count = min(horizon, gap[1] - gap[0])
             values[gap[0]:gap[0] + count] = forecast[:count]

@@ -133,7 +133,7 @@ def candidate_scores(model: Any, correction: Any, scalers: Scalers, series: pd.D
     ids = series[SERIES_ID].to_numpy()[starts]
 
     def scores(scaled: np.ndarray) -> np.ndarray:
-        return window_mase(series, starts, scalers.target.inverse_transform(ids, scaled), config.lookback, season)
+        return window_mase(series, starts, scalers.target.unscale(ids, scaled), config.lookback, season)
 
     out = {MODEL: scores(predict_quantiles(model, x, correction)[..., 1]), NAIVE: naive_scores}
     if seasonal_base_of(model) is not None:  # the base alone: one cheap layer, not another pass of the network

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils.validation import check_is_fitted
 
 from forecasting.columns import SERIES_ID, VALUE
 from forecasting.smoothing import BaseSmoothing
@@ -20,22 +22,28 @@ from forecasting.smoothing import BaseSmoothing
 TargetTransform = Literal["auto", "log1p", "none"]
 
 
-class SeriesScaler:
-    """scikit-learn style: `fit` learns `log_`, `mean_` and `scale_` per series id; `transform` needs a fit.
+class SeriesScaler(TransformerMixin, BaseEstimator):
+    """A scikit-learn transformer of long-format frames: `fit(X)` learns `log_`, `mean_` and `scale_` per
+    series id from the `series_id` and `value` columns of X (the training slice); `transform(X)` returns the
+    scaled values [n] and `inverse_transform(X)` undoes it. `scale` and `unscale` do the same on an id array
+    and values of any shape ([n], [n, horizon], [n, horizon, k]: one id per row), as the model needs.
 
-    transform: "auto" takes log1p of series that are never negative in the training slice, "log1p" of
+    transform_kind: "auto" takes log1p of series that are never negative in the training slice, "log1p" of
     every series (negative values are clipped to 0 first), "none" of none.
     """
 
-    def __init__(self, transform: TargetTransform = "none", min_scale: float = 1e-8):
-        self.transform_kind = transform
+    def __init__(self, transform_kind: TargetTransform = "none", min_scale: float = 1e-8,
+                 series_id: str = SERIES_ID, value: str = VALUE):
+        self.transform_kind = transform_kind
         self.min_scale = min_scale
+        self.series_id = series_id
+        self.value = value
 
-    def fit(self, frame: pd.DataFrame, *, series_id: str = SERIES_ID, value: str = VALUE) -> "SeriesScaler":
-        """Learn per-series statistics from `frame` (the training slice); constant series get scale 1."""
-        values = frame[value].to_numpy(dtype="float64")
+    def fit(self, X: pd.DataFrame, y: Any = None) -> "SeriesScaler":
+        """Learn per-series statistics from X (the training slice); constant series get scale 1."""
+        values = X[self.value].to_numpy(dtype="float64")
         # Integer codes instead of string keys: grouping and lookups stay O(rows) with small constants.
-        codes, uniques = pd.factorize(frame[series_id], sort=True)
+        codes, uniques = pd.factorize(X[self.series_id], sort=True)
         index = pd.Index(np.asarray(uniques, dtype=object).astype(str))
         minimum = pd.Series(values).groupby(codes).min().to_numpy()
         log = minimum >= 0 if self.transform_kind == "auto" else np.full(len(index), self.transform_kind == "log1p")
@@ -47,12 +55,18 @@ class SeriesScaler:
         self.scale_ = pd.Series(np.where(scale > self.min_scale, scale, 1.0), index=index)
         return self
 
-    def transform(self, series_ids: Any, values: np.ndarray) -> np.ndarray:
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        return self.scale(X[self.series_id], X[self.value].to_numpy())
+
+    def inverse_transform(self, X: pd.DataFrame) -> np.ndarray:
+        return self.unscale(X[self.series_id], X[self.value].to_numpy())
+
+    def scale(self, series_ids: Any, values: np.ndarray) -> np.ndarray:
         log, mean, scale = self._lookup(series_ids)
         return (self._warp(np.asarray(values, dtype="float64"), log) - mean) / scale
 
-    def inverse_transform(self, series_ids: Any, scaled: np.ndarray) -> np.ndarray:
-        """Undo `transform`; `scaled` may be [n], [n, horizon] or [n, horizon, k] with one series id per row."""
+    def unscale(self, series_ids: Any, scaled: np.ndarray) -> np.ndarray:
+        """Undo `scale`; `scaled` may be [n], [n, horizon] or [n, horizon, k] with one series id per row."""
         log, mean, scale = self._lookup(series_ids)
         scaled = np.asarray(scaled, dtype="float64")
         shape = (-1,) + (1,) * (scaled.ndim - 1)
@@ -62,12 +76,12 @@ class SeriesScaler:
     def knows(self, series_ids: Any) -> np.ndarray:
         return pd.Series(series_ids, dtype="string").astype(str).isin(self.mean_.index).to_numpy()
 
-    def extend(self, frame: pd.DataFrame, *, series_id: str = SERIES_ID, value: str = VALUE) -> "SeriesScaler":
-        """Add statistics for series not seen at fit time (fitted on `frame`, e.g. their recent inputs)."""
-        unknown = frame[~self.knows(frame[series_id])]
+    def extend(self, X: pd.DataFrame) -> "SeriesScaler":
+        """Add statistics for series not seen at fit time (fitted on X, e.g. their recent inputs)."""
+        unknown = X[~self.knows(X[self.series_id])]
         if unknown.empty:
             return self
-        extra = SeriesScaler(self.transform_kind, self.min_scale).fit(unknown, series_id=series_id, value=value)
+        extra = clone(self).fit(unknown)
         self.log_ = pd.concat([self.log_, extra.log_])
         self.mean_ = pd.concat([self.mean_, extra.mean_])
         self.scale_ = pd.concat([self.scale_, extra.scale_])
@@ -79,8 +93,7 @@ class SeriesScaler:
         return np.where(log, np.log1p(np.clip(values, 0.0, None)), values)
 
     def _lookup(self, series_ids: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not hasattr(self, "mean_"):
-            raise RuntimeError("SeriesScaler is not fitted; call fit() on the training slice first")
+        check_is_fitted(self, msg="SeriesScaler is not fitted; call fit() on the training slice first")
         codes, uniques = pd.factorize(pd.Series(series_ids, dtype="string"))
         names = pd.Index(np.asarray(uniques, dtype=object).astype(str))
         positions = [statistic.index.get_indexer(names) for statistic in (self.log_, self.mean_, self.scale_)]
@@ -97,8 +110,9 @@ class SeriesScaler:
                 "scale": self.scale_.to_dict(), "min_scale": self.min_scale}
 
     @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> "SeriesScaler":
-        scaler = cls(payload.get("transform", "none"), min_scale=payload.get("min_scale", 1e-8))
+    def from_dict(cls, payload: dict[str, Any], value: str = VALUE) -> "SeriesScaler":
+        """The scaler `to_dict` saved; `value`: the column it scales (a covariate's name)."""
+        scaler = cls(payload.get("transform", "none"), min_scale=payload.get("min_scale", 1e-8), value=value)
         scaler.mean_ = pd.Series(payload["mean"], dtype="float64")
         scaler.scale_ = pd.Series(payload["scale"], dtype="float64")
         log = payload.get("log1p") or {}
@@ -120,23 +134,23 @@ class Scalers:
     @classmethod
     def fit(cls, training: pd.DataFrame, transform: TargetTransform, covariates: list[str]) -> "Scalers":
         return cls(SeriesScaler(transform).fit(training),
-                   {name: SeriesScaler("none").fit(training, value=name) for name in covariates})
+                   {name: SeriesScaler("none", value=name).fit(training) for name in covariates})
 
     def fit_smoothing(self, smoothing: BaseSmoothing, rows: pd.DataFrame) -> "Scalers":
         """Fit `smoothing` on `rows` (each series' training slice in time order, imputed points included:
         a hole in the series would shift every later point's phase) scaled by the fitted target scaler."""
-        self.smoothing = smoothing.fit(rows[SERIES_ID], self.target.transform(rows[SERIES_ID], rows[VALUE].to_numpy()))
+        self.smoothing = smoothing.fit(rows[SERIES_ID], self.target.scale(rows[SERIES_ID], rows[VALUE].to_numpy()))
         return self
 
     def extend(self, frame: pd.DataFrame) -> "Scalers":
         """Statistics for series unseen at fit time, from `frame` (their recent history; inputs only)."""
         self.target.extend(frame)
         for name, scaler in self.covariates.items():
-            scaler.extend(frame, value=name)
+            scaler.extend(frame)
         if self.smoothing is not None:
             unknown = frame[~self.smoothing.knows(frame[SERIES_ID])]
             if not unknown.empty:
-                self.smoothing.extend(unknown[SERIES_ID], self.target.transform(
+                self.smoothing.extend(unknown[SERIES_ID], self.target.scale(
                     unknown[SERIES_ID], unknown[VALUE].to_numpy()))
         return self
 
@@ -151,5 +165,5 @@ class Scalers:
     def from_dict(cls, payload: dict[str, Any]) -> "Scalers":
         smoothing = BaseSmoothing.from_dict(payload["smoothing"]) if "smoothing" in payload else None
         return cls(SeriesScaler.from_dict(payload["target"]),
-                   {name: SeriesScaler.from_dict(item) for name, item in payload.get("covariates", {}).items()},
+                   {name: SeriesScaler.from_dict(item, value=name) for name, item in payload.get("covariates", {}).items()},
                    smoothing)

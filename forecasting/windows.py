@@ -85,13 +85,13 @@ def add_features(frame: pd.DataFrame, scalers: Scalers, freq: str) -> tuple[pd.D
     """`frame` plus the model's input channels: scaled target, calendar encodings, scaled covariates, and the
     seasonal base's smoothing statistics (constant per series) where the scalers carry them."""
     frame = frame.copy()
-    frame[SCALED] = scalers.target.transform(frame[SERIES_ID], frame[VALUE].to_numpy()).astype("float32")
+    frame[SCALED] = scalers.target.scale(frame[SERIES_ID], frame[VALUE].to_numpy()).astype("float32")
     calendar = calendar_features(frame[TIMESTAMP], freq)
     for column in calendar.columns:
         frame[column] = calendar[column].to_numpy()
     scaled_covariates = []
     for name, scaler in scalers.covariates.items():
-        frame[f"{name}_scaled"] = scaler.transform(frame[SERIES_ID], frame[name].to_numpy()).astype("float32")
+        frame[f"{name}_scaled"] = scaler.scale(frame[SERIES_ID], frame[name].to_numpy()).astype("float32")
         scaled_covariates.append(f"{name}_scaled")
     smoothing = []
     if scalers.smoothing is not None:

@@ -48,7 +48,7 @@ def test_forecast_rows_follow_the_contract(sample_slice):
     featured, features = add_features(tail, champion.scalers, "D")
     x = featured[features].to_numpy("float32")[None]
     median = predict_quantiles(champion.model, x, champion.metadata["interval"]["correction"])[..., 1]
-    expected = champion.scalers.target.inverse_transform(np.array([first]), median)[0]
+    expected = champion.scalers.target.unscale(np.array([first]), median)[0]
     np.testing.assert_allclose(rows["yhat"].iloc[:3], np.maximum(expected, 0), rtol=1e-5)
 
 
@@ -102,7 +102,7 @@ def test_series_where_the_seasonal_base_won_the_holdout_publish_the_base(sample_
     featured, features = add_features(tail, champion.scalers, "D")
     base = predict_quantiles(champion.model, featured[features].to_numpy("float32")[None], [0.1, 0.2, 0.3],
                              base_only=True)
-    expected = champion.scalers.target.inverse_transform(np.array([ids[0]]), base)[0]
+    expected = champion.scalers.target.unscale(np.array([ids[0]]), base)[0]
     np.testing.assert_allclose(rows.loc[rows["series_id"] == ids[0], "yhat"], np.maximum(expected[:, 1], 0), rtol=1e-5)
 
 

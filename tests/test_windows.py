@@ -85,18 +85,26 @@ def test_everything_too_short_is_a_clear_error(sample):
 
 
 def test_series_scaler_contract():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
     frame = pd.DataFrame({"series_id": ["a", "a", "b", "b", "c", "c"], "value": [1.0, 3.0, 5.0, 5.0, -2.0, 4.0]})
-    with pytest.raises(RuntimeError, match="not fitted"):
-        SeriesScaler().transform(pd.Series(["a"]), np.array([1.0]))
+    with pytest.raises(NotFittedError, match="not fitted"):
+        SeriesScaler().scale(pd.Series(["a"]), np.array([1.0]))
     scaler = SeriesScaler("auto").fit(frame)
     assert scaler.log_.to_dict() == {"a": True, "b": True, "c": False}  # log only where never negative
     assert scaler.scale_["b"] == 1.0  # constant series: no division by zero
-    scaled = scaler.transform(frame["series_id"], frame["value"].to_numpy())
-    np.testing.assert_allclose(scaler.inverse_transform(frame["series_id"], scaled), frame["value"])
+    scaled = scaler.scale(frame["series_id"], frame["value"].to_numpy())
+    np.testing.assert_allclose(scaler.unscale(frame["series_id"], scaled), frame["value"])
+    # scikit-learn's transformer contract on the frame itself: same numbers
+    np.testing.assert_allclose(SeriesScaler("auto").fit_transform(frame), scaled)
+    np.testing.assert_allclose(scaler.inverse_transform(frame.assign(value=scaled)), frame["value"])
+    assert clone(scaler).get_params() == {"transform_kind": "auto", "min_scale": 1e-8, "series_id": "series_id",
+                                          "value": "value"}
     restored = SeriesScaler.from_dict(scaler.to_dict())
-    np.testing.assert_allclose(restored.transform(frame["series_id"], frame["value"].to_numpy()), scaled)
+    np.testing.assert_allclose(restored.scale(frame["series_id"], frame["value"].to_numpy()), scaled)
     with pytest.raises(KeyError, match="no scaling statistics"):
-        scaler.transform(pd.Series(["zzz"]), np.array([1.0]))
+        scaler.scale(pd.Series(["zzz"]), np.array([1.0]))
     scaler.extend(pd.DataFrame({"series_id": ["zzz", "zzz"], "value": [10.0, 20.0]}))
     assert scaler.knows(["zzz"]).all() and scaler.mean_["a"] == restored.mean_["a"]
 
