@@ -15,30 +15,54 @@ DEFAULT_TUNE_CRON = "0 3 * * 0"
 DEFAULT_TIMEZONE = "UTC"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)  # options every command takes, before or after its name
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+def _options(*adders) -> argparse.ArgumentParser:
+    """A parent parser holding the options the given functions add (shared by several commands)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    for add in adders:
+        add(parent)
+    return parent
+
+
+def _debug(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks, also for expected errors such as bad input files")
+
+
+def _data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", dest="input_path", metavar="PATH",
+                        help="CSV or Parquet file, or a folder of them (default: the bundled sample)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="root of the stores the pipeline writes (default: data/store)")
+
+
+def _sizes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--horizon", type=int, metavar="H", help="steps to forecast (default: by frequency, 14 daily)")
+    parser.add_argument("--lookback", type=int, metavar="L",
+                        help="input window length (default: by frequency, 28 daily)")
+
+
+def _epochs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-epochs", type=int, metavar="N", help="upper bound on training epochs (default: 40)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _options(_debug)  # options every command takes, before or after its name
+    # What the commands that run the pipeline share: where the data is, window sizes, training length.
+    data, sizes, epochs = _options(_data), _options(_sizes), _options(_epochs)
     parser = argparse.ArgumentParser(
         prog="lstm-forecast", parents=[common],
         description="Keep LSTM forecasts of many time series fresh: ingest, validate, gap-fill, window, "
                     "train and publish as a Prefect flow.",
         epilog="Settings not given here come from LSTM_FORECAST_* environment variables, lstm-forecast.toml, "
-               "then defaults (see README, 'Settings').")
+               "then defaults (see docs/settings.md).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", parents=[common],
+    run = commands.add_parser("run", parents=[common, data, sizes, epochs],
                               help="run the daily flow once and exit (0 on success)",
                               description="Run the daily flow once: raw files to published forecasts.")
-    run.add_argument("--input", dest="input_path", metavar="PATH",
-                     help="CSV or Parquet file, or a folder of them (default: the bundled sample)")
-    run.add_argument("--data-dir", metavar="DIR", help="root of the stores the pipeline writes (default: data/store)")
     run.add_argument("--as-of", metavar="TIMESTAMP",
                      help="forecast origin, ISO-8601 (naive = UTC); only data up to it is used "
                           "(default: the newest timestamp in the data)")
-    run.add_argument("--horizon", type=int, metavar="H", help="steps to forecast (default: by frequency, 14 daily)")
-    run.add_argument("--lookback", type=int, metavar="L", help="input window length (default: by frequency, 28 daily)")
-    run.add_argument("--max-epochs", type=int, metavar="N", help="upper bound on training epochs (default: 40)")
     run.add_argument("--task-runner", metavar="SPEC",
                      help="where per-series stages run: threads (default), dask (a local cluster of "
                           "dask_workers processes) or dask:<scheduler address>")
@@ -54,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training tasks allowed to run at once across all runs (default: 1)")
 
     backfill = commands.add_parser(
-        "backfill", parents=[common],
+        "backfill", parents=[common, data, sizes, epochs],
         help="run the daily flow for every as-of in a date range, oldest first (resumable)",
         description="Run the daily flow once per as-of from --start to --end, oldest first. As-ofs already "
                     "published are skipped, so an interrupted backfill resumes where it stopped.")
@@ -63,36 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--every", default="D", metavar="FREQ",
                           help="step between as-ofs, a pandas frequency: D, 7D, h (default: D)")
     backfill.add_argument("--force", action="store_true", help="rerun as-ofs that are already published")
-    backfill.add_argument("--input", dest="input_path", metavar="PATH", help="as for run (default: the bundled sample)")
-    backfill.add_argument("--data-dir", metavar="DIR", help="as for run (default: data/store)")
-    backfill.add_argument("--horizon", type=int, metavar="H", help="as for run")
-    backfill.add_argument("--lookback", type=int, metavar="L", help="as for run")
-    backfill.add_argument("--max-epochs", type=int, metavar="N", help="as for run")
 
     backtest = commands.add_parser(
-        "backtest", parents=[common],
+        "backtest", parents=[common, data, sizes, epochs],
         help="evaluate the model at rolling origins (MASE, sMAPE, interval coverage)",
         description="Rolling-origin backtest: for K origins cut_k = last - k*H, train on data up to the cut "
                     "exactly as the daily flow does, forecast H steps and score them. Writes JSON and a "
                     "Prefect artifact.")
-    backtest.add_argument("--input", dest="input_path", metavar="PATH", help="as for run (default: the bundled sample)")
-    backtest.add_argument("--data-dir", metavar="DIR", help="as for run (default: data/store)")
     backtest.add_argument("--origins", type=int, default=3, metavar="K", help="rolling origins (default: 3)")
-    backtest.add_argument("--horizon", type=int, metavar="H", help="steps per origin (default: by frequency, 14 daily)")
-    backtest.add_argument("--lookback", type=int, metavar="L", help="input window length (default: by frequency)")
-    backtest.add_argument("--max-epochs", type=int, metavar="N", help="upper bound on training epochs (default: 40)")
     backtest.add_argument("--output", metavar="FILE",
                           help="JSON report path (default: <data-dir>/backtest/backtest-<run date>.json)")
 
     tune = commands.add_parser(
-        "tune", parents=[common],
+        "tune", parents=[common, data, epochs],
         help="pick lookback, layers, units and dropout by rolling-origin cross-validation",
         description="Grid-search the model's size with the backtest's rolling origins; the winner is saved to "
                     "<data-dir>/models/tuned.json and used by daily runs for settings you have not set yourself.")
-    tune.add_argument("--input", dest="input_path", metavar="PATH", help="as for run (default: the bundled sample)")
-    tune.add_argument("--data-dir", metavar="DIR", help="as for run (default: data/store)")
     tune.add_argument("--origins", type=int, default=2, metavar="K", help="rolling origins per candidate (default: 2)")
-    tune.add_argument("--max-epochs", type=int, metavar="N", help="upper bound on training epochs (default: 40)")
     for name, kind in (("lookback", int), ("layers", int), ("units", int), ("dropout", float)):
         tune.add_argument(f"--{name}", type=kind, nargs="+", metavar="V", help=f"{name} values to try")
 
