@@ -35,9 +35,12 @@ class BacktestResult:
     train_seconds: float
 
     def summary(self) -> dict[str, float]:
-        return {"mase": float(self.per_series["mase"].mean()), "smape": float(self.per_series["smape"].mean()),
-                "coverage": float(self.per_series["coverage"].mean()), "train_seconds": round(self.train_seconds, 2),
-                "series_origins": int(len(self.per_series))}
+        """Means over series and origins; NaN where nothing could be scored (no observed point after a cut)."""
+        def mean(metric: str) -> float:
+            return float(self.per_series[metric].mean()) if metric in self.per_series else float("nan")
+
+        return {"mase": mean("mase"), "smape": mean("smape"), "coverage": mean("coverage"),
+                "train_seconds": round(self.train_seconds, 2), "series_origins": int(len(self.per_series))}
 
     def as_dict(self) -> dict[str, Any]:
         rows = self.per_series.assign(origin=self.per_series["origin"].map(pd.Timestamp.isoformat))

@@ -96,17 +96,18 @@ def infer_frequency(timestamps: pd.Series) -> str | None:
     """Frequency of one series from its (sorted, unique, UTC) timestamps; None with fewer than 2.
 
     The most common spacing wins, so a series with gaps still gets its true frequency. Month-start and
-    month-end series are recognised as calendar months, which have no fixed spacing.
+    month-end series are recognised as calendar months, which have no fixed spacing, when their most
+    common spacing is a month (a missing month leaves a two-month step, not a 59-day frequency).
     """
     ts = pd.DatetimeIndex(timestamps.dropna().unique()).sort_values()
     if len(ts) < 2:
         return None
     deltas = pd.Series(ts[1:] - ts[:-1])
-    if deltas.between(pd.Timedelta(days=28), pd.Timedelta(days=31)).all():
-        at_midnight = (ts == ts.normalize()).all()
-        if at_midnight and ts.is_month_start.all():
+    month_long = deltas.between(pd.Timedelta(days=28), pd.Timedelta(days=31))
+    if month_long.mean() > 0.5 and (ts == ts.normalize()).all():
+        if ts.is_month_start.all():
             return "MS"
-        if at_midnight and ts.is_month_end.all():
+        if ts.is_month_end.all():
             return "ME"
     return _alias(deltas.mode().iloc[0])
 
