@@ -50,13 +50,10 @@ class BacktestResult:
 
 
 def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> list[pd.Timestamp]:
-    """cut_k = last - k*horizon periods, k = count..1 (oldest first): the last training timestamps of
-    scikit-learn's TimeSeriesSplit with `count` folds of `horizon` test periods, on the grid ending at `last`."""
-    from sklearn.model_selection import TimeSeriesSplit
-
+    """cut_k = last - k*horizon periods, k = count..1 (oldest first). (scikit-learn's TimeSeriesSplit gives
+    the same cuts but refuses a single fold, which `--origins 1` asks for.)"""
     grid = pd.date_range(end=last, periods=count * horizon + 1, freq=freq)
-    folds = TimeSeriesSplit(n_splits=count, test_size=horizon).split(grid)
-    return [grid[train[-1]] for train, _ in folds]
+    return [grid[len(grid) - 1 - k * horizon] for k in range(count, 0, -1)]
 
 
 def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:

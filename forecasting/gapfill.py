@@ -1,4 +1,4 @@
-"""Stage 3, gap-filling: put each series on its regular grid and fill the holes, marking every fill.
+"""Gap-filling: put each series on its regular grid and fill the holes, marking every fill.
 
 Methods (setting `fill_method`): `ffill`, `bfill`, `linear` (by position), `time` (by timestamp),
 `seasonal` (the value one season earlier, e.g. 7 days for daily data; linear where no such value exists),

@@ -1,4 +1,4 @@
-"""Stage 2, validation: a Great Expectations suite decides which rows and series are usable.
+"""Validation: a Great Expectations suite decides which rows and series are usable.
 
 Cheap structural work happens first in pandas (restated rows resolved, identical duplicates collapsed,
 data after the as-of set aside, per-series frequency and freshness derived as boolean columns). The GX

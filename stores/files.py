@@ -1,4 +1,4 @@
-"""The pipeline's only file I/O seam: atomic Parquet/JSON writes, content hashes and partition paths.
+"""Atomic file I/O, the base of the storage seam: Parquet/JSON writes, content hashes and partition paths.
 
 Paths are local paths or fsspec URLs (`memory://`, `file://`, `s3://bucket/prefix` with s3fs installed,
 ...), as `upath.UPath` objects: a local path is a `pathlib.Path`, so local code stays plain pathlib.

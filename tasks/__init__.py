@@ -1,4 +1,5 @@
-"""The pipeline's stages: one module per stage, pure functions plus a thin Prefect task each."""
+"""The Prefect tasks, one module per stage: each reads through the stores, calls the core (forecasting/),
+writes, logs and makes its artifacts."""
 
 import os
 

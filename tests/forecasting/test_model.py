@@ -80,7 +80,7 @@ def test_two_runs_on_the_cpu_give_the_same_forecasts():
 
     from forecasting.settings import PROJECT_ROOT
 
-    script = "from tests.test_model import trained_digest; print(trained_digest())"
+    script = "from tests.forecasting.test_model import trained_digest; print(trained_digest())"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           cwd=PROJECT_ROOT, env={**os.environ, "PYTHONHASHSEED": "123"})
     assert done.returncode == 0, done.stderr[-2000:]
