@@ -1,4 +1,7 @@
-"""The `lstm-forecast` command line: run the daily flow once, or serve it on its daily schedule."""
+"""The `lstm-forecast` command line: run the daily flow once, or serve it on its daily schedule.
+
+Each command's handler imports what it runs when it runs: Prefect, TensorFlow and Great Expectations take
+seconds to import, and `--help` or a mistyped option should answer at once."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from forecasting.settings import load_settings
+
 logger = logging.getLogger("lstm_forecast.hooks")
 
 
@@ -45,8 +47,6 @@ def failed_task_names(flow_run_id: Any) -> list[str]:
 def report_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """on_failure hook: a `run-failure` artifact, and a notification when `notify_block` is set."""
     from prefect.artifacts import MarkdownArtifact
-
-    from forecasting.settings import load_settings
 
     try:
         message = " ".join(str(state.message or state.name).split())[:2000]

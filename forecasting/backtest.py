@@ -18,9 +18,14 @@ from typing import Any
 import pandas as pd
 
 from forecasting.columns import MODEL_VERSION, SERIES_ID, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
+from forecasting.forecast import forecast, published_by
 from forecasting.frequency import defaults_for
 from forecasting.gapfill import gapfill
 from forecasting.metrics import coverage, mase, smape
+from forecasting.model.config import ModelConfig
+from forecasting.model.training import calibrate, fit_model
+from forecasting.model.version import ModelVersion
+from forecasting.promotion import challenge
 from forecasting.settings import Settings
 from forecasting.windows import TRAIN, VALIDATION, WindowSource, longest_length, plan_windows, resolve_sizes
 
@@ -58,12 +63,6 @@ def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> 
 
 def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:
     """Train and score at each rolling origin; `valid` is validated long-format data (gaps allowed)."""
-    from forecasting.forecast import forecast, published_by
-    from forecasting.model.config import ModelConfig
-    from forecasting.model.training import calibrate, fit_model
-    from forecasting.model.version import ModelVersion
-    from forecasting.promotion import challenge
-
     _, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
     season = defaults_for(freq).season
     cuts = rolling_origins(valid[TIMESTAMP].max(), freq, horizon, origins)

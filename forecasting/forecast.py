@@ -21,7 +21,9 @@ import pandas as pd
 from forecasting.columns import MODEL_VERSION, ORIGIN, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
 from forecasting.frequency import defaults_for
 from forecasting.metrics import seasonal_naive
+from forecasting.model.training import predict_quantiles
 from forecasting.model.version import ModelVersion
+from forecasting.windows import add_features
 
 
 FALLBACK_VERSION = "seasonal-naive"
@@ -66,9 +68,6 @@ def published_by(rows: pd.DataFrame) -> dict[str, int]:
 
 
 def _model_rows(champion: ModelVersion, clean: pd.DataFrame, freq: str, base_only: bool = False) -> pd.DataFrame:
-    from forecasting.model.training import predict_quantiles
-    from forecasting.windows import add_features
-
     config = champion.config
     tails = clean.groupby(SERIES_ID, sort=True).tail(config.lookback)
     scalers = champion.scalers.extend(tails)  # a series new since training is scaled by its recent inputs

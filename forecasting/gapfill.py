@@ -22,9 +22,11 @@ import pandas as pd
 
 from forecasting.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
 from forecasting.frequency import defaults_for, fixed_step
+from forecasting.model.training import predict_quantiles
 from forecasting.quarantine import quarantine_records
 from forecasting.rows import append_rows, in_series, last_per_series, newer_rows, tail_rows
 from forecasting.settings import FillMethod
+from forecasting.windows import add_features
 
 
 FILL_METHODS: tuple[str, ...] = ("auto", "ffill", "bfill", "linear", "time", "seasonal", "seasonal_linear", "model")
@@ -211,9 +213,6 @@ def model_fill(frame: pd.DataFrame, champion: Any, freq: str) -> np.ndarray:
     Gaps are filled in rounds, all series at once: each round forecasts up to `horizon` points of every
     gap that has `lookback` points before it, so a long gap is filled horizon by horizon.
     """
-    from forecasting.model.training import predict_quantiles
-    from forecasting.windows import add_features
-
     lookback, horizon = champion.config.lookback, champion.config.horizon
     values = frame[VALUE].to_numpy("float64", copy=True)
     imputed = frame[IMPUTED].to_numpy()

@@ -19,6 +19,7 @@ import pandas as pd
 from forecasting.columns import IMPUTED, SERIES_ID, VALUE
 from forecasting.frequency import defaults_for
 from forecasting.metrics import mase_scale, seasonal_naive
+from forecasting.model.training import predict_quantiles, seasonal_base_forecast
 from forecasting.model.version import ModelVersion
 from forecasting.scaling import Scalers
 from forecasting.windows import SCALED, SPLIT, START, VALIDATION, add_features, materialize
@@ -125,8 +126,7 @@ def candidate_scores(model: Any, correction: Any, scalers: Scalers, series: pd.D
     """Holdout window MASE of each candidate a model offers, for windows at `starts` (features already in
     `series`): its median forecast, its seasonal base (when it has one), and seasonal naive (`naive_scores`,
     the same for every model)."""
-    from forecasting.model.network import seasonal_base_of
-    from forecasting.model.training import predict_quantiles, seasonal_base_forecast
+    from forecasting.model.network import seasonal_base_of  # Keras: imported when a model is scored
 
     x, _ = materialize(series[features].to_numpy("float32"), series[SCALED].to_numpy("float32"), starts,
                        config.lookback, config.horizon)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from forecasting.backtest import backtest
 from forecasting.settings import Settings
 
 TUNED_FIELDS = ("lookback", "layers", "units", "dropout")
@@ -30,8 +31,6 @@ def default_grid(default_lookback: int) -> dict[str, list[Any]]:
 def search(valid: pd.DataFrame, freq: str, settings: Settings, grid: dict[str, list[Any]], origins: int,
            log: Any = None) -> pd.DataFrame:
     """Backtest every grid combination; one row per candidate with its mean MASE, sMAPE, coverage, seconds."""
-    from forecasting.backtest import backtest
-
     names = list(grid)
     rows = []
     candidates = list(itertools.product(*(grid[name] for name in names)))

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from forecasting.errors import PipelineError
 from forecasting.paths import as_path, is_local  # noqa: F401 - the seam's callers use files.as_path
 
 HASH_CHUNK = 1 << 20
@@ -222,8 +223,6 @@ def exclusive_run(data_dir: Path) -> Iterator[None]:
     temporary folder, keyed by the URL, so it keeps out runs on this machine only.
     """
     import fcntl
-
-    from forecasting.errors import PipelineError
 
     data_dir = as_path(data_dir)
     if is_local(data_dir):

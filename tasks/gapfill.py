@@ -16,6 +16,7 @@ from forecasting.gapfill import bridged_gaps, fill_limit, gapfill, gapfill_incre
 from forecasting.settings import Settings
 from stores import files
 from stores.quarantine import quarantine_path, write_quarantine
+from stores.registry import usable_champion
 from stores.snapshots import GAPFILL_SETTINGS, STATE_FILE, rebuilt_series, settings_of
 from tasks.retry import retrying
 from tasks.runners import chunked, fanout_runner
@@ -27,8 +28,6 @@ def fill_champion(settings: Settings, freq: str, log: Any) -> Any:
     """The champion the `model` fill method forecasts gaps with (None for other methods, or none usable)."""
     if settings.fill_method != "model":
         return None
-    from stores.registry import usable_champion
-
     return usable_champion(settings.data_dir / "models", freq, log)
 
 

@@ -14,10 +14,13 @@ from prefect import get_run_logger, task
 
 from forecasting.columns import ORIGIN, RUN_ID, SERIES_ID, TIMESTAMP, YHAT, YHAT_LOWER, YHAT_UPPER
 from forecasting.forecast import FALLBACK_VERSION, forecast, published_by
+from forecasting.report import render
 from forecasting.settings import Settings
 from stores import files
 from stores.forecasts import parquet_path, publish_forecasts_atomically, reconcile, redacted_url, resolve_database_url
+from stores.quarantine import quarantine_path
 from stores.registry import load_version
+from stores.reports import write_report
 from tasks.retry import retrying
 
 ARTIFACT_TABLE_ROWS = 1000  # the forecast table artifact is for people; the stores hold everything
@@ -99,10 +102,6 @@ def comparison_markdown(train: dict[str, Any]) -> str:
 def write_run_report(settings: Settings, run_date: Any, filled: dict[str, Any], rows: pd.DataFrame,
                      summaries: dict[str, dict[str, Any]], published: dict[str, Any], log: Any) -> Any:
     """The run's HTML report (forecasting/report.py); a failure here is logged and never fails the published run."""
-    from forecasting.report import render
-    from stores.quarantine import quarantine_path
-    from stores.reports import write_report
-
     try:
         quarantined_file = quarantine_path(settings.data_dir, run_date, "validate")
         quarantined = files.read_parquet(quarantined_file) if quarantined_file.exists() else pd.DataFrame()

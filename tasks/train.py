@@ -29,10 +29,12 @@ from forecasting.columns import SERIES_ID
 from forecasting.model.config import ModelConfig
 from forecasting.model.devices import describe_device, gpu_devices, replicas
 from forecasting.model.training import calibrate, fit_model, unseen_windows
+from forecasting.promotion import challenge
 from forecasting.scaling import Scalers
 from forecasting.settings import Settings
 from forecasting.windows import TRAIN, VALIDATION
 from stores import files
+from stores.registry import METADATA_FILE, read_index, save_version, usable_champion, version_dir
 from tasks.retry import retrying
 from tasks.windows import read_window_source
 
@@ -77,8 +79,6 @@ def training_fingerprint(folder: Any, config: ModelConfig, settings: Settings) -
 
 def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
     """Metadata of the newest registered version trained from exactly this input (see training_fingerprint)."""
-    from stores.registry import METADATA_FILE, read_index, version_dir
-
     for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
         metadata = files.read_json(version_dir(models_dir, version) / METADATA_FILE, default={})
         if metadata.get("training_fingerprint") == fingerprint:
@@ -88,8 +88,6 @@ def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
 
 def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log: Any) -> dict[str, Any]:
     """The train task's summary for a version trained earlier on the same input."""
-    from stores.registry import read_index, version_dir
-
     version = metadata["version"]
     champion = read_index(models_dir)["champion"]
     log.info("Model %s was already trained on exactly this data and configuration (a rerun of this as-of); "
@@ -106,8 +104,6 @@ def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log
 def untrained_result(settings: Settings, windows: dict[str, Any], started: float, log: Any) -> dict[str, Any]:
     """The train task's summary when the windows stage found too little history to train on: the champion
     (if any, of this frequency) keeps publishing."""
-    from stores.registry import usable_champion
-
     champion = usable_champion(settings.data_dir / "models", windows["frequency"], log)
     decision = f"not trained: {windows['untrainable']}"
     log.warning("%s; %s", decision, f"champion {champion.version} keeps publishing" if champion else
@@ -123,9 +119,6 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     """Prefect task: train a challenger, score it against the champion and seasonal naive, register it."""
     import keras
     from prefect.runtime import flow_run
-
-    from forecasting.promotion import challenge
-    from stores.registry import save_version, usable_champion
 
     log = get_run_logger()
     started = time.perf_counter()

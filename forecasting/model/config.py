@@ -68,7 +68,7 @@ class ModelConfig:
         return cls(**known)
 
     def build(self) -> Any:
-        from forecasting.model.network import build_forecaster
+        from forecasting.model.network import build_forecaster  # Keras: imported when a model is built
 
         return build_forecaster(lookback=self.lookback, horizon=self.horizon, n_features=len(self.features),
                                 quantiles=self.quantiles, cell=self.cell, units=self.units, layers=self.layers,

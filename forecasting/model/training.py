@@ -31,7 +31,7 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
     """
     import keras
 
-    from forecasting.model.dataset import WindowDataset
+    from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
 
     seed_everything(config.seed)
     devices = gpu_devices() if devices is None else devices
@@ -111,7 +111,7 @@ def seasonal_base_forecast(model: Any, x: np.ndarray, batch_size: int = 4096) ->
     """[n, horizon] scaled: the model's seasonal base alone (the forecast its network corrects)."""
     import keras
 
-    from forecasting.model.network import seasonal_base_of
+    from forecasting.model.network import seasonal_base_of  # Keras, like the model it reads
 
     layer = seasonal_base_of(model)
     if layer is None:
