@@ -56,6 +56,6 @@ def backfill_flow(start: str, end: str, every: str = "D", input_path: str | None
         log.info("backfill %d/%d: as-of %s", number, len(dates), as_of.isoformat())
         result = daily_forecast(input_path=input_path, data_dir=data_dir, as_of=as_of.isoformat(),
                                 horizon=horizon, lookback=lookback, max_epochs=max_epochs)
-        ran.append(result["published"]["run_date"])
+        ran.append(result["published"].run_date)
     log.info("Backfill done: %d as-of(s) run, %d already published", len(ran), len(skipped))
     return {"ran": ran, "skipped": skipped}

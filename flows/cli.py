@@ -169,8 +169,8 @@ def _run(args: argparse.Namespace) -> int:
                             horizon=args.horizon, lookback=args.lookback, max_epochs=args.max_epochs,
                             task_runner=args.task_runner)
     published = result["published"]
-    print(f"Published {published['rows']} forecast rows for {published['series']} series "
-          f"(run date {published['run_date']}, model {published['model_version']}) to {published['parquet_path']}")
+    print(f"Published {published.rows} forecast rows for {published.series} series "
+          f"(run date {published.run_date}, model {published.model_version}) to {published.parquet_path}")
     return 0
 
 

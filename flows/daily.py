@@ -55,7 +55,7 @@ def daily_forecast(
     settings = with_tuned(load_settings(input_path=input_path, data_dir=data_dir, horizon=horizon,
                                         lookback=lookback, max_epochs=max_epochs,
                                         task_runner=task_runner))
-    summaries: dict[str, dict[str, Any]] = {}
+    summaries: dict[str, Any] = {}  # stage name -> its typed result (forecasting/results.py)
     with exclusive_run(settings.data_dir):  # one run per data dir at a time
         summaries["ingest"] = ingest_files(settings)
         summaries["validate"] = validate_batch(settings, as_of)

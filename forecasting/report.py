@@ -106,7 +106,7 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
 
 
 def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarantined: pd.DataFrame,
-           summaries: dict[str, dict[str, Any]], published: dict[str, Any], interval_level: float) -> str:
+           summaries: dict[str, Any], published: Any, interval_level: float) -> str:
     """The whole page."""
     chosen, how = pick_series(forecasts)
     horizon = int(forecasts[STEP].max()) if not forecasts.empty else 1
@@ -119,8 +119,8 @@ def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarant
         plots.append(f'<figure>{series_svg(history, future, f"{series}  ({model})")}</figure>')
     validate, train = summaries["validate"], summaries["train"]
     reasons = quarantined["reason"].value_counts().head(10) if len(quarantined) else pd.Series(dtype=int)
-    holdout = train.get("holdout") or {}
-    challenger = "challenger " + str(train["model_version"] or "(none trained)")
+    holdout = train.holdout or {}
+    challenger = "challenger " + str(train.model_version or "(none trained)")
     model_rows = [(challenger, holdout.get("challenger_mase")),
                   ("champion before this run", holdout.get("champion_mase")),
                   ("seasonal naive", holdout.get("seasonal_naive_mase"))]
@@ -132,8 +132,8 @@ def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarant
         "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
         ".key span{display:inline-block;width:1em;height:0.7em;margin:0 0.3em 0 1em}</style></head><body>",
         f"<h1>Forecasts of {run_date.isoformat()}</h1>",
-        f"<p>As-of {html.escape(str(validate['as_of']))}; {published['rows']} forecast rows for "
-        f"{published['series']} series, published by {html.escape(str(published['model_version']))}. "
+        f"<p>As-of {html.escape(str(validate.as_of))}; {published.rows} forecast rows for "
+        f"{published.series} series, published by {html.escape(str(published.model_version))}. "
         f"Plotted: {html.escape(how)}.</p>",
         '<p class="key"><span style="background:#1f4e79"></span>history<span style="background:#e07b00"></span>'
         'imputed point<span style="background:#c0392b"></span>forecast (median)'
@@ -141,17 +141,17 @@ def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarant
         "interval (calibrated)</p>",
         *plots,
         "<h2>Validation</h2>",
-        table([("rows checked", validate.get("rows_checked")), ("rows quarantined", validate.get("rows_quarantined")),
-               ("frequency", validate.get("frequency"))], ("", "")),
+        table([("rows checked", validate.rows_checked), ("rows quarantined", validate.rows_quarantined),
+               ("frequency", validate.frequency)], ("", "")),
         table([(reason, count) for reason, count in reasons.items()], ("quarantine reason (top 10)", "rows"))
         if len(reasons) else "<p>Nothing quarantined.</p>",
         "<h2>Model</h2>",
-        f"<p>{html.escape(str(train['decision']))}</p>",
+        f"<p>{html.escape(str(train.decision))}</p>",
         table([(name, "n/a" if score is None else f"{score:.4f}") for name, score in model_rows],
               ("model", f"holdout MASE ({holdout.get('windows', '?')} windows)")),
         "<h2>Run</h2>",
-        table([(name, f"{summary.get('duration_s', 0):.2f}") for name, summary in summaries.items()]
-              + [("publish", f"{published['duration_s']:.2f}")], ("stage", "seconds")),
+        table([(name, f"{summary.duration_s:.2f}") for name, summary in summaries.items()]
+              + [("publish", f"{published.duration_s:.2f}")], ("stage", "seconds")),
         "</body></html>",
     ]
     return "\n".join(page)

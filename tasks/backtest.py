@@ -12,21 +12,22 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from forecasting.backtest import backtest, summary_markdown
+from forecasting.results import Validated
 from forecasting.settings import Settings
 from stores import files
 
 
 @task(name="backtest", tags=["gpu"])
-def run_backtest(settings: Settings, validated: dict[str, Any], origins: int, output: str | None) -> dict[str, Any]:
+def run_backtest(settings: Settings, validated: Validated, origins: int, output: str | None) -> dict[str, Any]:
     """Train and score at each origin; write JSON and a markdown artifact; return the summary."""
     log = get_run_logger()
     started = time.perf_counter()
-    valid = files.read_parquet(validated["valid_path"])
-    result = backtest(valid, validated["frequency"], settings, origins=origins, log=log)
-    report = {**result.as_dict(), "frequency": validated["frequency"], "input": str(settings.input_path),
+    valid = files.read_parquet(validated.valid_path)
+    result = backtest(valid, validated.frequency, settings, origins=origins, log=log)
+    report = {**result.as_dict(), "frequency": validated.frequency, "input": str(settings.input_path),
               "settings": settings.model_dump(mode="json", exclude={"database_url"}),
               "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    target = Path(output) if output else settings.data_dir / "backtest" / f"backtest-{validated['run_date']}.json"
+    target = Path(output) if output else settings.data_dir / "backtest" / f"backtest-{validated.run_date}.json"
     files.write_json(report, target)
     create_markdown_artifact(markdown=summary_markdown(result, str(settings.input_path)), key="backtest-metrics",
                              description="Rolling-origin MASE, sMAPE and interval coverage")

@@ -13,6 +13,7 @@ from prefect import get_run_logger, task, unmapped
 
 from forecasting.columns import IMPUTED, SERIES_ID
 from forecasting.gapfill import bridged_gaps, fill_limit, gapfill, gapfill_increment, resolve_method
+from forecasting.results import Filled, Validated
 from forecasting.settings import Settings
 from stores import files
 from stores.quarantine import quarantine_path, write_quarantine
@@ -32,17 +33,17 @@ def fill_champion(settings: Settings, freq: str, log: Any) -> Any:
 
 
 @task(name="gap-fill-chunk", **retrying())
-def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[str], number: int,
+def fill_chunk(settings: Settings, validated: Validated, series_ids: list[str], number: int,
                staging: str) -> dict[str, Any]:
     """Prefect task: gap-fill one chunk of series (read from the validated rows by id) into the staging folder.
 
     Runs wherever the task runner puts it (a thread, or a Dask worker process), so it reads and writes
     files itself and returns only their paths and counts.
     """
-    valid = files.read_parquet(validated["valid_path"], filters=[(SERIES_ID, "in", series_ids)]) \
-        if series_ids else files.read_parquet(validated["valid_path"]).iloc[0:0]
-    champion = fill_champion(settings, validated["frequency"], get_run_logger())
-    result = gapfill(valid, validated["frequency"], settings.fill_method, settings.max_gap, champion)
+    valid = files.read_parquet(validated.valid_path, filters=[(SERIES_ID, "in", series_ids)]) \
+        if series_ids else files.read_parquet(validated.valid_path).iloc[0:0]
+    champion = fill_champion(settings, validated.frequency, get_run_logger())
+    result = gapfill(valid, validated.frequency, settings.fill_method, settings.max_gap, champion)
     folder = files.as_path(staging)
     clean_part, quarantine_part = folder / f"clean-{number:05d}.parquet", folder / f"quarantine-{number:05d}.parquet"
     files.write_parquet(result.clean, clean_part)
@@ -52,8 +53,8 @@ def fill_chunk(settings: Settings, validated: dict[str, Any], series_ids: list[s
 
 
 @task(name="gap-fill", **retrying())
-def merge_filled(settings: Settings, validated: dict[str, Any], parts: list[dict[str, Any]], started: float,
-                 runner: str) -> dict[str, Any]:
+def merge_filled(settings: Settings, validated: Validated, parts: list[dict[str, Any]], started: float,
+                 runner: str) -> Filled:
     """Prefect task: join the chunks in order into this run's clean series and quarantine, then report."""
     log = get_run_logger()
     clean = pd.concat([files.read_parquet(part["clean"]) for part in parts], ignore_index=True)
@@ -68,16 +69,16 @@ def merge_filled(settings: Settings, validated: dict[str, Any], parts: list[dict
 
 
 @task(name="gap-fill", **retrying())
-def fill_increment(settings: Settings, validated: dict[str, Any], base_folder: str) -> dict[str, Any]:
+def fill_increment(settings: Settings, validated: Validated, base_folder: str) -> Filled:
     """Prefect task: gap-fill the rows new since the base run on top of its clean series (one task: an
     increment is small), series rebuilt by validation in full."""
     log = get_run_logger()
     started = time.perf_counter()
-    champion = fill_champion(settings, validated["frequency"], log)
-    valid_path = files.as_path(validated["valid_path"])
+    champion = fill_champion(settings, validated.frequency, log)
+    valid_path = files.as_path(validated.valid_path)
     result, full_ids, processed = gapfill_increment(
         files.read_parquet(valid_path), files.read_parquet(files.as_path(base_folder) / CLEAN_FILE),
-        rebuilt_series(valid_path.parent), validated["frequency"], settings.fill_method, settings.max_gap, champion)
+        rebuilt_series(valid_path.parent), validated.frequency, settings.fill_method, settings.max_gap, champion)
     log.info("Incremental gap-fill on %s: %d new clean row(s); %d series filled in full",
              files.as_path(base_folder).name, processed, len(full_ids))
     return write_clean(settings, validated, result.clean, result.quarantined, log, started, {
@@ -85,10 +86,10 @@ def fill_increment(settings: Settings, validated: dict[str, Any], base_folder: s
         "chunks": 1, "workers": 1, "runner": "this process"}, rebuilt=full_ids)
 
 
-def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFrame, quarantined: pd.DataFrame,
-                log: Any, started: float, facts: dict[str, Any], rebuilt: list[str] | None = None) -> dict[str, Any]:
+def write_clean(settings: Settings, validated: Validated, clean: pd.DataFrame, quarantined: pd.DataFrame,
+                log: Any, started: float, facts: dict[str, Any], rebuilt: list[str] | None = None) -> Filled:
     """Write the run's clean series, quarantine and gap-fill state; log and summarise."""
-    run_date = pd.Timestamp(validated["run_date"]).date()
+    run_date = pd.Timestamp(validated.run_date).date()
     write_quarantine(quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
     for reason in quarantined["reason"].unique():
         log.warning("Gap-fill: %s", reason)
@@ -96,12 +97,12 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
     clean_path = folder / CLEAN_FILE
     files.write_parquet(clean, clean_path)
     files.write_json({"settings": settings_of(settings, GAPFILL_SETTINGS), "mode": facts["mode"],
-                        "as_of": validated["as_of"], "base_as_of": validated.get("base_as_of"),
-                        "base_run_date": validated.get("base_run_date") if facts["mode"] == "incremental" else None,
+                        "as_of": validated.as_of, "base_as_of": validated.base_as_of,
+                        "base_run_date": validated.base_run_date if facts["mode"] == "incremental" else None,
                         "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
     imputed = int(clean[IMPUTED].sum())
     share = imputed / max(len(clean), 1)
-    limit = fill_limit(settings.max_gap, validated["frequency"])
+    limit = fill_limit(settings.max_gap, validated.frequency)
     bridged = bridged_gaps(clean, limit)
     for gap in bridged.head(20).itertuples():
         log.warning("Gap-fill: series %r has a gap of %d periods from %s to %s, over the fill limit of %d "
@@ -109,40 +110,40 @@ def write_clean(settings: Settings, validated: dict[str, Any], clean: pd.DataFra
                     gap.series_id, gap.length, gap.gap_start.isoformat(), gap.gap_end.isoformat(), limit)
     log.info("Gap-fill (%s, %s, %d chunks on %s): %d rows in %d series, %d imputed (%.2f%%), %d series cut "
              "after a gap over max_gap, %d with such a gap filled",
-             resolve_method(settings.fill_method, validated["frequency"]), facts["mode"], facts["chunks"],
+             resolve_method(settings.fill_method, validated.frequency), facts["mode"], facts["chunks"],
              facts["runner"], len(clean), clean[SERIES_ID].nunique(), imputed, 100 * share,
              quarantined[SERIES_ID].nunique(), bridged[SERIES_ID].nunique())
-    return {
-        "clean_path": str(clean_path),
-        "rows": len(clean),
-        "series": int(clean[SERIES_ID].nunique()),
-        "imputed": imputed,
-        "imputed_share": round(share, 6),
+    return Filled(
+        clean_path=str(clean_path),
+        rows=len(clean),
+        series=int(clean[SERIES_ID].nunique()),
+        imputed=imputed,
+        imputed_share=round(share, 6),
         # Series whose history before a gap over max_gap was set aside (they are still forecast).
-        "series_cut_at_gap": int(quarantined[SERIES_ID].nunique()),
-        "rows_set_aside": len(quarantined),
+        series_cut_at_gap=int(quarantined[SERIES_ID].nunique()),
+        rows_set_aside=len(quarantined),
         # Series with a gap over max_gap that was filled (bridged): short beside the history before it.
-        "series_bridged_gap": int(bridged[SERIES_ID].nunique()),
+        series_bridged_gap=int(bridged[SERIES_ID].nunique()),
         **{k: v for k, v in facts.items() if k != "runner"},
-        "duration_s": round(time.perf_counter() - started, 3),
-    }
+        duration_s=round(time.perf_counter() - started, 3),
+    )
 
 
-def clean_base(settings: Settings, validated: dict[str, Any]) -> Any:
+def clean_base(settings: Settings, validated: Validated) -> Any:
     """The base run's clean folder when this run can gap-fill incrementally on it, else None."""
-    if validated.get("mode") != "incremental" or not validated.get("base_run_date"):
+    if validated.mode != "incremental" or not validated.base_run_date:
         return None
-    folder = files.partition_dir(settings.data_dir / "clean", pd.Timestamp(validated["base_run_date"]).date())
+    folder = files.partition_dir(settings.data_dir / "clean", pd.Timestamp(validated.base_run_date).date())
     state = files.read_json(folder / STATE_FILE, default=None)
     # The folder must hold the base's own as-of: a run date's folder is rewritten by later runs of the
     # same date (intra-day as-ofs), and a run interrupted after validation leaves an older clean snapshot.
     if not state or state.get("settings") != settings_of(settings, GAPFILL_SETTINGS) or \
-            state.get("as_of") != validated.get("base_as_of") or not (folder / CLEAN_FILE).exists():
+            state.get("as_of") != validated.base_as_of or not (folder / CLEAN_FILE).exists():
         return None
     return folder
 
 
-def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
+def fill_gaps(settings: Settings, validated: Validated) -> Filled:
     """Gap-fill stage, inside the flow. After an incremental validation, one `gap-fill` task fills the new
     rows on the base run's clean series. Otherwise one `gap-fill-chunk` task per `fanout_series` series
     on the configured task runner (threads or Dask), then one `gap-fill` task that joins them."""
@@ -150,8 +151,8 @@ def fill_gaps(settings: Settings, validated: dict[str, Any]) -> dict[str, Any]:
     if base is not None:
         return fill_increment(settings, validated, str(base))
     started = time.perf_counter()
-    run_date = pd.Timestamp(validated["run_date"]).date()
-    ids = files.read_parquet(validated["valid_path"], columns=[SERIES_ID])[SERIES_ID].drop_duplicates()
+    run_date = pd.Timestamp(validated.run_date).date()
+    ids = files.read_parquet(validated.valid_path, columns=[SERIES_ID])[SERIES_ID].drop_duplicates()
     chunks = chunked(sorted(map(str, ids)), settings.fanout_series)
     staging = files.partition_dir(settings.data_dir / "clean", run_date) / ".chunks"
     files.remove_tree(staging)  # leftovers of an interrupted run of the same date

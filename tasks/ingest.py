@@ -3,18 +3,17 @@ series store (stores/archive.py); fail with the reason when the store holds no u
 
 from __future__ import annotations
 
-from typing import Any
 
 from prefect import get_run_logger, task
 
 from forecasting.errors import PipelineError
 from forecasting.settings import Settings
-from stores.archive import ingest
+from stores.archive import IngestSummary, ingest
 from tasks.retry import retrying
 
 
 @task(name="ingest", **retrying())
-def ingest_files(settings: Settings) -> dict[str, Any]:
+def ingest_files(settings: Settings) -> IngestSummary:
     """Prefect task: ingest new files from `settings.input_path` into the store under `settings.data_dir`."""
     log = get_run_logger()
     summary = ingest(settings.input_path, settings.data_dir, log=log)
@@ -23,4 +22,4 @@ def ingest_files(settings: Settings) -> dict[str, Any]:
              len(summary.files_rejected), len(summary.files_ignored))
     if summary.unusable:
         raise PipelineError(summary.unusable)
-    return summary.as_dict()
+    return summary

@@ -5,6 +5,7 @@ run's metrics and the model comparison, and the run's HTML report."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from prefect import get_run_logger, task
 from forecasting.columns import ORIGIN, RUN_ID, SERIES_ID, TIMESTAMP, YHAT, YHAT_LOWER, YHAT_UPPER
 from forecasting.forecast import FALLBACK_VERSION, forecast, published_by
 from forecasting.report import render
+from forecasting.results import Filled, Published, Trained
 from forecasting.settings import Settings
 from stores import files
 from stores.forecasts import parquet_path, publish_forecasts_atomically, reconcile, redacted_url, resolve_database_url
@@ -26,42 +28,42 @@ from tasks.retry import retrying
 ARTIFACT_TABLE_ROWS = 1000  # the forecast table artifact is for people; the stores hold everything
 
 
-def metrics_markdown(summaries: dict[str, dict[str, Any]], published: dict[str, Any]) -> str:
+def metrics_markdown(summaries: dict[str, Any], published: Published) -> str:
     """The run-metrics artifact: rows in/out, imputed share, validation loss, model version, durations."""
     ingest, validate, fill, windows, train = (summaries[k] for k in ("ingest", "validate", "gapfill", "windows",
                                                                       "train"))
-    durations = {name: summaries[name]["duration_s"] for name in summaries} | {"publish": published["duration_s"]}
+    durations = {name: summaries[name].duration_s for name in summaries} | {"publish": published.duration_s}
     lines = [
-        f"# Run {published['run_date']} (as-of {validate['as_of']})",
+        f"# Run {published.run_date} (as-of {validate.as_of})",
         "",
         "| metric | value |",
         "|---|---|",
-        f"| files new / already ingested / rejected | {ingest['files_new']} / {ingest['files_already_ingested']} / "
-        f"{len(ingest['files_rejected'])} |",
-        f"| rows ingested this run | {ingest['rows_new']} |",
-        f"| rows checked by validation / quarantined | {validate['rows_checked']} / {validate['rows_quarantined']} |",
-        f"| mode (validate / gap-fill / windows) | {validate.get('mode', 'full')} / {fill.get('mode', 'full')} / "
-        f"{windows.get('mode', 'full')}"
-        + (f" (on the run of {validate['base_run_date']}; {validate['series_rebuilt']} series rebuilt)"
-           if validate.get("base_run_date") else f" ({validate.get('full_reason') or 'full'})") + " |",
+        f"| files new / already ingested / rejected | {ingest.files_new} / {ingest.files_already_ingested} / "
+        f"{len(ingest.files_rejected)} |",
+        f"| rows ingested this run | {ingest.rows_new} |",
+        f"| rows checked by validation / quarantined | {validate.rows_checked} / {validate.rows_quarantined} |",
+        f"| mode (validate / gap-fill / windows) | {validate.mode} / {fill.mode} / "
+        f"{windows.mode}"
+        + (f" (on the run of {validate.base_run_date}; {validate.series_rebuilt} series rebuilt)"
+           if validate.base_run_date else f" ({validate.full_reason or 'full'})") + " |",
         f"| series forecast / by model / by its seasonal base / by seasonal-naive fallback | "
-        f"{published['series']} / {published['series_by_model']} / {published['series_by_base']} / "
-        f"{published['series'] - published['series_by_model'] - published['series_by_base']} |",
-        f"| series cut after a gap over max_gap (earlier rows set aside) | {fill['series_cut_at_gap']} "
-        f"({fill['rows_set_aside']} rows) |",
+        f"{published.series} / {published.series_by_model} / {published.series_by_base} / "
+        f"{published.series - published.series_by_model - published.series_by_base} |",
+        f"| series cut after a gap over max_gap (earlier rows set aside) | {fill.series_cut_at_gap} "
+        f"({fill.rows_set_aside} rows) |",
         f"| series with a gap over max_gap filled (short beside the history before it) | "
-        f"{fill.get('series_bridged_gap', 0)} |",
-        f"| imputed share | {100 * fill['imputed_share']:.2f}% ({fill['imputed']} points) |",
-        f"| windows train / validation | {windows['train_windows']} / {windows['val_windows']} |",
-        f"| trained version | {train['model_version'] or 'none (too little history to train)'}"
-        f"{(' (warm start)' if train['warm_start'] else ' (full retrain)') if train['model_version'] else ''} |",
-        f"| published by | {published['model_version']} |",
-        f"| decision | {train['decision']} |",
-        f"| device | {train['device']} |",
-        f"| epochs (best) | {train['epochs_run']} ({train['best_epoch']}) |",
-        f"| validation loss (pinball, scaled) | {_number(train['val_loss'], 4)} |",
-        f"| interval coverage on validation (calibrated) | {_number(train['interval_val_coverage'], 3)} |",
-        f"| forecast rows out | {published['rows']} |",
+        f"{fill.series_bridged_gap} |",
+        f"| imputed share | {100 * fill.imputed_share:.2f}% ({fill.imputed} points) |",
+        f"| windows train / validation | {windows.train_windows} / {windows.val_windows} |",
+        f"| trained version | {train.model_version or 'none (too little history to train)'}"
+        f"{(' (warm start)' if train.warm_start else ' (full retrain)') if train.model_version else ''} |",
+        f"| published by | {published.model_version} |",
+        f"| decision | {train.decision} |",
+        f"| device | {train.device} |",
+        f"| epochs (best) | {train.epochs_run} ({train.best_epoch}) |",
+        f"| validation loss (pinball, scaled) | {_number(train.val_loss, 4)} |",
+        f"| interval coverage on validation (calibrated) | {_number(train.interval_val_coverage, 3)} |",
+        f"| forecast rows out | {published.rows} |",
         "",
         "| stage | seconds |",
         "|---|---|",
@@ -74,38 +76,38 @@ def _number(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def comparison_markdown(train: dict[str, Any]) -> str:
+def comparison_markdown(train: Trained) -> str:
     """The model-comparison artifact: holdout MASE of challenger, champion and seasonal naive."""
-    holdout = train["holdout"]
+    holdout = train.holdout
     if holdout is None:  # nothing was trained this run
-        return "\n".join(["# No challenger this run", "", f"{train['decision']}.", "",
-                          f"Publishing: {train['champion_version'] or FALLBACK_VERSION}."])
+        return "\n".join(["# No challenger this run", "", f"{train.decision}.", "",
+                          f"Publishing: {train.champion_version or FALLBACK_VERSION}."])
 
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
     return "\n".join([
-        f"# Challenger {train['model_version']}: {'promoted' if train['promoted'] else 'not promoted'}",
+        f"# Challenger {train.model_version}: {'promoted' if train.promoted else 'not promoted'}",
         "",
-        f"{train['decision']}.",
+        f"{train.decision}.",
         "",
         f"| model | holdout MASE ({holdout['windows']} windows) |",
         "|---|---|",
-        f"| challenger {train['model_version']} | {fmt(holdout['challenger_mase'])} |",
+        f"| challenger {train.model_version} | {fmt(holdout['challenger_mase'])} |",
         f"| champion before this run | {fmt(holdout['champion_mase'])} |",
         f"| seasonal naive | {fmt(holdout['seasonal_naive_mase'])} |",
         "",
-        f"Publishing: {train['champion_version'] or FALLBACK_VERSION}.",
+        f"Publishing: {train.champion_version or FALLBACK_VERSION}.",
     ])
 
 
-def write_run_report(settings: Settings, run_date: Any, filled: dict[str, Any], rows: pd.DataFrame,
-                     summaries: dict[str, dict[str, Any]], published: dict[str, Any], log: Any) -> Any:
+def write_run_report(settings: Settings, run_date: Any, filled: Filled, rows: pd.DataFrame,
+                     summaries: dict[str, Any], published: Published, log: Any) -> Any:
     """The run's HTML report (forecasting/report.py); a failure here is logged and never fails the published run."""
     try:
         quarantined_file = quarantine_path(settings.data_dir, run_date, "validate")
         quarantined = files.read_parquet(quarantined_file) if quarantined_file.exists() else pd.DataFrame()
-        page = render(run_date, files.read_parquet(filled["clean_path"]), rows, quarantined, summaries,
+        page = render(run_date, files.read_parquet(filled.clean_path), rows, quarantined, summaries,
                       published, settings.interval_level)
         path = write_report(settings.data_dir, run_date, page)
         log.info("Report: %s", path)
@@ -116,7 +118,7 @@ def write_run_report(settings: Settings, run_date: Any, filled: dict[str, Any], 
 
 
 @task(name="publish", **retrying(OSError, sa.exc.OperationalError, sa.exc.InterfaceError))
-def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def publish(settings: Settings, summaries: dict[str, Any]) -> Published:
     """Prefect task: forecast with the champion and publish to Parquet, SQL and artifacts."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
     from prefect.runtime import flow_run
@@ -124,18 +126,18 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
     log = get_run_logger()
     started = time.perf_counter()
     validated, filled, windows, trained = (summaries[k] for k in ("validate", "gapfill", "windows", "train"))
-    run_date = pd.Timestamp(validated["run_date"]).date()
+    run_date = pd.Timestamp(validated.run_date).date()
     database_url = resolve_database_url(settings)
     repaired = reconcile(settings.data_dir, database_url)
     if repaired:
         log.warning("Parquet forecasts of %s disagreed with SQL (an earlier publication was interrupted after "
                     "its database commit); rewritten from SQL", ", ".join(repaired))
-    champion_version = trained["champion_version"]
+    champion_version = trained.champion_version
     champion = load_version(settings.data_dir / "models", champion_version) if champion_version else None
     if champion is None:
         log.warning("No champion model yet: every series is forecast by seasonal naive")
-    rows = forecast(champion, files.read_parquet(filled["clean_path"]), validated["frequency"],
-                    windows["horizon"], settings.interval_level)
+    rows = forecast(champion, files.read_parquet(filled.clean_path), validated.frequency,
+                    windows.horizon, settings.interval_level)
     rows[RUN_ID] = str(flow_run.id or "local")
     written = publish_forecasts_atomically(rows, run_date, settings.data_dir, database_url)
     by = published_by(rows)
@@ -149,14 +151,14 @@ def publish(settings: Settings, summaries: dict[str, dict[str, Any]]) -> dict[st
                             **{c: shown[c].round(3) for c in (YHAT, YHAT_LOWER, YHAT_UPPER)}})
     create_table_artifact(table=table.to_dict("records"), key="forecast-table",
                           description=f"Forecasts of {run_date} ({written} rows; first {len(table)} shown)")
-    published = {"run_date": run_date.isoformat(), "rows": written, "series": int(rows[SERIES_ID].nunique()),
-                 "series_by_model": by_model, "series_by_base": by_base,
-                 "parquet_path": str(parquet_path(settings.data_dir, run_date)),
-                 "model_version": champion_version or FALLBACK_VERSION,
-                 "duration_s": round(time.perf_counter() - started, 3)}
+    published = Published(run_date=run_date.isoformat(), rows=written, series=int(rows[SERIES_ID].nunique()),
+                          series_by_model=by_model, series_by_base=by_base,
+                          parquet_path=str(parquet_path(settings.data_dir, run_date)),
+                          model_version=champion_version or FALLBACK_VERSION,
+                          duration_s=round(time.perf_counter() - started, 3))
     report = write_run_report(settings, run_date, filled, rows, summaries, published, log)
     if report is not None:
-        published["report_path"] = str(report)
+        published = replace(published, report_path=str(report))
         link = Path(report).resolve().as_uri() if files.is_local(report) else str(report)
         create_link_artifact(key="run-report", link=link,
                              link_text=f"Report of {run_date.isoformat()}",

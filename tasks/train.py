@@ -30,6 +30,7 @@ from forecasting.model.config import ModelConfig
 from forecasting.model.devices import describe_device, gpu_devices, replicas
 from forecasting.model.training import calibrate, fit_model, unseen_windows
 from forecasting.promotion import challenge
+from forecasting.results import Trained, Validated, Windowed
 from forecasting.scaling import Scalers
 from forecasting.settings import Settings
 from forecasting.windows import TRAIN, VALIDATION
@@ -86,55 +87,54 @@ def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
     return None
 
 
-def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log: Any) -> dict[str, Any]:
+def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log: Any) -> Trained:
     """The train task's summary for a version trained earlier on the same input."""
     version = metadata["version"]
     champion = read_index(models_dir)["champion"]
     log.info("Model %s was already trained on exactly this data and configuration (a rerun of this as-of); "
              "reusing it instead of training again. Champion: %s", version, champion or "none")
-    return {"model_version": version, "model_path": str(version_dir(models_dir, version)),
-            "device": metadata.get("device"), "promoted": bool(metadata.get("promoted")),
-            "champion_version": champion, "warm_start": bool(metadata.get("warm_start")),
-            "decision": metadata.get("decision", ""), "holdout": metadata["holdout"],
-            "interval_val_coverage": metadata["interval"]["val_coverage"], "reused": True,
-            **{k: metadata.get(k) for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
-            "duration_s": round(time.perf_counter() - started, 3)}
+    return Trained(model_version=version, model_path=str(version_dir(models_dir, version)),
+                   device=metadata.get("device"), promoted=bool(metadata.get("promoted")), champion_version=champion,
+                   warm_start=bool(metadata.get("warm_start")), decision=metadata.get("decision", ""),
+                   holdout=metadata["holdout"], interval_val_coverage=metadata["interval"]["val_coverage"],
+                   reused=True, **{k: metadata.get(k) for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
+                   duration_s=round(time.perf_counter() - started, 3))
 
 
-def untrained_result(settings: Settings, windows: dict[str, Any], started: float, log: Any) -> dict[str, Any]:
+def untrained_result(settings: Settings, windows: Windowed, started: float, log: Any) -> Trained:
     """The train task's summary when the windows stage found too little history to train on: the champion
     (if any, of this frequency) keeps publishing."""
-    champion = usable_champion(settings.data_dir / "models", windows["frequency"], log)
-    decision = f"not trained: {windows['untrainable']}"
+    champion = usable_champion(settings.data_dir / "models", windows.frequency, log)
+    decision = f"not trained: {windows.untrainable}"
     log.warning("%s; %s", decision, f"champion {champion.version} keeps publishing" if champion else
                 "no champion yet: seasonal naive publishes every series")
-    return {"model_version": None, "model_path": None, "device": None, "promoted": False,
-            "champion_version": champion.version if champion else None, "warm_start": False, "decision": decision,
-            "holdout": None, "interval_val_coverage": None, "reused": False, "epochs_run": 0, "best_epoch": None,
-            "val_loss": None, "train_seconds": 0.0, "duration_s": round(time.perf_counter() - started, 3)}
+    return Trained(model_version=None, model_path=None, device=None, promoted=False,
+                   champion_version=champion.version if champion else None, warm_start=False, decision=decision,
+                   holdout=None, interval_val_coverage=None, reused=False, epochs_run=0, best_epoch=None,
+                   val_loss=None, train_seconds=0.0, duration_s=round(time.perf_counter() - started, 3))
 
 
 @task(name="train", tags=["gpu"], **retrying())
-def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str, Any]) -> dict[str, Any]:
+def train_model(settings: Settings, validated: Validated, windows: Windowed) -> Trained:
     """Prefect task: train a challenger, score it against the champion and seasonal naive, register it."""
     import keras
     from prefect.runtime import flow_run
 
     log = get_run_logger()
     started = time.perf_counter()
-    if windows.get("untrainable"):
+    if windows.untrainable:
         return untrained_result(settings, windows, started, log)
-    folder = files.as_path(windows["folder"])
-    as_of = pd.Timestamp(validated["as_of"])
-    config = ModelConfig.from_settings(settings, lookback=windows["lookback"], horizon=windows["horizon"],
-                                       features=windows["features"], frequency=windows["frequency"])
+    folder = files.as_path(windows.folder)
+    as_of = pd.Timestamp(validated.as_of)
+    config = ModelConfig.from_settings(settings, lookback=windows.lookback, horizon=windows.horizon,
+                                       features=windows.features, frequency=windows.frequency)
     fingerprint = training_fingerprint(folder, config, settings)
     earlier = find_trained(settings.data_dir / "models", fingerprint)
     if earlier is not None:  # a rerun of the same as-of on the same data: the same model, not a new one
         return reused_result(settings.data_dir / "models", earlier, started, log)
     device = describe_device()
     log.info("Training on %s (Keras %s, backend %s)", device, keras.__version__, keras.backend.backend())
-    champion = usable_champion(settings.data_dir / "models", windows["frequency"], log)
+    champion = usable_champion(settings.data_dir / "models", windows.frequency, log)
     warm = champion is not None and champion.config.architecture() == config.architecture() and \
         (as_of - pd.Timestamp(champion.metadata["full_retrain_as_of"])).days < settings.full_retrain_days
     devices = gpu_devices()
@@ -156,16 +156,16 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     interval = calibrate(model, source, settings.interval_level)
     scalers = Scalers.from_dict(files.read_json(folder / "scalers.json"))
     index = files.read_parquet(folder / "index.parquet")
-    verdict = challenge(model, interval, scalers, champion, series, index, config, windows["frequency"],
+    verdict = challenge(model, interval, scalers, champion, series, index, config, windows.frequency,
                         settings.holdout_windows, diverged=facts["diverged"])
     version = new_version_name(as_of, flow_run.id)
     metadata = {
-        **facts, "config": config.as_dict(), "frequency": windows["frequency"], "interval": interval,
-        "train_windows": windows["train_windows"], "val_windows": windows["val_windows"],
-        "cutoff": windows["cutoff"], "data_start": str(series["timestamp"].min().isoformat()),
-        "data_end": validated["as_of"], "series": int(series[SERIES_ID].nunique()),
+        **facts, "config": config.as_dict(), "frequency": windows.frequency, "interval": interval,
+        "train_windows": windows.train_windows, "val_windows": windows.val_windows,
+        "cutoff": windows.cutoff, "data_start": str(series["timestamp"].min().isoformat()),
+        "data_end": validated.as_of, "series": int(series[SERIES_ID].nunique()),
         "warm_start_from": champion.version if warm else None,
-        "full_retrain_as_of": champion.metadata["full_retrain_as_of"] if warm else validated["as_of"],
+        "full_retrain_as_of": champion.metadata["full_retrain_as_of"] if warm else validated.as_of,
         "holdout": verdict.as_dict(), "device": device, "keras_version": keras.__version__,
         "backend": keras.backend.backend(), "code_version": code_version(),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -178,9 +178,9 @@ def train_model(settings: Settings, validated: dict[str, Any], windows: dict[str
     (log.info if verdict.promote else log.warning)("Model %s %s: %s", version,
                                                    "promoted to champion" if verdict.promote else "not promoted",
                                                    verdict.reason)
-    return {"model_version": version, "model_path": str(path), "device": device, "promoted": verdict.promote,
-            "champion_version": version if verdict.promote else (champion.version if champion else None),
-            "warm_start": warm, "decision": verdict.reason, "holdout": verdict.as_dict(),
-            "interval_val_coverage": interval["val_coverage"], "reused": False,
-            **{k: facts[k] for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
-            "duration_s": round(time.perf_counter() - started, 3)}
+    return Trained(model_version=version, model_path=str(path), device=device, promoted=verdict.promote,
+                   champion_version=version if verdict.promote else (champion.version if champion else None),
+                   warm_start=warm, decision=verdict.reason, holdout=verdict.as_dict(),
+                   interval_val_coverage=interval["val_coverage"], reused=False,
+                   **{k: facts[k] for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
+                   duration_s=round(time.perf_counter() - started, 3))

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from forecasting.frequency import defaults_for
+from forecasting.results import Validated
 from forecasting.settings import Settings
 from forecasting.tuning import apply_tuned, default_grid, search, winner
 from stores import files
@@ -16,13 +17,13 @@ from stores.registry import read_tuned, save_tuned
 
 
 @task(name="grid-search", tags=["gpu"])
-def grid_search(settings: Settings, validated: dict[str, Any], origins: int,
+def grid_search(settings: Settings, validated: Validated, origins: int,
                 grid: dict[str, list[Any]] | None) -> dict[str, Any]:
     log = get_run_logger()
-    freq = validated["frequency"]
+    freq = validated.frequency
     grid = grid or default_grid(settings.lookback or defaults_for(freq).lookback)
-    results = search(files.read_parquet(validated["valid_path"]), freq, settings, grid, origins, log=log)
-    best = winner(results, validated["as_of"])
+    results = search(files.read_parquet(validated.valid_path), freq, settings, grid, origins, log=log)
+    best = winner(results, validated.as_of)
     save_tuned(settings.data_dir / "models", best)
     create_table_artifact(table=results.round(4).to_dict("records"), key="tuning-results",
                           description=f"Rolling-origin CV over {origins} origins; winner {best['config']}")

@@ -4,7 +4,6 @@ incrementally on the base run's state, quarantine failures and write the run's v
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -12,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from forecasting.columns import SERIES_ID, TIMESTAMP
 from forecasting.errors import PipelineError
+from forecasting.results import Validated
 from forecasting.settings import Settings
 from forecasting.validation import parse_as_of, series_state, summary_markdown, validate, validate_incremental
 from stores import files
@@ -22,7 +22,7 @@ from tasks.retry import retrying
 
 
 @task(name="validate", **retrying())
-def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
+def validate_batch(settings: Settings, as_of: str | None) -> Validated:
     """Prefect task: validate the store, quarantine failures, write valid rows for the run's date."""
     log = get_run_logger()
     started = time.perf_counter()
@@ -77,21 +77,21 @@ def validate_batch(settings: Settings, as_of: str | None) -> dict[str, Any]:
     log.info("Validation: %d valid rows in %d series, %d quarantined; frequency %s; as-of %s",
              len(result.valid), result.valid[SERIES_ID].nunique(), len(result.quarantined),
              result.facts["panel_frequency"], result.batch.as_of.isoformat())
-    return {
-        "as_of": result.batch.as_of.isoformat(),
-        "run_date": run_date.isoformat(),
-        "frequency": result.facts["panel_frequency"],
-        "valid_path": str(valid_path),
-        "rows_checked": len(result.batch.rows),
-        "mode": "full" if full_reason else "incremental",
-        "full_reason": full_reason,
-        "base_run_date": base.run_date.isoformat() if full_reason is None else None,
-        "base_as_of": base.as_of.isoformat() if full_reason is None else None,
-        "series_rebuilt": len(rebuilt) if rebuilt is not None else None,
-        "rows_valid": len(result.valid),
-        "rows_quarantined": len(result.quarantined),
-        "series_valid": int(result.valid[SERIES_ID].nunique()),
-        "covariates": result.covariates,
-        "failed_expectations": [o["expectation"] + ":" + o["column"] for o in result.outcomes if not o["success"]],
-        "duration_s": round(time.perf_counter() - started, 3),
-    }
+    return Validated(
+        as_of=result.batch.as_of.isoformat(),
+        run_date=run_date.isoformat(),
+        frequency=result.facts["panel_frequency"],
+        valid_path=str(valid_path),
+        rows_checked=len(result.batch.rows),
+        mode="full" if full_reason else "incremental",
+        full_reason=full_reason,
+        base_run_date=base.run_date.isoformat() if full_reason is None else None,
+        base_as_of=base.as_of.isoformat() if full_reason is None else None,
+        series_rebuilt=len(rebuilt) if rebuilt is not None else None,
+        rows_valid=len(result.valid),
+        rows_quarantined=len(result.quarantined),
+        series_valid=int(result.valid[SERIES_ID].nunique()),
+        covariates=result.covariates,
+        failed_expectations=[o["expectation"] + ":" + o["column"] for o in result.outcomes if not o["success"]],
+        duration_s=round(time.perf_counter() - started, 3),
+    )

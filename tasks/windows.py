@@ -13,6 +13,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from forecasting.columns import IMPUTED, SERIES_ID, TIMESTAMP, VALUE
+from forecasting.results import Filled, Validated, Windowed
 from forecasting.scaling import Scalers
 from forecasting.settings import Settings
 from forecasting.windows import (SCALED, SPLIT, TRAIN, VALIDATION, WindowSource, covariate_columns, longest_length,
@@ -37,12 +38,12 @@ class WindowBase:
     rebuilt: set[str]  # series gap-fill rebuilt in this run: their windows are rebuilt too
 
 
-def windows_base(settings: Settings, filled: dict[str, Any], freq: str, lookback: int, horizon: int,
+def windows_base(settings: Settings, filled: Filled, freq: str, lookback: int, horizon: int,
                  clean: pd.DataFrame) -> WindowBase | None:
     """The base run's windows when this run can window incrementally on them, else None."""
-    if filled.get("mode") != "incremental":
+    if filled.mode != "incremental":
         return None
-    state = files.read_json(files.as_path(filled["clean_path"]).parent / STATE_FILE, default={})
+    state = files.read_json(files.as_path(filled.clean_path).parent / STATE_FILE, default={})
     folder = files.partition_dir(settings.data_dir / "windows", pd.Timestamp(state["base_run_date"]).date())
     meta = files.read_json(folder / "meta.json", default=None)
     if not meta or meta.get("as_of") != state.get("base_as_of") or \
@@ -55,26 +56,26 @@ def windows_base(settings: Settings, filled: dict[str, Any], freq: str, lookback
     return WindowBase(folder=folder, meta=meta, scalers=scalers, rebuilt=set(state.get("rebuilt_series", [])))
 
 
-def untrainable(reason: str, lookback: int, horizon: int, freq: str, validated: dict[str, Any],
-                clean: pd.DataFrame, started: float, log: Any) -> dict[str, Any]:
+def untrainable(reason: str, lookback: int, horizon: int, freq: str, validated: Validated,
+                clean: pd.DataFrame, started: float, log: Any) -> Windowed:
     """The windows summary of a run with too little history to train: no model is trained and every series is
     published by the champion where it has the history, else by seasonal naive (a run never fails for this)."""
     log.warning("%s: no model is trained this run; each series is forecast by the champion where it can, else "
                 "by seasonal naive. Lower --lookback/--horizon or supply more history to train one", reason)
-    return {"lookback": lookback, "horizon": horizon, "frequency": freq, "cutoff": None, "features": [],
-            "train_windows": 0, "val_windows": 0, "series": int(clean[SERIES_ID].nunique()), "short_series": [],
-            "mode": "full", "rows_processed": 0, "as_of": validated["as_of"], "folder": None,
-            "untrainable": reason, "duration_s": round(time.perf_counter() - started, 3)}
+    return Windowed(lookback=lookback, horizon=horizon, frequency=freq, cutoff=None, features=[], train_windows=0,
+                    val_windows=0, series=int(clean[SERIES_ID].nunique()), short_series=[], mode="full",
+                    rows_processed=0, as_of=validated.as_of, folder=None, untrainable=reason,
+                    duration_s=round(time.perf_counter() - started, 3))
 
 
 @task(name="windows", **retrying())
-def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[str, Any]) -> dict[str, Any]:
+def build_windows(settings: Settings, validated: Validated, filled: Filled) -> Windowed:
     """Prefect task: plan windows for this run and write them under `<data-dir>/windows/run_date=.../`."""
     log = get_run_logger()
     started = time.perf_counter()
-    run_date = pd.Timestamp(validated["run_date"]).date()
-    freq = validated["frequency"]
-    clean = files.read_parquet(filled["clean_path"])
+    run_date = pd.Timestamp(validated.run_date).date()
+    freq = validated.frequency
+    clean = files.read_parquet(filled.clean_path)
     longest = longest_length(clean)
     lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon, longest)
     if longest is not None and longest < lookback:  # nothing to window; publication falls back per series
@@ -89,7 +90,7 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
                  base.folder.name, processed, scalers_as_of)
     else:
         plan = plan_windows(clean, freq, lookback, horizon, settings.val_fraction, settings.target_transform)
-        processed, scalers_as_of = len(plan.series), validated["as_of"]
+        processed, scalers_as_of = len(plan.series), validated.as_of
     if plan.short_series:
         log.warning("%d series are shorter than the lookback of %d and will be forecast by seasonal naive: %s",
                     len(plan.short_series), lookback, ", ".join(map(repr, plan.short_series[:10])))
@@ -106,7 +107,7 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
             "series": int(plan.series[SERIES_ID].nunique()), "short_series": plan.short_series,
             "mode": "incremental" if base is not None else "full", "rows_processed": processed,
             "scalers_fitted_as_of": scalers_as_of, "settings": window_settings(settings, lookback, horizon),
-            "as_of": validated["as_of"]}
+            "as_of": validated.as_of}
     files.write_json(meta, folder / "meta.json")
     if n_train == 0 or n_val == 0:
         return untrainable(f"not enough history to train: {n_train} training and {n_val} validation windows "
@@ -114,7 +115,7 @@ def build_windows(settings: Settings, validated: dict[str, Any], filled: dict[st
                            lookback, horizon, freq, validated, clean, started, log)
     log.info("Windows: %d train + %d validation (lookback %d, horizon %d, %d features, cutoff %s) over %d series",
              n_train, n_val, lookback, horizon, len(plan.features), plan.cutoff.isoformat(), meta["series"])
-    return {**meta, "folder": str(folder), "duration_s": round(time.perf_counter() - started, 3)}
+    return Windowed(**meta, folder=str(folder), duration_s=round(time.perf_counter() - started, 3))
 
 
 def read_window_source(folder: Any, lookback: int, horizon: int, features: list[str]) -> WindowSource:

@@ -46,8 +46,8 @@ def test_the_champion_and_the_stores_survive_every_fault(prefect_server, tmp_pat
     monkeypatch.setattr(daily, "publish", daily.publish.with_options(retry_delay_seconds=0))
 
     first = run(inbox, data_dir, "2016-12-23")
-    champion = first["train"]["champion_version"]
-    assert champion and first["train"]["promoted"]
+    champion = first["train"].champion_version
+    assert champion and first["train"].promoted
 
     # Day 2: training diverges (NaN targets make a NaN loss). The champion keeps publishing, and the
     # model-comparison artifact says why.
@@ -60,8 +60,8 @@ def test_the_champion_and_the_stores_survive_every_fault(prefect_server, tmp_pat
     with monkeypatch.context() as patch:
         patch.setattr(WindowDataset, "__getitem__", nan_targets)
         diverged = run(inbox, data_dir, "2016-12-24")
-    assert not diverged["train"]["promoted"] and "diverged" in diverged["train"]["decision"]
-    assert diverged["published"]["model_version"] == champion
+    assert not diverged["train"].promoted and "diverged" in diverged["train"].decision
+    assert diverged["published"].model_version == champion
     assert "training diverged" in Artifact.get("model-comparison").data
     assert set(assert_agree(data_dir).query("run_date == '2016-12-24'")["model_version"]) == {champion}
 
@@ -77,7 +77,7 @@ def test_the_champion_and_the_stores_survive_every_fault(prefect_server, tmp_pat
     with monkeypatch.context() as patch:
         patch.setattr(forecast_store, "replace_sql_rows", flaky_database)
         recovered = run(inbox, data_dir, "2016-12-25")
-    assert len(attempts) == 3 and recovered["published"]["rows"] == 3 * 7
+    assert len(attempts) == 3 and recovered["published"].rows == 3 * 7
     before = assert_agree(data_dir)
     assert set(before["run_date"]) == {"2016-12-23", "2016-12-24", "2016-12-25"}
 

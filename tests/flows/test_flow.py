@@ -26,8 +26,8 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
     as_of = "2016-12-24"
 
     result = run(inbox, data_dir, as_of)
-    assert result["ingest"]["files_new"] == 1 and len(result["ingest"]["files_rejected"]) == 1
-    assert result["gapfill"]["imputed"] > 0
+    assert result["ingest"].files_new == 1 and len(result["ingest"].files_rejected) == 1
+    assert result["gapfill"].imputed > 0
 
     parquet = read_parquet_forecasts(data_dir)
     sql = read_sql_forecasts(f"sqlite:///{(data_dir / 'forecasts.sqlite').resolve()}")
@@ -40,8 +40,8 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
     assert (parquet["timestamp"] == parquet["origin"] + pd.to_timedelta(parquet["step"], unit="D")).all()
     assert (parquet["yhat_lower"] <= parquet["yhat"]).all() and (parquet["yhat"] <= parquet["yhat_upper"]).all()
     assert parquet["run_id"].nunique() == 1
-    assert result["train"]["promoted"], result["train"]["decision"]  # a first model that beats seasonal naive
-    assert set(parquet["model_version"]) == {result["train"]["model_version"]}
+    assert result["train"].promoted, result["train"].decision  # a first model that beats seasonal naive
+    assert set(parquet["model_version"]) == {result["train"].model_version}
     assert (data_dir / "models" / parquet["model_version"].iloc[0] / "model.keras").is_file()
 
     # Parquet and SQL agree row for row.
@@ -55,8 +55,8 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
     # A rerun of the same as-of (a retry, a backfill, a restart) finds the model already trained on exactly
     # this data and reuses it: the same rows, row for row, under the new run id.
     again = run(inbox, data_dir, as_of)
-    assert again["ingest"]["files_new"] == 0
-    assert again["train"]["reused"] and again["train"]["model_version"] == result["train"]["model_version"]
+    assert again["ingest"].files_new == 0
+    assert again["train"].reused and again["train"].model_version == result["train"].model_version
     parquet2 = read_parquet_forecasts(data_dir)
     sql2 = read_sql_forecasts(f"sqlite:///{(data_dir / 'forecasts.sqlite').resolve()}")
     assert len(parquet2) == len(sql2) == len(parquet)
@@ -66,10 +66,10 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
 
     # The next day's run warm-starts a challenger from the champion; whichever wins publishes.
     next_day = run(inbox, data_dir, "2016-12-25")
-    assert next_day["train"]["warm_start"] and not next_day["train"]["reused"]
+    assert next_day["train"].warm_start and not next_day["train"].reused
     published = read_parquet_forecasts(data_dir)
     assert set(published.loc[published["run_date"].astype(str) == "2016-12-25", "model_version"]) == {
-        next_day["train"]["champion_version"]}
+        next_day["train"].champion_version}
 
     # The run left its artifacts in the Prefect API.
     from prefect.artifacts import Artifact
@@ -81,7 +81,7 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
 
     # A week later the cadence calls for a full retrain instead of another warm start.
     later = run(inbox, data_dir, "2016-12-31")
-    assert not later["train"]["warm_start"]
+    assert not later["train"].warm_start
 
 
 def test_flow_fails_with_a_reason_when_nothing_is_valid(prefect_server, tmp_path, sample_slice):
@@ -99,11 +99,11 @@ def test_too_little_history_to_train_publishes_seasonal_naive_instead_of_failing
     recent = sample_slice[sample_slice["timestamp"] > sample_slice["timestamp"].max() - pd.Timedelta(days=days)]
     write_csv(recent, inbox / "day1.csv")
     result = run(inbox, data_dir)
-    assert result["windows"]["train_windows"] == 0 and why in result["windows"]["untrainable"]
-    assert result["train"]["model_version"] is None and result["train"]["decision"].startswith("not trained: ")
+    assert result["windows"].train_windows == 0 and why in result["windows"].untrainable
+    assert result["train"].model_version is None and result["train"].decision.startswith("not trained: ")
     forecasts = read_parquet_forecasts(data_dir)
     assert len(forecasts) == 3 * HORIZON and (forecasts["model_version"] == "seasonal-naive").all()
-    assert result["published"]["series_by_model"] == 0
+    assert result["published"].series_by_model == 0
 
 
 def test_a_second_run_on_the_same_data_dir_is_refused(prefect_server, tmp_path, sample_slice):

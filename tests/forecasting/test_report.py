@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from forecasting.report import MAX_PLOTS, render
+from forecasting.results import Published, Trained, Validated
 from stores.reports import write_report
 
 
@@ -30,12 +31,18 @@ def panel(n_series: int, days: int = 60, horizon: int = 7):
         "yhat": 100.0 + i, "yhat_lower": 90.0 + i - (i % 5) * np.arange(horizon),
         "yhat_upper": 110.0 + i + (i % 5) * np.arange(horizon), "model_version": "v1", "run_id": "r"})
         for i in range(n_series)])
-    summaries = {"validate": {"as_of": "2016-12-30T00:00:00+00:00", "rows_checked": len(clean), "rows_quarantined": 2,
-                              "frequency": "D", "duration_s": 1.0},
-                 "train": {"model_version": "v1", "decision": "promoted: beats seasonal naive",
-                           "holdout": {"challenger_mase": 0.8, "champion_mase": None, "seasonal_naive_mase": 1.0,
-                                       "windows": 21}, "duration_s": 5.0}}
-    published = {"rows": len(forecasts), "series": n_series, "model_version": "v1", "duration_s": 0.5}
+    summaries = {"validate": Validated(as_of="2016-12-30T00:00:00+00:00", run_date="2016-12-30", frequency="D",
+                                       valid_path="", rows_checked=len(clean), mode="full", full_reason="first run",
+                                       base_run_date=None, base_as_of=None, series_rebuilt=None,
+                                       rows_valid=len(clean) - 2, rows_quarantined=2, series_valid=n_series,
+                                       covariates=[], failed_expectations=[], duration_s=1.0),
+                 "train": Trained(model_version="v1", model_path=None, device="CPU", promoted=True,
+                                  champion_version="v1", warm_start=False, decision="promoted: beats seasonal naive",
+                                  holdout={"challenger_mase": 0.8, "champion_mase": None, "seasonal_naive_mase": 1.0,
+                                           "windows": 21}, interval_val_coverage=0.8, reused=False, epochs_run=3,
+                                  best_epoch=2, val_loss=0.1, train_seconds=4.0, duration_s=5.0)}
+    published = Published(run_date="2016-12-30", rows=len(forecasts), series=n_series, series_by_model=n_series,
+                          series_by_base=0, parquet_path="", model_version="v1", duration_s=0.5)
     quarantined = pd.DataFrame({"reason": ["day.csv row 3: value 'abc' is not a number"] * 2})
     return clean, forecasts, quarantined, summaries, published
 

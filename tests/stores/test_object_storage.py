@@ -35,19 +35,19 @@ def test_daily_flow_runs_with_input_and_stores_on_memory_urls(prefect_server, tm
                               max_epochs=3)
 
     first = run()
-    assert first["ingest"]["files_new"] == 1
+    assert first["ingest"].files_new == 1
     store = files.as_path("memory://store")
     forecasts = read_parquet_forecasts(store)
     assert len(forecasts) == 3 * 7 and set(forecasts["series_id"]) == set(sample_slice["series_id"])
     assert len(read_sql_forecasts(database)) == len(forecasts)
-    version = first["train"]["model_version"]
+    version = first["train"].model_version
     assert memory_fs.exists(f"/store/models/{version}/model.keras")
     assert memory_fs.exists("/store/raw/manifest.json")
     assert not memory_fs.glob("/store/**/.*.tmp")  # nothing staged is left behind
 
     second = run()  # finds the model trained on this data in memory:// and reuses it
-    assert second["ingest"]["files_new"] == 0 and second["train"]["reused"]
-    assert second["published"]["model_version"] == first["published"]["model_version"]
+    assert second["ingest"].files_new == 0 and second["train"].reused
+    assert second["published"].model_version == first["published"].model_version
     assert len(read_parquet_forecasts(store)) == 3 * 7
     # Nothing was written to the local disk but the database file (no stray data dir).
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*local_before, "forecasts.sqlite"])

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from prefect import flow
 
+from forecasting.results import Filled
 from forecasting.settings import load_settings
 from stores import files
 from tasks.gapfill import fill_gaps
@@ -16,7 +17,7 @@ from tests.conftest import write_csv
 
 
 @flow(name="fan-out-check")
-def ingest_validate_fill(input_path: str, data_dir: str, task_runner: str) -> dict:
+def ingest_validate_fill(input_path: str, data_dir: str, task_runner: str) -> Filled:
     settings = load_settings(input_path=input_path, data_dir=data_dir, task_runner=task_runner, fanout_series=1)
     ingest_files(settings)
     validated = validate_batch(settings, None)
@@ -29,12 +30,12 @@ def test_gap_fill_on_a_local_dask_cluster_matches_threads(prefect_server, tmp_pa
     on_threads = ingest_validate_fill(str(source), str(tmp_path / "threads"), "threads")
     on_dask = ingest_validate_fill(str(source), str(tmp_path / "dask"), "dask")
 
-    assert on_dask["chunks"] == on_threads["chunks"] == 3  # one task per series (fanout_series=1)
-    assert on_dask["workers"] == 2  # the chunks ran in both worker processes, not in the flow's
-    assert on_threads["workers"] == 1
-    assert on_dask["imputed"] == on_threads["imputed"] == 5
-    pd.testing.assert_frame_equal(files.read_parquet(on_dask["clean_path"]),
-                                  files.read_parquet(on_threads["clean_path"]))
+    assert on_dask.chunks == on_threads.chunks == 3  # one task per series (fanout_series=1)
+    assert on_dask.workers == 2  # the chunks ran in both worker processes, not in the flow's
+    assert on_threads.workers == 1
+    assert on_dask.imputed == on_threads.imputed == 5
+    pd.testing.assert_frame_equal(files.read_parquet(on_dask.clean_path),
+                                  files.read_parquet(on_threads.clean_path))
 
 
 def test_chunk_tasks_are_task_runs_of_the_flow_run(prefect_server, tmp_path, sample_slice):

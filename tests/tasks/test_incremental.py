@@ -3,6 +3,8 @@ with the same valid rows, clean series and windows as a run that redoes all hist
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,42 +139,42 @@ def test_the_daily_flow_after_the_first_processes_only_the_new_day(prefect_serve
     last = data["timestamp"].max()
     write_csv(data[data["timestamp"] < last], inbox / "history.csv")
     first = _run(inbox, tmp_path / "store", None)
-    assert [first[s]["mode"] for s in ("validate", "gapfill", "windows")] == ["full"] * 3
+    assert [first[s].mode for s in ("validate", "gapfill", "windows")] == ["full"] * 3
 
     write_csv(data[data["timestamp"] == last], inbox / "today.csv")
     second = _run(inbox, tmp_path / "store", None)
     new_rows = int((data["timestamp"] == last).sum())
-    assert [second[s]["mode"] for s in ("validate", "gapfill", "windows")] == ["incremental"] * 3
-    assert second["validate"]["rows_checked"] == new_rows and second["validate"]["series_rebuilt"] == 0
-    assert second["gapfill"]["rows_processed"] == new_rows
-    assert second["windows"]["rows_processed"] == new_rows
-    assert second["windows"]["scalers_fitted_as_of"] == first["validate"]["as_of"]  # one cycle, one scaler fit
+    assert [second[s].mode for s in ("validate", "gapfill", "windows")] == ["incremental"] * 3
+    assert second["validate"].rows_checked == new_rows and second["validate"].series_rebuilt == 0
+    assert second["gapfill"].rows_processed == new_rows
+    assert second["windows"].rows_processed == new_rows
+    assert second["windows"].scalers_fitted_as_of == first["validate"].as_of  # one cycle, one scaler fit
 
     # A run that redoes all history on the same files ends with the same stores.
     monkeypatch.setenv("LSTM_FORECAST_INCREMENTAL", "false")
     full = _run(inbox, tmp_path / "full", None)
-    assert full["validate"]["mode"] == full["gapfill"]["mode"] == full["windows"]["mode"] == "full"
-    pd.testing.assert_frame_equal(files.read_parquet(second["validate"]["valid_path"]),
-                                  files.read_parquet(full["validate"]["valid_path"]))
-    pd.testing.assert_frame_equal(files.read_parquet(second["gapfill"]["clean_path"]),
-                                  files.read_parquet(full["gapfill"]["clean_path"]))
-    folder, full_folder = files.as_path(second["windows"]["folder"]), files.as_path(full["windows"]["folder"])
+    assert full["validate"].mode == full["gapfill"].mode == full["windows"].mode == "full"
+    pd.testing.assert_frame_equal(files.read_parquet(second["validate"].valid_path),
+                                  files.read_parquet(full["validate"].valid_path))
+    pd.testing.assert_frame_equal(files.read_parquet(second["gapfill"].clean_path),
+                                  files.read_parquet(full["gapfill"].clean_path))
+    folder, full_folder = files.as_path(second["windows"].folder), files.as_path(full["windows"].folder)
     pd.testing.assert_frame_equal(files.read_parquet(folder / "index.parquet"),
                                   files.read_parquet(full_folder / "index.parquet"))
     raw = ["series_id", "timestamp", "value", "imputed"]
     pd.testing.assert_frame_equal(files.read_parquet(folder / "series.parquet", columns=raw),
                                   files.read_parquet(full_folder / "series.parquet", columns=raw))
-    assert second["windows"]["cutoff"] == full["windows"]["cutoff"]
+    assert second["windows"].cutoff == full["windows"].cutoff
 
     # A later run builds on these folders only if they hold the base's own as-of (a folder of the same
     # run date rewritten by another as-of, or left older by an interrupted run, is not a base).
     from tasks.gapfill import clean_base
 
     settings = Settings(data_dir=tmp_path / "store", horizon=HORIZON, lookback=LOOKBACK, max_epochs=1)
-    validated = {"mode": "incremental", "base_run_date": second["validate"]["run_date"],
-                 "base_as_of": second["validate"]["as_of"]}
-    assert clean_base(settings, validated) == files.as_path(second["gapfill"]["clean_path"]).parent
-    assert clean_base(settings, {**validated, "base_as_of": first["validate"]["as_of"]}) is None
+    validated = replace(second["validate"], mode="incremental", base_run_date=second["validate"].run_date,
+                        base_as_of=second["validate"].as_of)
+    assert clean_base(settings, validated) == files.as_path(second["gapfill"].clean_path).parent
+    assert clean_base(settings, replace(validated, base_as_of=first["validate"].as_of)) is None
 
 
 def test_incremental_validation_reads_only_files_that_can_hold_news():

@@ -32,7 +32,7 @@ def test_ingest_retries_io_errors_then_completes(prefect_server, tmp_path, sampl
 
     summary = only_ingest()
     assert len(calls) == 3  # two failures, then success
-    assert summary["files_new"] == 1 and summary["rows_new"] == len(sample_slice)
+    assert summary.files_new == 1 and summary.rows_new == len(sample_slice)
 
 
 def test_ingest_does_not_retry_bad_input(prefect_server, tmp_path, monkeypatch):
@@ -101,10 +101,10 @@ def test_every_stage_retries_a_transient_fault_and_ends_as_an_undisturbed_run(pr
     disturbed = run(tmp_path / "faulty")
 
     assert calls == {stage: 2 for stage in STAGE_FAULTS}  # each stage failed once, then its retry went through
-    assert disturbed["train"]["promoted"] and len(read_index(tmp_path / "faulty" / "models")["versions"]) == 1
+    assert disturbed["train"].promoted and len(read_index(tmp_path / "faulty" / "models")["versions"]) == 1
     columns = ["series_id", "step", "timestamp", "yhat", "yhat_lower", "yhat_upper"]
     calm = read_parquet_forecasts(tmp_path / "calm")[columns].sort_values(["series_id", "step"])
     faulty = read_parquet_forecasts(tmp_path / "faulty")[columns].sort_values(["series_id", "step"])
     pd.testing.assert_frame_equal(faulty.reset_index(drop=True), calm.reset_index(drop=True))  # nothing doubled
     sql = read_sql_forecasts(f"sqlite:///{(tmp_path / 'faulty' / 'forecasts.sqlite').resolve()}")
-    assert len(sql) == len(faulty) == undisturbed["published"]["rows"]
+    assert len(sql) == len(faulty) == undisturbed["published"].rows

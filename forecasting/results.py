@@ -1,0 +1,120 @@
+"""What each stage of a run hands the next: typed, documented results (the flow reads as the contract).
+
+Paths are strings (local paths or fsspec URLs), so results stay small and cross processes (Dask workers,
+Prefect's task results) as they are; `as_dict()` gives a plain mapping for JSON. The ingest stage's result
+is `stores.archive.IngestSummary`; the daily flow returns {stage name: result}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Base of the stage results: frozen, so a later stage cannot change what an earlier one reported."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Validated(StageResult):
+    """The validate stage: the run's valid rows (`valid_path`) and what was checked and held back."""
+
+    as_of: str  # the forecast origin, ISO-8601 UTC
+    run_date: str  # the as-of's date: the partition every later stage writes
+    frequency: str  # the panel's frequency, a pandas offset alias ("D", "h", "MS")
+    valid_path: str  # validated/run_date=.../observations.parquet
+    rows_checked: int
+    mode: str  # "full" or "incremental"
+    full_reason: str | None  # why the run validated everything (None: incremental)
+    base_run_date: str | None  # the earlier run an incremental run built on
+    base_as_of: str | None
+    series_rebuilt: int | None  # series an incremental run checked in full
+    rows_valid: int
+    rows_quarantined: int
+    series_valid: int
+    covariates: list[str]
+    failed_expectations: list[str]  # "<expectation>:<column>" of the GX suite's failures
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Filled(StageResult):
+    """The gap-fill stage: the regular, filled series (`clean_path`, every imputed point marked)."""
+
+    clean_path: str  # clean/run_date=.../series.parquet
+    rows: int
+    series: int
+    imputed: int  # points gap-fill invented (marked `imputed`)
+    imputed_share: float
+    series_cut_at_gap: int  # series whose history before a gap over max_gap was set aside (still forecast)
+    rows_set_aside: int
+    series_bridged_gap: int  # series with a gap over max_gap that was filled: short beside the history before it
+    mode: str  # "full" or "incremental"
+    rows_processed: int
+    series_rebuilt: int
+    chunks: int  # fanned-out gap-fill tasks
+    workers: int  # processes that ran them
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Windowed(StageResult):
+    """The windows stage: lookback/horizon windows over the featured series (`folder`), or why none."""
+
+    lookback: int
+    horizon: int
+    frequency: str
+    cutoff: str | None  # last training target; validation targets come after it
+    features: list[str]  # the model's input channels, the scaled target first
+    train_windows: int
+    val_windows: int
+    series: int
+    short_series: list[str]  # shorter than the lookback: published by seasonal naive
+    mode: str  # "full" or "incremental"
+    rows_processed: int
+    as_of: str
+    folder: str | None  # windows/run_date=.../ (series.parquet, index.parquet, scalers.json, meta.json)
+    untrainable: str | None = None  # why no model can be trained this run (None: trainable)
+    scalers_fitted_as_of: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # the settings the windows depend on
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Trained(StageResult):
+    """The train stage: the challenger it registered (or reused), and whether it publishes."""
+
+    model_version: str | None  # None: nothing trained this run
+    model_path: str | None
+    device: str | None
+    promoted: bool
+    champion_version: str | None  # the version that publishes after this run (None: seasonal naive)
+    warm_start: bool
+    decision: str  # the promotion decision, in words
+    holdout: dict[str, Any] | None  # holdout scores and per-series choices (promotion's Verdict)
+    interval_val_coverage: float | None
+    reused: bool  # a rerun of the as-of reused the model trained on exactly this input
+    epochs_run: int | None
+    best_epoch: int | None
+    val_loss: float | None
+    train_seconds: float | None
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Published(StageResult):
+    """The publish stage: the rows written to Parquet and SQL for the run date."""
+
+    run_date: str
+    rows: int
+    series: int
+    series_by_model: int
+    series_by_base: int
+    parquet_path: str
+    model_version: str  # the champion version, or "seasonal-naive"
+    duration_s: float
+    report_path: str | None = None  # the run's HTML report (None when it could not be written)
