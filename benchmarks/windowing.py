@@ -97,7 +97,7 @@ def reference(clean: pd.DataFrame, lookback: int, horizon: int, out: Path) -> in
 def ours(clean: pd.DataFrame, lookback: int, horizon: int, freq: str, out: Path) -> int:
     plan = plan_windows(clean, freq, lookback, horizon, 0.2)
     files.write_parquet(plan.series[["series_id", "timestamp", "value", "imputed", *plan.features]],
-                          out / "series.parquet")
+                        out / "series.parquet")
     files.write_parquet(plan.index, out / "index.parquet")
     return len(plan.index)
 

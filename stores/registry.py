@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from forecasting.errors import PipelineError
-from forecasting.model.version import ModelVersion
+from forecasting.model.config import ModelConfig
+from forecasting.model.version import ModelVersion, code_version
 from forecasting.scaling import Scalers
+from forecasting.settings import Settings
 from stores import files
 
 VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
@@ -111,3 +113,39 @@ def save_tuned(models_dir: Path, payload: dict[str, Any]) -> None:
 
 def read_tuned(models_dir: Path) -> dict[str, Any] | None:
     return files.read_json(models_dir / TUNED_FILE, default=None)
+
+
+# Settings that change what training produces besides the model config (which is hashed whole).
+_TRAINING_SETTINGS = ("max_epochs", "patience", "lr_patience", "full_retrain_days", "warm_epochs",
+                      "warm_windows_per_epoch", "holdout_windows", "interval_level", "mixed_precision")
+
+
+REUSE_LOOKBACK_VERSIONS = 50
+
+
+def training_fingerprint(folder: Any, config: ModelConfig, settings: Settings) -> str:
+    """SHA-256 of what a training run consumes: the windows' bytes, the model config, the training settings.
+
+    Two runs with the same fingerprint would train the same model (training is deterministic on a CPU),
+    so a rerun of an as-of (a retry, a backfill, a restart after a crash) reuses the model instead of
+    training a new one on top of it: reruns then publish identical forecasts.
+    """
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for name in ("series.parquet", "index.parquet", "scalers.json"):
+        digest.update(files.content_hash(folder / name).encode())
+    payload = {"config": config.as_dict(), **{name: getattr(settings, name) for name in _TRAINING_SETTINGS},
+               "code_version": code_version()}
+    digest.update(json.dumps(payload, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
+    """Metadata of the newest registered version trained from exactly this input (see training_fingerprint)."""
+    for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
+        metadata = files.read_json(version_dir(models_dir, version) / METADATA_FILE, default={})
+        if metadata.get("training_fingerprint") == fingerprint:
+            return metadata
+    return None

@@ -120,9 +120,9 @@ def write_state(folder: Path, *, as_of: pd.Timestamp, full_as_of: pd.Timestamp, 
     """Write the per-series state first and the state file last: a state file always has its series."""
     files.write_parquet(series.reset_index(), folder / SERIES_STATE_FILE)
     files.write_json({"version": STATE_VERSION, "as_of": as_of.isoformat(), "full_as_of": full_as_of.isoformat(),
-                        "max_seq": int(max_seq), "panel_frequency": panel_frequency, "settings": settings,
-                        "base_run_date": base_run_date.isoformat() if base_run_date else None,
-                        "rebuilt_series": sorted(rebuilt)}, folder / STATE_FILE)
+                     "max_seq": int(max_seq), "panel_frequency": panel_frequency, "settings": settings,
+                     "base_run_date": base_run_date.isoformat() if base_run_date else None,
+                     "rebuilt_series": sorted(rebuilt)}, folder / STATE_FILE)
 
 
 # Helpers over snapshots sorted by series and time. They work on integer codes of the series ids

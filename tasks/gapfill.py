@@ -97,9 +97,9 @@ def write_clean(settings: Settings, validated: Validated, clean: pd.DataFrame, q
     clean_path = folder / CLEAN_FILE
     files.write_parquet(clean, clean_path)
     files.write_json({"settings": settings_of(settings, GAPFILL_SETTINGS), "mode": facts["mode"],
-                        "as_of": validated.as_of, "base_as_of": validated.base_as_of,
-                        "base_run_date": validated.base_run_date if facts["mode"] == "incremental" else None,
-                        "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
+                     "as_of": validated.as_of, "base_as_of": validated.base_as_of,
+                     "base_run_date": validated.base_run_date if facts["mode"] == "incremental" else None,
+                     "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
     imputed = int(clean[IMPUTED].sum())
     share = imputed / max(len(clean), 1)
     limit = fill_limit(settings.max_gap, validated.frequency)

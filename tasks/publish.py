@@ -15,8 +15,9 @@ from prefect import get_run_logger, task
 
 from forecasting.columns import ORIGIN, RUN_ID, SERIES_ID, TIMESTAMP, YHAT, YHAT_LOWER, YHAT_UPPER
 from forecasting.forecast import FALLBACK_VERSION, forecast, published_by
+from forecasting.summaries import comparison_markdown, metrics_markdown
 from forecasting.report import render
-from forecasting.results import Filled, Published, Trained
+from forecasting.results import Filled, Published
 from forecasting.settings import Settings
 from stores import files
 from stores.forecasts import parquet_path, publish_forecasts_atomically, reconcile, redacted_url, resolve_database_url
@@ -26,79 +27,6 @@ from stores.reports import write_report
 from tasks.retry import retrying
 
 ARTIFACT_TABLE_ROWS = 1000  # the forecast table artifact is for people; the stores hold everything
-
-
-def metrics_markdown(summaries: dict[str, Any], published: Published) -> str:
-    """The run-metrics artifact: rows in/out, imputed share, validation loss, model version, durations."""
-    ingest, validate, fill, windows, train = (summaries[k] for k in ("ingest", "validate", "gapfill", "windows",
-                                                                      "train"))
-    durations = {name: summaries[name].duration_s for name in summaries} | {"publish": published.duration_s}
-    lines = [
-        f"# Run {published.run_date} (as-of {validate.as_of})",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        f"| files new / already ingested / rejected | {ingest.files_new} / {ingest.files_already_ingested} / "
-        f"{len(ingest.files_rejected)} |",
-        f"| rows ingested this run | {ingest.rows_new} |",
-        f"| rows checked by validation / quarantined | {validate.rows_checked} / {validate.rows_quarantined} |",
-        f"| mode (validate / gap-fill / windows) | {validate.mode} / {fill.mode} / "
-        f"{windows.mode}"
-        + (f" (on the run of {validate.base_run_date}; {validate.series_rebuilt} series rebuilt)"
-           if validate.base_run_date else f" ({validate.full_reason or 'full'})") + " |",
-        f"| series forecast / by model / by its seasonal base / by seasonal-naive fallback | "
-        f"{published.series} / {published.series_by_model} / {published.series_by_base} / "
-        f"{published.series - published.series_by_model - published.series_by_base} |",
-        f"| series cut after a gap over max_gap (earlier rows set aside) | {fill.series_cut_at_gap} "
-        f"({fill.rows_set_aside} rows) |",
-        f"| series with a gap over max_gap filled (short beside the history before it) | "
-        f"{fill.series_bridged_gap} |",
-        f"| imputed share | {100 * fill.imputed_share:.2f}% ({fill.imputed} points) |",
-        f"| windows train / validation | {windows.train_windows} / {windows.val_windows} |",
-        f"| trained version | {train.model_version or 'none (too little history to train)'}"
-        f"{(' (warm start)' if train.warm_start else ' (full retrain)') if train.model_version else ''} |",
-        f"| published by | {published.model_version} |",
-        f"| decision | {train.decision} |",
-        f"| device | {train.device} |",
-        f"| epochs (best) | {train.epochs_run} ({train.best_epoch}) |",
-        f"| validation loss (pinball, scaled) | {_number(train.val_loss, 4)} |",
-        f"| interval coverage on validation (calibrated) | {_number(train.interval_val_coverage, 3)} |",
-        f"| forecast rows out | {published.rows} |",
-        "",
-        "| stage | seconds |",
-        "|---|---|",
-        *[f"| {name} | {seconds:.2f} |" for name, seconds in durations.items()],
-    ]
-    return "\n".join(lines)
-
-
-def _number(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def comparison_markdown(train: Trained) -> str:
-    """The model-comparison artifact: holdout MASE of challenger, champion and seasonal naive."""
-    holdout = train.holdout
-    if holdout is None:  # nothing was trained this run
-        return "\n".join(["# No challenger this run", "", f"{train.decision}.", "",
-                          f"Publishing: {train.champion_version or FALLBACK_VERSION}."])
-
-    def fmt(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.4f}"
-
-    return "\n".join([
-        f"# Challenger {train.model_version}: {'promoted' if train.promoted else 'not promoted'}",
-        "",
-        f"{train.decision}.",
-        "",
-        f"| model | holdout MASE ({holdout['windows']} windows) |",
-        "|---|---|",
-        f"| challenger {train.model_version} | {fmt(holdout['challenger_mase'])} |",
-        f"| champion before this run | {fmt(holdout['champion_mase'])} |",
-        f"| seasonal naive | {fmt(holdout['seasonal_naive_mase'])} |",
-        "",
-        f"Publishing: {train.champion_version or FALLBACK_VERSION}.",
-    ])
 
 
 def write_run_report(settings: Settings, run_date: Any, filled: Filled, rows: pd.DataFrame,

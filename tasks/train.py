@@ -16,10 +16,8 @@ Runs on the GPU when one is visible (Keras then uses the cuDNN kernel), on the C
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
-from importlib import metadata as package_metadata
 from typing import Any
 
 import pandas as pd
@@ -29,62 +27,16 @@ from forecasting.columns import SERIES_ID
 from forecasting.model.config import ModelConfig
 from forecasting.model.devices import describe_device, gpu_devices, replicas
 from forecasting.model.training import calibrate, fit_model, unseen_windows
+from forecasting.model.version import code_version, new_version_name
 from forecasting.promotion import challenge
 from forecasting.results import Trained, Validated, Windowed
 from forecasting.scaling import Scalers
 from forecasting.settings import Settings
 from forecasting.windows import TRAIN, VALIDATION
 from stores import files
-from stores.registry import METADATA_FILE, read_index, save_version, usable_champion, version_dir
+from stores.registry import find_trained, read_index, save_version, training_fingerprint, usable_champion, version_dir
 from tasks.retry import retrying
 from tasks.windows import read_window_source
-
-
-def code_version() -> str:
-    try:
-        return package_metadata.version("lstm-forecast")
-    except package_metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def new_version_name(as_of: pd.Timestamp, run_id: str | None) -> str:
-    """`<as-of, compact UTC>-<8 hex of the run id>`: sortable by data date, unique per run."""
-    suffix = (run_id or uuid.uuid4().hex).replace("-", "")[:8]
-    return f"{as_of.tz_convert('UTC'):%Y%m%dT%H%M%SZ}-{suffix}"
-
-
-# Settings that change what training produces besides the model config (which is hashed whole).
-_TRAINING_SETTINGS = ("max_epochs", "patience", "lr_patience", "full_retrain_days", "warm_epochs",
-                      "warm_windows_per_epoch", "holdout_windows", "interval_level", "mixed_precision")
-REUSE_LOOKBACK_VERSIONS = 50
-
-
-def training_fingerprint(folder: Any, config: ModelConfig, settings: Settings) -> str:
-    """SHA-256 of what a training run consumes: the windows' bytes, the model config, the training settings.
-
-    Two runs with the same fingerprint would train the same model (training is deterministic on a CPU),
-    so a rerun of an as-of (a retry, a backfill, a restart after a crash) reuses the model instead of
-    training a new one on top of it: reruns then publish identical forecasts.
-    """
-    import hashlib
-    import json
-
-    digest = hashlib.sha256()
-    for name in ("series.parquet", "index.parquet", "scalers.json"):
-        digest.update(files.content_hash(folder / name).encode())
-    payload = {"config": config.as_dict(), **{name: getattr(settings, name) for name in _TRAINING_SETTINGS},
-               "code_version": code_version()}
-    digest.update(json.dumps(payload, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
-
-
-def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
-    """Metadata of the newest registered version trained from exactly this input (see training_fingerprint)."""
-    for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
-        metadata = files.read_json(version_dir(models_dir, version) / METADATA_FILE, default={})
-        if metadata.get("training_fingerprint") == fingerprint:
-            return metadata
-    return None
 
 
 def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log: Any) -> Trained:
@@ -97,7 +49,8 @@ def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log
                    device=metadata.get("device"), promoted=bool(metadata.get("promoted")), champion_version=champion,
                    warm_start=bool(metadata.get("warm_start")), decision=metadata.get("decision", ""),
                    holdout=metadata["holdout"], interval_val_coverage=metadata["interval"]["val_coverage"],
-                   reused=True, **{k: metadata.get(k) for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
+                   reused=True,
+                   **{k: metadata.get(k) for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
                    duration_s=round(time.perf_counter() - started, 3))
 
 

@@ -39,7 +39,7 @@ def validate_batch(settings: Settings, as_of: str | None) -> Validated:
     full_reason = full_run_reason(settings, base, resolved)
     if full_reason is None:
         base_valid = files.read_parquet(files.partition_dir(data_dir / "validated", base.run_date)
-                                          / "observations.parquet")
+                                        / "observations.parquet")
         # Only files that can hold rows new since the base; rebuilt series are read from every file.
         store = read_series_store(data_dir, wanted=lambda entry: has_news(entry, base), manifest=manifest)
         result, increment, state = validate_incremental(

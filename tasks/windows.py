@@ -97,7 +97,7 @@ def build_windows(settings: Settings, validated: Validated, filled: Filled) -> W
     folder = files.partition_dir(settings.data_dir / "windows", run_date)
     covariates = list(plan.scalers.covariates)  # raw too: another model's scalers may need them
     files.write_parquet(plan.series[[SERIES_ID, TIMESTAMP, VALUE, IMPUTED, *covariates, *plan.features]],
-                          folder / "series.parquet")
+                        folder / "series.parquet")
     files.write_parquet(plan.index, folder / "index.parquet")
     files.write_json(plan.scalers.to_dict(), folder / "scalers.json")
     n_train = int((plan.index[SPLIT] == TRAIN).sum())

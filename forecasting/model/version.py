@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from importlib import metadata as package_metadata
 from typing import Any
+
+import pandas as pd
 
 from forecasting.model.config import ModelConfig
 from forecasting.scaling import Scalers
@@ -19,3 +23,17 @@ class ModelVersion:
     @property
     def config(self) -> ModelConfig:
         return ModelConfig.from_dict(self.metadata["config"])
+
+
+def code_version() -> str:
+    """The installed lstm-forecast version, saved with each model and part of its training fingerprint."""
+    try:
+        return package_metadata.version("lstm-forecast")
+    except package_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def new_version_name(as_of: pd.Timestamp, run_id: str | None) -> str:
+    """`<as-of, compact UTC>-<8 hex of the run id>`: sortable by data date, unique per run."""
+    suffix = (run_id or uuid.uuid4().hex).replace("-", "")[:8]
+    return f"{as_of.tz_convert('UTC'):%Y%m%dT%H%M%SZ}-{suffix}"

@@ -13,10 +13,10 @@ from forecasting.errors import PipelineError
 from forecasting.model.config import ModelConfig, quantiles_for
 from forecasting.model.network import build_forecaster, is_cudnn_eligible, recurrent_layers
 from forecasting.model.training import calibrate, fit_model, predict_quantiles
+from forecasting.model.version import new_version_name
 from forecasting.scaling import Scalers, SeriesScaler
 from forecasting.windows import TRAIN, VALIDATION, WindowSource
 from stores.registry import load_champion, load_version, read_index, save_version, usable_champion, version_dir
-from tasks.train import new_version_name
 
 
 def wave_source(lookback=8, horizon=3, n=96, noise=0.0):

@@ -65,7 +65,7 @@ def test_storage_seam_on_a_file_url(tmp_path):
     files.write_parquet(frame, root / "x" / "frame.parquet")
     pd.testing.assert_frame_equal(files.read_parquet(root / "x" / "frame.parquet"), frame)
     pd.testing.assert_frame_equal(files.read_parquet(str(root / "x" / "frame.parquet"),
-                                                       filters=[("series_id", "in", ["b"])]),
+                                                     filters=[("series_id", "in", ["b"])]),
                                   frame.iloc[1:].reset_index(drop=True))
     files.write_json({"b": 1, "a": 2}, root / "meta.json")
     assert files.read_json(root / "meta.json") == {"a": 2, "b": 1}
