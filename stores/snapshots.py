@@ -133,3 +133,33 @@ def write_state(folder: Path, *, as_of: pd.Timestamp, full_as_of: pd.Timestamp, 
 def rebuilt_series(folder: Path) -> set[str]:
     """Series an incremental stage rebuilt in full (written next to the stage's snapshot)."""
     return set(files.read_json(files.as_path(folder) / STATE_FILE, default={}).get("rebuilt_series", []))
+
+
+CLEAN_FILE = "series.parquet"  # clean/run_date=.../: the regular, filled series of the run
+
+
+def write_clean_snapshot(settings: Any, validated: Any, clean: pd.DataFrame, mode: str, rebuilt: list[str]) -> Path:
+    """Write (replace) the run date's clean series and its gap-fill state (what a later incremental gap-fill
+    checks before building on it); returns the series' path."""
+    folder = files.partition_dir(settings.data_dir / "clean", pd.Timestamp(validated.run_date).date())
+    clean_path = folder / CLEAN_FILE
+    files.write_parquet(clean, clean_path)
+    files.write_json({"settings": settings_of(settings, GAPFILL_SETTINGS), "mode": mode, "as_of": validated.as_of,
+                      "base_as_of": validated.base_as_of,
+                      "base_run_date": validated.base_run_date if mode == "incremental" else None,
+                      "rebuilt_series": sorted(rebuilt)}, folder / STATE_FILE)
+    return clean_path
+
+
+def clean_base(settings: Any, validated: Any) -> Path | None:
+    """The base run's clean folder when this run can gap-fill incrementally on it, else None."""
+    if validated.mode != "incremental" or not validated.base_run_date:
+        return None
+    folder = files.partition_dir(settings.data_dir / "clean", pd.Timestamp(validated.base_run_date).date())
+    state = files.read_json(folder / STATE_FILE, default=None)
+    # The folder must hold the base's own as-of: a run date's folder is rewritten by later runs of the
+    # same date (intra-day as-ofs), and a run interrupted after validation leaves an older clean snapshot.
+    if not state or state.get("settings") != settings_of(settings, GAPFILL_SETTINGS) or \
+            state.get("as_of") != validated.base_as_of or not (folder / CLEAN_FILE).exists():
+        return None
+    return folder

@@ -18,12 +18,9 @@ from forecasting.settings import Settings
 from stores import files
 from stores.quarantine import quarantine_path, write_quarantine
 from stores.registry import usable_champion
-from stores.snapshots import GAPFILL_SETTINGS, STATE_FILE, rebuilt_series, settings_of
+from stores.snapshots import CLEAN_FILE, clean_base, rebuilt_series, write_clean_snapshot
 from tasks.retry import retrying
 from tasks.runners import chunked, fanout_runner
-
-CLEAN_FILE = "series.parquet"
-
 
 def fill_champion(settings: Settings, freq: str, log: Any) -> Any:
     """The champion the `model` fill method forecasts gaps with (None for other methods, or none usable)."""
@@ -93,13 +90,7 @@ def write_clean(settings: Settings, validated: Validated, clean: pd.DataFrame, q
     write_quarantine(quarantined, quarantine_path(settings.data_dir, run_date, "gapfill"))
     for reason in quarantined["reason"].unique():
         log.warning("Gap-fill: %s", reason)
-    folder = files.partition_dir(settings.data_dir / "clean", run_date)
-    clean_path = folder / CLEAN_FILE
-    files.write_parquet(clean, clean_path)
-    files.write_json({"settings": settings_of(settings, GAPFILL_SETTINGS), "mode": facts["mode"],
-                     "as_of": validated.as_of, "base_as_of": validated.base_as_of,
-                     "base_run_date": validated.base_run_date if facts["mode"] == "incremental" else None,
-                     "rebuilt_series": sorted(rebuilt or [])}, folder / STATE_FILE)
+    clean_path = write_clean_snapshot(settings, validated, clean, facts["mode"], rebuilt or [])
     imputed = int(clean[IMPUTED].sum())
     share = imputed / max(len(clean), 1)
     limit = fill_limit(settings.max_gap, validated.frequency)
@@ -127,20 +118,6 @@ def write_clean(settings: Settings, validated: Validated, clean: pd.DataFrame, q
         **{k: v for k, v in facts.items() if k != "runner"},
         duration_s=round(time.perf_counter() - started, 3),
     )
-
-
-def clean_base(settings: Settings, validated: Validated) -> Any:
-    """The base run's clean folder when this run can gap-fill incrementally on it, else None."""
-    if validated.mode != "incremental" or not validated.base_run_date:
-        return None
-    folder = files.partition_dir(settings.data_dir / "clean", pd.Timestamp(validated.base_run_date).date())
-    state = files.read_json(folder / STATE_FILE, default=None)
-    # The folder must hold the base's own as-of: a run date's folder is rewritten by later runs of the
-    # same date (intra-day as-ofs), and a run interrupted after validation leaves an older clean snapshot.
-    if not state or state.get("settings") != settings_of(settings, GAPFILL_SETTINGS) or \
-            state.get("as_of") != validated.base_as_of or not (folder / CLEAN_FILE).exists():
-        return None
-    return folder
 
 
 def fill_gaps(settings: Settings, validated: Validated) -> Filled:

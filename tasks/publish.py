@@ -15,10 +15,10 @@ from prefect import get_run_logger, task
 
 from forecasting.columns import ORIGIN, RUN_ID, SERIES_ID, TIMESTAMP, YHAT, YHAT_LOWER, YHAT_UPPER
 from forecasting.forecast import FALLBACK_VERSION, forecast, published_by
-from forecasting.summaries import comparison_markdown, metrics_markdown
 from forecasting.report import render
 from forecasting.results import Filled, Published
 from forecasting.settings import Settings
+from forecasting.summaries import comparison_markdown, metrics_markdown
 from stores import files
 from stores.forecasts import parquet_path, publish_forecasts_atomically, reconcile, redacted_url, resolve_database_url
 from stores.quarantine import quarantine_path

@@ -168,7 +168,7 @@ def test_the_daily_flow_after_the_first_processes_only_the_new_day(prefect_serve
 
     # A later run builds on these folders only if they hold the base's own as-of (a folder of the same
     # run date rewritten by another as-of, or left older by an interrupted run, is not a base).
-    from tasks.gapfill import clean_base
+    from stores.snapshots import clean_base
 
     settings = Settings(data_dir=tmp_path / "store", horizon=HORIZON, lookback=LOOKBACK, max_epochs=1)
     validated = replace(second["validate"], mode="incremental", base_run_date=second["validate"].run_date,
