@@ -1,26 +1,18 @@
 """What each stage of a run hands the next: typed, documented results (the flow reads as the contract).
 
 Paths are strings (local paths or fsspec URLs), so results stay small and cross processes (Dask workers,
-Prefect's task results) as they are; `as_dict()` gives a plain mapping for JSON. The ingest stage's result
-is `stores.archive.IngestSummary`; the daily flow returns {stage name: result}.
+Prefect's task results) as they are. Frozen: a later stage cannot change what an earlier one reported. The
+ingest stage's result is `stores.archive.IngestSummary`; the daily flow returns {stage name: result}.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
-class StageResult:
-    """Base of the stage results: frozen, so a later stage cannot change what an earlier one reported."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Validated(StageResult):
+class Validated:
     """The validate stage: the run's valid rows (`valid_path`) and what was checked and held back."""
 
     as_of: str  # the forecast origin, ISO-8601 UTC
@@ -42,7 +34,7 @@ class Validated(StageResult):
 
 
 @dataclass(frozen=True)
-class Filled(StageResult):
+class Filled:
     """The gap-fill stage: the regular, filled series (`clean_path`, every imputed point marked)."""
 
     clean_path: str  # clean/run_date=.../series.parquet
@@ -62,7 +54,7 @@ class Filled(StageResult):
 
 
 @dataclass(frozen=True)
-class Windowed(StageResult):
+class Windowed:
     """The windows stage: lookback/horizon windows over the featured series (`folder`), or why none."""
 
     lookback: int
@@ -85,7 +77,7 @@ class Windowed(StageResult):
 
 
 @dataclass(frozen=True)
-class Trained(StageResult):
+class Trained:
     """The train stage: the challenger it registered (or reused), and whether it publishes."""
 
     model_version: str | None  # None: nothing trained this run
@@ -106,7 +98,7 @@ class Trained(StageResult):
 
 
 @dataclass(frozen=True)
-class Published(StageResult):
+class Published:
     """The publish stage: the rows written to Parquet and SQL for the run date."""
 
     run_date: str

@@ -75,9 +75,7 @@ def replicas(devices: list[str]) -> int:
 def distribution_scope(devices: list[str]) -> Any:
     """`tf.distribute.MirroredStrategy` over `devices` when there are several (TensorFlow backend), else a
     no-op: with one device Keras places the model itself."""
-    import keras
-
-    if len(devices) < 2 or keras.backend.backend() != "tensorflow":
+    if replicas(devices) < 2:
         return contextlib.nullcontext()
     import tensorflow as tf
 
