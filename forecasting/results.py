@@ -75,6 +75,14 @@ class Windowed:
     settings: dict[str, Any] = field(default_factory=dict)  # the settings the windows depend on
     duration_s: float = 0.0
 
+    @classmethod
+    def without_training(cls, reason: str, *, lookback: int, horizon: int, frequency: str, series: int,
+                         as_of: str, duration_s: float) -> "Windowed":
+        """The summary of a run with too little history to train on: no windows, and why."""
+        return cls(lookback=lookback, horizon=horizon, frequency=frequency, cutoff=None, features=[], train_windows=0,
+                   val_windows=0, series=series, short_series=[], mode="full", rows_processed=0, as_of=as_of,
+                   folder=None, untrainable=reason, duration_s=duration_s)
+
 
 @dataclass(frozen=True)
 class Trained:
@@ -95,6 +103,25 @@ class Trained:
     val_loss: float | None
     train_seconds: float | None
     duration_s: float
+
+    @classmethod
+    def from_reuse(cls, metadata: dict[str, Any], model_path: str, champion_version: str | None,
+               duration_s: float) -> "Trained":
+        """The summary of a rerun that reused the version trained on exactly this input (its metadata)."""
+        return cls(model_version=metadata["version"], model_path=model_path, device=metadata.get("device"),
+                   promoted=bool(metadata.get("promoted")), champion_version=champion_version,
+                   warm_start=bool(metadata.get("warm_start")), decision=metadata.get("decision", ""),
+                   holdout=metadata["holdout"], interval_val_coverage=metadata["interval"]["val_coverage"],
+                   reused=True, duration_s=duration_s,
+                   **{k: metadata.get(k) for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")})
+
+    @classmethod
+    def nothing_trained(cls, decision: str, champion_version: str | None, duration_s: float) -> "Trained":
+        """The summary of a run that trained nothing (too little history): the champion keeps publishing."""
+        return cls(model_version=None, model_path=None, device=None, promoted=False,
+                   champion_version=champion_version, warm_start=False, decision=decision, holdout=None,
+                   interval_val_coverage=None, reused=False, epochs_run=0, best_epoch=None, val_loss=None,
+                   train_seconds=0.0, duration_s=duration_s)
 
 
 @dataclass(frozen=True)

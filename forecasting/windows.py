@@ -1,4 +1,4 @@
-"""Windowing: lookback/horizon windows with a time-ordered split (tasks/windows.py writes them to Parquet).
+"""Windowing: lookback/horizon windows with a time-ordered split (stores/windows.py writes them to Parquet).
 
 Windows are stored as indices over shared series arrays rather than copied out: `series.parquet` holds
 every series' features once (scaled target, calendar encodings, scaled covariates), `index.parquet` holds

@@ -192,7 +192,7 @@ def _fsync(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-STAGING_DIR_NAMES = (".chunks",)
+STAGING_DIR_NAMES = (".chunks",)  # stores/snapshots.chunk_staging
 
 
 def sweep_staged(root: Path) -> list[Path]:

@@ -22,10 +22,11 @@ checked and filled.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -34,7 +35,7 @@ from stores import files
 STATE_FILE = "state.json"
 SERIES_STATE_FILE = "series_state.parquet"
 # Settings whose change makes an earlier snapshot unusable as a base, per stage (windows compare theirs
-# in tasks/windows.py: `window_settings`, with lookback and horizon as resolved for the frequency).
+# in stores/windows.py: `window_settings`, with lookback and horizon as resolved for the frequency).
 VALIDATION_SETTINGS = ("max_staleness", "max_robust_z")
 GAPFILL_SETTINGS = ("fill_method", "max_gap")
 STATE_VERSION = 1  # bump when the state's meaning changes: older bases are then ignored
@@ -163,3 +164,31 @@ def clean_base(settings: Any, validated: Any) -> Path | None:
             state.get("as_of") != validated.base_as_of or not (folder / CLEAN_FILE).exists():
         return None
     return folder
+
+
+@contextmanager
+def chunk_staging(data_dir: Path, run_date: date) -> Iterator[Path]:
+    """A fresh folder for the fanned-out gap-fill chunks of a run date (`clean/run_date=.../.chunks`),
+    removed afterwards; leftovers of an interrupted run of the same date are removed first."""
+    staging = files.partition_dir(data_dir / "clean", run_date) / ".chunks"
+    files.remove_tree(staging)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    finally:
+        files.remove_tree(staging)
+
+
+def write_chunk(staging: Any, number: int, clean: pd.DataFrame, quarantined: pd.DataFrame) -> dict[str, str]:
+    """Write one gap-fill chunk's clean rows and quarantine; returns their paths (what the join reads)."""
+    folder = files.as_path(staging)
+    clean_part, quarantine_part = folder / f"clean-{number:05d}.parquet", folder / f"quarantine-{number:05d}.parquet"
+    files.write_parquet(clean, clean_part)
+    files.write_parquet(quarantined, quarantine_part)
+    return {"clean": str(clean_part), "quarantine": str(quarantine_part)}
+
+
+def read_chunks(parts: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The chunks' clean rows and quarantine, joined in chunk order."""
+    return (pd.concat([files.read_parquet(part["clean"]) for part in parts], ignore_index=True),
+            pd.concat([files.read_parquet(part["quarantine"]) for part in parts], ignore_index=True))

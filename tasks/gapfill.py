@@ -18,7 +18,8 @@ from forecasting.settings import Settings
 from stores import files
 from stores.quarantine import quarantine_path, write_quarantine
 from stores.registry import usable_champion
-from stores.snapshots import CLEAN_FILE, clean_base, rebuilt_series, write_clean_snapshot
+from stores.snapshots import (CLEAN_FILE, chunk_staging, clean_base, read_chunks, rebuilt_series,
+                              write_chunk, write_clean_snapshot)
 from tasks.retry import retrying
 from tasks.runners import chunked, fanout_runner
 
@@ -41,11 +42,7 @@ def fill_chunk(settings: Settings, validated: Validated, series_ids: list[str], 
         if series_ids else files.read_parquet(validated.valid_path).iloc[0:0]
     champion = fill_champion(settings, validated.frequency, get_run_logger())
     result = gapfill(valid, validated.frequency, settings.fill_method, settings.max_gap, champion)
-    folder = files.as_path(staging)
-    clean_part, quarantine_part = folder / f"clean-{number:05d}.parquet", folder / f"quarantine-{number:05d}.parquet"
-    files.write_parquet(result.clean, clean_part)
-    files.write_parquet(result.quarantined, quarantine_part)
-    return {"clean": str(clean_part), "quarantine": str(quarantine_part), "series": len(series_ids),
+    return {**write_chunk(staging, number, result.clean, result.quarantined), "series": len(series_ids),
             "pid": os.getpid(), "champion": champion.version if champion else None}
 
 
@@ -54,8 +51,7 @@ def merge_filled(settings: Settings, validated: Validated, parts: list[dict[str,
                  runner: str) -> Filled:
     """Prefect task: join the chunks in order into this run's clean series and quarantine, then report."""
     log = get_run_logger()
-    clean = pd.concat([files.read_parquet(part["clean"]) for part in parts], ignore_index=True)
-    quarantined = pd.concat([files.read_parquet(part["quarantine"]) for part in parts], ignore_index=True)
+    clean, quarantined = read_chunks(parts)
     if settings.fill_method == "model":
         champion = parts[0]["champion"]
         log.info("Model gap-fill: %s", f"champion {champion}" if champion else
@@ -131,15 +127,10 @@ def fill_gaps(settings: Settings, validated: Validated) -> Filled:
     run_date = pd.Timestamp(validated.run_date).date()
     ids = files.read_parquet(validated.valid_path, columns=[SERIES_ID])[SERIES_ID].drop_duplicates()
     chunks = chunked(sorted(map(str, ids)), settings.fanout_series)
-    staging = files.partition_dir(settings.data_dir / "clean", run_date) / ".chunks"
-    files.remove_tree(staging)  # leftovers of an interrupted run of the same date
-    staging.mkdir(parents=True)
-    try:
+    with chunk_staging(settings.data_dir, run_date) as staging:
         with fanout_runner(settings.task_runner, settings.dask_workers) as runner:
             futures = runner.map(fill_chunk, {"settings": unmapped(settings), "validated": unmapped(validated),
                                               "series_ids": chunks, "number": list(range(len(chunks))),
                                               "staging": unmapped(str(staging))})
             parts = [future.result() for future in futures]
         return merge_filled(settings, validated, parts, started, settings.task_runner)
-    finally:
-        files.remove_tree(staging)

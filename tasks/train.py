@@ -30,28 +30,21 @@ from forecasting.model.training import calibrate, fit_model, unseen_windows
 from forecasting.model.version import code_version, new_version_name
 from forecasting.promotion import challenge
 from forecasting.results import Trained, Validated, Windowed
-from forecasting.scaling import Scalers
 from forecasting.settings import Settings
 from forecasting.windows import TRAIN, VALIDATION
 from stores import files
 from stores.registry import find_trained, read_index, save_version, training_fingerprint, usable_champion, version_dir
+from stores.windows import read_training_windows
 from tasks.retry import retrying
-from tasks.windows import read_window_source
 
 
 def reused_result(models_dir: Any, metadata: dict[str, Any], started: float, log: Any) -> Trained:
     """The train task's summary for a version trained earlier on the same input."""
-    version = metadata["version"]
     champion = read_index(models_dir)["champion"]
     log.info("Model %s was already trained on exactly this data and configuration (a rerun of this as-of); "
-             "reusing it instead of training again. Champion: %s", version, champion or "none")
-    return Trained(model_version=version, model_path=str(version_dir(models_dir, version)),
-                   device=metadata.get("device"), promoted=bool(metadata.get("promoted")), champion_version=champion,
-                   warm_start=bool(metadata.get("warm_start")), decision=metadata.get("decision", ""),
-                   holdout=metadata["holdout"], interval_val_coverage=metadata["interval"]["val_coverage"],
-                   reused=True,
-                   **{k: metadata.get(k) for k in ("epochs_run", "best_epoch", "val_loss", "train_seconds")},
-                   duration_s=round(time.perf_counter() - started, 3))
+             "reusing it instead of training again. Champion: %s", metadata["version"], champion or "none")
+    return Trained.from_reuse(metadata, str(version_dir(models_dir, metadata["version"])), champion,
+                          round(time.perf_counter() - started, 3))
 
 
 def untrained_result(settings: Settings, windows: Windowed, started: float, log: Any) -> Trained:
@@ -61,10 +54,8 @@ def untrained_result(settings: Settings, windows: Windowed, started: float, log:
     decision = f"not trained: {windows.untrainable}"
     log.warning("%s; %s", decision, f"champion {champion.version} keeps publishing" if champion else
                 "no champion yet: seasonal naive publishes every series")
-    return Trained(model_version=None, model_path=None, device=None, promoted=False,
-                   champion_version=champion.version if champion else None, warm_start=False, decision=decision,
-                   holdout=None, interval_val_coverage=None, reused=False, epochs_run=0, best_epoch=None,
-                   val_loss=None, train_seconds=0.0, duration_s=round(time.perf_counter() - started, 3))
+    return Trained.nothing_trained(decision, champion.version if champion else None,
+                                   round(time.perf_counter() - started, 3))
 
 
 @task(name="train", tags=["gpu"], **retrying())
@@ -88,13 +79,12 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
     device = describe_device()
     log.info("Training on %s (Keras %s, backend %s)", device, keras.__version__, keras.backend.backend())
     champion = usable_champion(settings.data_dir / "models", windows.frequency, log)
-    warm = champion is not None and champion.config.architecture() == config.architecture() and \
-        (as_of - pd.Timestamp(champion.metadata["full_retrain_as_of"])).days < settings.full_retrain_days
+    warm = champion is not None and champion.warm_starts(config, as_of, settings.full_retrain_days)
     devices = gpu_devices()
     if devices:  # GPUs want bigger batches; with several mirrored, each gets its own share
         config = replace(config, batch_size=settings.gpu_batch_size * replicas(devices))
-    source = read_window_source(folder, config.lookback, config.horizon, list(config.features))
-    series = files.read_parquet(folder / "series.parquet")
+    data = read_training_windows(folder, config.lookback, config.horizon, list(config.features))
+    source, series = data.source, data.series
     unseen = unseen_windows(series, source.starts[TRAIN], config, champion.metadata["cutoff"]) \
         if warm and champion.metadata.get("cutoff") else None
     log.info("%s: %d training and %d validation windows%s", "Warm start from champion " + champion.version
@@ -107,9 +97,8 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
                              devices=devices, mixed_precision=settings.mixed_precision and bool(devices),
                              max_windows=settings.warm_windows_per_epoch if warm else None, priority=unseen)
     interval = calibrate(model, source, settings.interval_level)
-    scalers = Scalers.from_dict(files.read_json(folder / "scalers.json"))
-    index = files.read_parquet(folder / "index.parquet")
-    verdict = challenge(model, interval, scalers, champion, series, index, config, windows.frequency,
+    scalers = data.scalers
+    verdict = challenge(model, interval, scalers, champion, series, data.index, config, windows.frequency,
                         settings.holdout_windows, diverged=facts["diverged"])
     version = new_version_name(as_of, flow_run.id)
     metadata = {

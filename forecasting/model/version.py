@@ -24,6 +24,13 @@ class ModelVersion:
     def config(self) -> ModelConfig:
         return ModelConfig.from_dict(self.metadata["config"])
 
+    def warm_starts(self, config: ModelConfig, as_of: pd.Timestamp, full_retrain_days: int) -> bool:
+        """Whether a challenger of `config` trained as of `as_of` starts from this version's weights: the
+        same architecture, and this version's last full retrain less than `full_retrain_days` old (so
+        warm starts cannot drift forever from a from-scratch fit)."""
+        return self.config.architecture() == config.architecture() and \
+            (as_of - pd.Timestamp(self.metadata["full_retrain_as_of"])).days < full_retrain_days
+
 
 def code_version() -> str:
     """The installed lstm-forecast version, saved with each model and part of its training fingerprint."""

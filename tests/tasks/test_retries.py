@@ -61,7 +61,7 @@ STAGE_FAULTS = {
     "gap-fill-chunk": ("tasks.gapfill", "gapfill"),
     "gap-fill": ("tasks.gapfill", "write_clean"),
     "windows": ("tasks.windows", "plan_windows"),
-    "train": ("tasks.train", "read_window_source"),
+    "train": ("tasks.train", "read_training_windows"),
     "publish": ("tasks.publish", "forecast"),
 }
 
