@@ -3,8 +3,10 @@
 `<data-dir>/reports/run_date=YYYY-MM-DD/report.html` (written by stores/reports.py), replaced by a rerun of
 the date. For each series (or, with more than `MAX_PLOTS` series, the `WORST` least certain ones plus a
 seeded sample of the rest) an inline SVG plot of recent history, the forecast and its interval, with
-imputed points marked; then the validation, model and run summaries. Plain HTML and SVG, no scripts and nothing fetched from anywhere,
-so it opens offline, from object storage or as an email attachment. Every text from the data is escaped.
+imputed points marked; then the validation and model summaries, what the model leans on (its
+explanations: a bar chart of input groups, a lookback x horizon heatmap) and the run's timings. Plain
+HTML and SVG, no scripts and nothing fetched from anywhere, so it opens offline, from object storage or
+as an email attachment. Every text from the data is escaped.
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def series_svg(history: pd.DataFrame, forecast: pd.DataFrame, title: str) -> str
     imputed = history[IMPUTED].to_numpy(dtype=bool) if IMPUTED in history else np.zeros(len(history), bool)
     origin = hx[-1] if len(hx) else PAD
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'role="img" aria-label="{html.escape(title)}">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="series" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{html.escape(title)}">',
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
         *[f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{v:.1f}" y2="{v:.1f}" stroke="{COLOURS["grid"]}"/>'
           for v in np.linspace(PAD, HEIGHT - PAD, 5)],
@@ -97,6 +99,83 @@ def series_svg(history: pd.DataFrame, forecast: pd.DataFrame, title: str) -> str
         "</svg>",
     ]
     return "\n".join(parts)
+
+
+def importance_svg(channels: list[dict[str, Any]]) -> str:
+    """A horizontal bar chart: the MASE increase when each input group is shuffled (zero line marked)."""
+    label_width, bar_width, row = 170, 380, 24
+    values = np.array([c["mase"] if np.isfinite(c["mase"]) else 0.0 for c in channels], dtype="float64")
+    low, high = min(0.0, float(values.min(initial=0.0))), max(0.0, float(values.max(initial=0.0)))
+    span = (high - low) or 1.0
+    zero = label_width + (0.0 - low) / span * bar_width
+    height = row * len(channels) + 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="importance" width="{label_width + bar_width + 90}" '
+             f'height="{height}" role="img" aria-label="channel importance">',
+             '<rect width="100%" height="100%" fill="white"/>']
+    for i, (channel, value) in enumerate(zip(channels, values)):
+        y = 10 + i * row
+        start = label_width + (min(value, 0.0) - low) / span * bar_width
+        width = abs(value) / span * bar_width
+        parts += [f'<text x="{label_width - 6}" y="{y + 14}" font-size="12" text-anchor="end" '
+                  f'fill="{COLOURS["text"]}">{html.escape(str(channel["name"]))}</text>',
+                  f'<rect x="{start:.1f}" y="{y + 3}" width="{max(width, 0.5):.1f}" height="{row - 8}" '
+                  f'fill="{COLOURS["history"] if value >= 0 else COLOURS["imputed"]}"/>',
+                  f'<text x="{start + max(width, 0.5) + 4:.1f}" y="{y + 14}" font-size="11" '
+                  f'fill="{COLOURS["text"]}">{value:+.3f}</text>']
+    parts += [f'<line x1="{zero:.1f}" x2="{zero:.1f}" y1="6" y2="{height - 16}" stroke="{COLOURS["text"]}"/>',
+              f'<text x="{zero:.1f}" y="{height - 4}" font-size="10" text-anchor="middle" '
+              f'fill="{COLOURS["text"]}">0 (MASE increase when shuffled)</text>', "</svg>"]
+    return "\n".join(parts)
+
+
+def lookback_heatmap_svg(blocks: list[dict[str, Any]], horizon: int) -> str:
+    """A lookback block x horizon step heatmap of the MASE increase when the block is hidden (darker red:
+    leaned on more; blue: hiding it helped)."""
+    label_width, cell_height = 240, 24
+    cell_width = max(6, min(28, 560 // max(horizon, 1)))
+    grid = np.array([[v if v is not None and np.isfinite(v) else 0.0 for v in b["mase_by_step"]] for b in blocks],
+                    dtype="float64").reshape(len(blocks), -1)
+    top = float(np.abs(grid).max(initial=0.0)) or 1.0
+    width, height = label_width + cell_width * grid.shape[1] + 20, cell_height * len(blocks) + 52
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" width="{width}" height="{height}" role="img" '
+             'aria-label="lookback importance by horizon step">', '<rect width="100%" height="100%" fill="white"/>']
+    for i, block in enumerate(blocks):
+        y = 8 + i * cell_height
+        first, last = block["steps_back"]
+        label = f"{block['name']} ({first}" + (f"-{last}" if last != first else "") + " back)"
+        parts.append(f'<text x="{label_width - 6}" y="{y + 16}" font-size="11" text-anchor="end" '
+                     f'fill="{COLOURS["text"]}">{html.escape(label)}</text>')
+        for step, value in enumerate(grid[i]):
+            share = min(1.0, abs(value) / top)
+            fade = int(round(255 * (1 - share)))
+            colour = f"rgb(255,{fade},{fade})" if value >= 0 else f"rgb({fade},{fade},255)"
+            parts.append(f'<rect x="{label_width + step * cell_width}" y="{y}" width="{cell_width - 1}" '
+                         f'height="{cell_height - 1}" fill="{colour}"><title>step {step + 1}: {value:+.4f}'
+                         '</title></rect>')
+    axis = height - 32
+    parts += [f'<text x="{label_width}" y="{axis}" font-size="10" fill="{COLOURS["text"]}">horizon step 1</text>',
+              f'<text x="{width - 20}" y="{axis}" font-size="10" text-anchor="end" fill="{COLOURS["text"]}">'
+              f'{grid.shape[1]}</text>',
+              f'<text x="{label_width}" y="{height - 8}" font-size="10" fill="{COLOURS["text"]}">darkest cell: '
+              f'{top:.3f} MASE (red: hiding the block hurts, blue: hiding it helped)</text>', "</svg>"]
+    return "\n".join(parts)
+
+
+def explanation_section(explained: Any) -> list[str]:
+    """The report's "What the model leans on" section (the explain stage's result, or why there is none)."""
+    if explained is None or explained.explanation is None:
+        note = explained.note if explained is not None else "not measured"
+        return ["<h2>What the model leans on</h2>", f"<p>No explanation: {html.escape(note)}.</p>"]
+    e = explained.explanation
+    return [
+        "<h2>What the model leans on</h2>",
+        f"<p>Model {html.escape(str(e['version']))} on {e['windows']} of its validation windows (seed {e['seed']}; "
+        f"MASE there {e['baseline']['mase']:.3f}). Bars: how much MASE rises when an input group is shuffled "
+        "across windows (about zero: not used). Heatmap: how much it rises per horizon step when a block of the "
+        "lookback is hidden. SHAP: " + html.escape(str(e["shap"])) + ".</p>",
+        f"<figure>{importance_svg(e['channels'])}</figure>",
+        f"<figure>{lookback_heatmap_svg(e['lookback_blocks'], int(e['horizon']))}</figure>",
+    ]
 
 
 def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
@@ -149,6 +228,7 @@ def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarant
         f"<p>{html.escape(str(train.decision))}</p>",
         table([(name, "n/a" if score is None else f"{score:.4f}") for name, score in model_rows],
               ("model", f"holdout MASE ({holdout.get('windows', '?')} windows)")),
+        *explanation_section(summaries.get("explain")),
         "<h2>Run</h2>",
         table([(name, f"{summary.duration_s:.2f}") for name, summary in summaries.items()]
               + [("publish", f"{published.duration_s:.2f}")], ("stage", "seconds")),

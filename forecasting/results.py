@@ -106,7 +106,7 @@ class Trained:
 
     @classmethod
     def from_reuse(cls, metadata: dict[str, Any], model_path: str, champion_version: str | None,
-               duration_s: float) -> "Trained":
+                   duration_s: float) -> "Trained":
         """The summary of a rerun that reused the version trained on exactly this input (its metadata)."""
         return cls(model_version=metadata["version"], model_path=model_path, device=metadata.get("device"),
                    promoted=bool(metadata.get("promoted")), champion_version=champion_version,
@@ -122,6 +122,18 @@ class Trained:
                    champion_version=champion_version, warm_start=False, decision=decision, holdout=None,
                    interval_val_coverage=None, reused=False, epochs_run=0, best_epoch=None, val_loss=None,
                    train_seconds=0.0, duration_s=duration_s)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The explain stage: what this run's version leans on (forecasting/explain.py), or why nothing."""
+
+    model_version: str | None  # the version explained (None: nothing trained this run)
+    path: str | None  # models/<version>/explanations.json
+    explanation: dict[str, Any] | None  # forecasting.explain.Explanation.as_dict()
+    reused: bool  # read back: measured by an earlier run on the same version
+    note: str  # why nothing was measured ("" when something was)
+    duration_s: float
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
                                 "deviations from their series' median (on a signed log1p scale) "
                                 "are quarantined as absurd outliers.")
     interval_level: float = Field(0.8, gt=0.0, lt=1.0, description="Coverage of the prediction interval.")
+    explain_windows: int = Field(
+        512, ge=0, description="Validation windows (a seeded sample) on which each trained version's channel and "
+        "lookback importance is measured (explanations.json); 0 turns explanations off.")
+    explain_repeats: int = Field(3, ge=1, description="Shuffles per input group in the permutation importance.")
     seed: int = Field(42, description="Seeds weights, dropout and the order of training windows: same data, same "
                       "seed, same forecasts.")
     notify_block: str | None = Field(

@@ -1,13 +1,13 @@
-"""The run's summaries in Markdown, as the Prefect UI shows them: the `run-metrics` artifact (rows in and
-out, imputed share, model, timings) and the `model-comparison` artifact (holdout MASE of challenger,
-champion and seasonal naive)."""
+"""The run's summaries as the Prefect UI shows them: the `run-metrics` artifact (rows in and out, imputed
+share, model, timings), the `model-comparison` artifact (holdout MASE of challenger, champion and seasonal
+naive) and the rows of the `feature-importance` table."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from forecasting.forecast import FALLBACK_VERSION
-from forecasting.results import Published, Trained
+from forecasting.results import Explained, Published, Trained
 
 
 def metrics_markdown(summaries: dict[str, Any], published: Published) -> str:
@@ -45,6 +45,7 @@ def metrics_markdown(summaries: dict[str, Any], published: Published) -> str:
         f"| epochs (best) | {train.epochs_run} ({train.best_epoch}) |",
         f"| validation loss (pinball, scaled) | {_number(train.val_loss, 4)} |",
         f"| interval coverage on validation (calibrated) | {_number(train.interval_val_coverage, 3)} |",
+        f"| explanations (validation windows, seconds) | {_explained(summaries.get('explain'))} |",
         f"| forecast rows out | {published.rows} |",
         "",
         "| stage | seconds |",
@@ -52,6 +53,25 @@ def metrics_markdown(summaries: dict[str, Any], published: Published) -> str:
         *[f"| {name} | {seconds:.2f} |" for name, seconds in durations.items()],
     ]
     return "\n".join(lines)
+
+
+def _explained(explained: Explained | None) -> str:
+    if explained is None or explained.explanation is None:
+        return f"none ({explained.note})" if explained is not None else "none"
+    measured = explained.explanation
+    earlier = ", measured by an earlier run of this version" if explained.reused else ""
+    return f"{measured['windows']} windows, {measured['seconds']:.2f} s{earlier}"
+
+
+def importance_rows(explanation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The feature-importance table: one row per input group, then one per lookback block."""
+    rows = [{"measure": "shuffled input group", "name": c["name"], "mase_increase": round(c["mase"], 4),
+             "spread": round(c["mase_spread"], 4), "pinball_increase": round(c["pinball"], 5),
+             "steps_back": ""} for c in explanation["channels"]]
+    rows += [{"measure": "hidden lookback block", "name": b["name"], "mase_increase": round(b["mase"], 4),
+              "spread": "", "pinball_increase": "", "steps_back": f"{b['steps_back'][0]}-{b['steps_back'][1]}"}
+             for b in explanation["lookback_blocks"]]
+    return rows
 
 
 def _number(value: float | None, digits: int) -> str:

@@ -4,6 +4,8 @@
     models/<version>/scalers.json     per-series scaling statistics fitted on the training slice (JSON, no pickle)
     models/<version>/metadata.json    config, frequency, data range, metrics, interval calibration, holdout
                                       scores and promotion decision, device, code version
+    models/<version>/explanations.json  channel and lookback importance on its validation windows
+                                      (forecasting/explain.py), added by the explain task
     models/index.json                 {"champion": ..., "versions": [...]}: the champion publishes
 
 A version folder is written under a temporary name and renamed when complete, so a reader sees a whole
@@ -26,6 +28,7 @@ from stores import files
 
 VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
 MODEL_FILE, SCALERS_FILE, METADATA_FILE, INDEX_FILE = "model.keras", "scalers.json", "metadata.json", "index.json"
+EXPLANATIONS_FILE = "explanations.json"
 
 
 def version_dir(models_dir: Path, version: str) -> Path:
@@ -55,6 +58,18 @@ def save_version(models_dir: Path, version: str, model: Any, scalers: Scalers, m
         index["champion"] = version
     files.write_json(index, models_dir / INDEX_FILE)
     return target
+
+
+def read_explanations(models_dir: Path, version: str) -> dict[str, Any] | None:
+    """A version's explanations (None: not measured yet, or explanations are off)."""
+    return files.read_json(version_dir(models_dir, version) / EXPLANATIONS_FILE, default=None)
+
+
+def save_explanations(models_dir: Path, version: str, explanations: dict[str, Any]) -> Path:
+    """Write (atomically) a registered version's explanations into its folder."""
+    path = version_dir(models_dir, version) / EXPLANATIONS_FILE
+    files.write_json(explanations, path)
+    return path
 
 
 def read_index(models_dir: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Stage 6, publication (the Prefect task): forecast every series (forecasting/forecast.py) and publish the
+"""Stage 7, publication (the Prefect task): forecast every series (forecasting/forecast.py) and publish the
 versioned rows to Parquet and SQL, replaced per run date, plus Prefect artifacts for the forecasts, the
 run's metrics and the model comparison, and the run's HTML report."""
 

@@ -4,7 +4,6 @@ ever unpickled or loaded unsafely, and no SQL is built from strings."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from forecasting.settings import PROJECT_ROOT
 

@@ -43,6 +43,11 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
     assert result["train"].promoted, result["train"].decision  # a first model that beats seasonal naive
     assert set(parquet["model_version"]) == {result["train"].model_version}
     assert (data_dir / "models" / parquet["model_version"].iloc[0] / "model.keras").is_file()
+    # The version's explanations are stored beside it: its own history leads the input groups.
+    explanation = result["explain"].explanation
+    assert (data_dir / "models" / parquet["model_version"].iloc[0] / "explanations.json").is_file()
+    assert explanation["version"] == result["train"].model_version and not result["explain"].reused
+    assert explanation["channels"][0]["name"] == "target history" and explanation["channels"][0]["mase"] > 0
 
     # Parquet and SQL agree row for row.
     key = ["series_id", "step"]
@@ -57,6 +62,7 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
     again = run(inbox, data_dir, as_of)
     assert again["ingest"].files_new == 0
     assert again["train"].reused and again["train"].model_version == result["train"].model_version
+    assert again["explain"].reused and again["explain"].explanation == explanation  # measured once per version
     parquet2 = read_parquet_forecasts(data_dir)
     sql2 = read_sql_forecasts(f"sqlite:///{(data_dir / 'forecasts.sqlite').resolve()}")
     assert len(parquet2) == len(sql2) == len(parquet)
@@ -74,7 +80,7 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
     # The run left its artifacts in the Prefect API.
     from prefect.artifacts import Artifact
 
-    for key in ("validation-summary", "forecast-table", "run-metrics", "model-comparison"):
+    for key in ("validation-summary", "forecast-table", "run-metrics", "model-comparison", "feature-importance"):
         assert Artifact.get(key) is not None, key
     assert "validation loss" in Artifact.get("run-metrics").data
     assert "seasonal naive" in Artifact.get("model-comparison").data

@@ -15,8 +15,22 @@ import pandas as pd
 import pytest
 
 from forecasting.report import MAX_PLOTS, render
-from forecasting.results import Published, Trained, Validated
+from forecasting.results import Explained, Published, Trained, Validated
 from stores.reports import write_report
+
+
+# What forecasting/explain.py stores for a version (shape only; its numbers are tested in test_explain.py).
+EXPLANATION = {
+    "version": "v1", "windows": 64, "seed": 0, "repeats": 3, "horizon": 7, "seconds": 0.2,
+    "baseline": {"pinball": 0.2, "mase": 0.9}, "shap": "not computed: the optional shap package is not installed",
+    "channels": [{"name": "target history", "pinball": 0.3, "mase": 1.2, "mase_spread": 0.05,
+                  "mase_by_step": [1.2] * 7},
+                 {"name": "covariate <temp>", "pinball": -0.001, "mase": -0.01, "mase_spread": 0.01,
+                  "mase_by_step": [-0.01] * 7}],
+    "lookback_blocks": [{"name": "most recent step", "steps_back": [1, 1], "mase": 0.05,
+                         "mase_by_step": [0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02]},
+                        {"name": "older", "steps_back": [2, 14], "mase": -0.002, "mase_by_step": [-0.002] * 7}],
+}
 
 
 def panel(n_series: int, days: int = 60, horizon: int = 7):
@@ -40,7 +54,9 @@ def panel(n_series: int, days: int = 60, horizon: int = 7):
                                   champion_version="v1", warm_start=False, decision="promoted: beats seasonal naive",
                                   holdout={"challenger_mase": 0.8, "champion_mase": None, "seasonal_naive_mase": 1.0,
                                            "windows": 21}, interval_val_coverage=0.8, reused=False, epochs_run=3,
-                                  best_epoch=2, val_loss=0.1, train_seconds=4.0, duration_s=5.0)}
+                                  best_epoch=2, val_loss=0.1, train_seconds=4.0, duration_s=5.0),
+                 "explain": Explained(model_version="v1", path=None, explanation=EXPLANATION, reused=False, note="",
+                                      duration_s=0.3)}
     published = Published(run_date="2016-12-30", rows=len(forecasts), series=n_series, series_by_model=n_series,
                           series_by_base=0, parquet_path="", model_version="v1", duration_s=0.5)
     quarantined = pd.DataFrame({"reason": ["day.csv row 3: value 'abc' is not a number"] * 2})
@@ -49,7 +65,7 @@ def panel(n_series: int, days: int = 60, horizon: int = 7):
 
 def test_report_plots_every_series_and_escapes_ids():
     page = render(date(2016, 12, 30), *panel(3), interval_level=0.8)
-    assert page.count("<svg") == 3 and "<figure>" in page
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="series"') == 3 and "<figure>" in page
     assert "s&lt;0&gt;&amp;&#x27;x&#x27;" in page and "s<0>" not in page  # data never becomes markup
     assert page.count("<title>imputed</title>") == 3 * 2  # the last 28 days shown hold days 39 and 56
     assert "80% interval" in page and "not a number" in page and "0.8000" in page
@@ -58,7 +74,20 @@ def test_report_plots_every_series_and_escapes_ids():
 
 def test_many_series_show_the_least_certain_and_a_sample():
     page = render(date(2016, 12, 30), *panel(40), interval_level=0.8)
-    assert page.count("<svg") == MAX_PLOTS and "widest relative intervals" in page
+    assert page.count('class="series"') == MAX_PLOTS and "widest relative intervals" in page
+
+
+def test_report_shows_what_the_model_leans_on_or_why_not():
+    clean, forecasts, quarantined, summaries, published = panel(3)
+    page = render(date(2016, 12, 30), clean, forecasts, quarantined, summaries, published, interval_level=0.8)
+    assert page.count('class="importance"') == 1 and page.count('class="heatmap"') == 1
+    assert "covariate &lt;temp&gt;" in page and "+1.200" in page and "-0.010" in page  # escaped, signed
+    assert page.count("<title>step ") == 2 * 7  # one heatmap cell per block and horizon step
+    assert "shap package is not installed" in page
+    summaries["explain"] = Explained(model_version=None, path=None, explanation=None, reused=False,
+                                     note="nothing was trained this run", duration_s=0.0)
+    page = render(date(2016, 12, 30), clean, forecasts, quarantined, summaries, published, interval_level=0.8)
+    assert 'class="importance"' not in page and "No explanation: nothing was trained this run." in page
 
 
 def chromium() -> str:
@@ -95,15 +124,19 @@ def test_report_renders_in_headless_chromium(tmp_path):
             state = messages.call("Runtime.evaluate", session=session, returnByValue=True, expression="""
                 JSON.stringify({
                   title: document.title,
-                  plots: document.querySelectorAll('svg').length,
-                  drawn: [...document.querySelectorAll('svg')].filter(s => {
+                  plots: document.querySelectorAll('svg.series').length,
+                  drawn: [...document.querySelectorAll('svg.series')].filter(s => {
                     const box = s.getBoundingClientRect();
                     return box.width > 100 && box.height > 100 && s.querySelector('polyline').getBBox().width > 10;
+                  }).length,
+                  charts: [...document.querySelectorAll('svg.importance, svg.heatmap')].filter(s => {
+                    const box = s.getBoundingClientRect();
+                    return box.width > 100 && box.height > 40 && s.querySelectorAll('rect').length > 2;
                   }).length,
                   images: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length
                 })""")["result"]["value"]
         page = json.loads(state)
-        assert page == {"title": "lstm-forecast run 2016-12-30", "plots": 3, "drawn": 3, "images": 0}
+        assert page == {"title": "lstm-forecast run 2016-12-30", "plots": 3, "drawn": 3, "charts": 2, "images": 0}
         assert messages.errors == [], messages.errors
     finally:
         browser.kill()
