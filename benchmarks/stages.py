@@ -11,6 +11,10 @@ the one-off imports and graph building). References measured in the same run:
 - windows:  `sliding_window_view` + `pyarrow.parquet.write_table` of the materialised windows;
 - train:    `model.fit` on materialised numpy arrays of the same windows (the epoch's sample), same model,
             batch and validation data (the same sample of validation windows);
+- explain:  one plain forward pass (`model.predict`) over as many windows as the explanation scores
+            (its sample times the shuffled and occluded variants);
+- accuracy: an earlier publication joined to the observations by a bare `DataFrame.merge`, written with
+            `pyarrow.parquet.write_table` and `DataFrame.to_sql` (no scale, naive reference, restatement check);
 - publish:  the same rows to both stores, bare: `pyarrow.parquet.write_table` and `DataFrame.to_sql` into the
             same database (no transaction spanning both, no delete of an earlier run, no atomic rename).
 Growth is each stage's time divided by the 10-series time, next to the data growth (series ratio).
@@ -46,7 +50,10 @@ def measure(function, *args, **kwargs):
 
 
 def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) -> list[dict]:
+    from forecasting.accuracy import score_publications
+    from forecasting.explain import explain
     from forecasting.forecast import forecast
+    from forecasting.frequency import defaults_for
     from forecasting.gapfill import gapfill
     from forecasting.model.config import ModelConfig
     from forecasting.model.training import calibrate, fit_model
@@ -55,6 +62,7 @@ def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) ->
     from forecasting.validation import validate
     from forecasting.windows import TRAIN, WindowSource, plan_windows, resolve_sizes
     from stores.archive import ingest, read_series_store
+    from stores.accuracy import save_scores
     from stores.forecasts import publish_forecasts_atomically
 
     inbox, store = workdir / f"inbox-{n_series}", workdir / f"store-{n_series}"
@@ -91,6 +99,19 @@ def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) ->
     record("train", "windows", trained, facts["train_seconds"], peak, reference)
     interval = calibrate(model, source, settings.interval_level)
     champion = ModelVersion("bench", model, plan.scalers, {"config": config.as_dict(), "interval": interval})
+    explained, seconds, peak = measure(explain, model, interval["correction"], plan.scalers, plan.series, plan.index,
+                                       plan.features, lookback, horizon, config.quantiles, freq)
+    passes = explained.windows * (1 + len(explained.channels) * explained.repeats + len(explained.lookback_blocks))
+    record("explain", "windows", passes, seconds, peak, _reference_predict(model, source, passes))
+    earlier = _earlier_publication(forecast, champion, clean, freq, horizon)
+
+    def score_and_save():
+        return save_scores(store, settings.database_url, score_publications(earlier, clean, defaults_for(freq).season))
+
+    counts, seconds, peak = measure(score_and_save)
+    _, ref_seconds, _ = measure(_reference_accuracy, earlier, clean, workdir / f"acc-{n_series}.parquet",
+                                settings.database_url)
+    record("accuracy", "points", counts["new"], seconds, peak, ref_seconds)
     forecasts, seconds, peak = measure(forecast, champion, clean, freq, horizon)
     record("predict", "series", forecasts["series_id"].nunique(), seconds, peak)
     forecasts["run_id"] = "bench"
@@ -100,6 +121,37 @@ def run_size(n_series: int, days: int, freq: str, epochs: int, workdir: Path) ->
                                 settings.database_url)
     record("publish", "rows", written, seconds, peak, ref_seconds)
     return rows
+
+
+def _earlier_publication(forecast, champion, clean: pd.DataFrame, freq: str, horizon: int) -> pd.DataFrame:
+    """What a run `horizon` periods ago would have published: every point of it is observed now."""
+    stamps = np.sort(clean["timestamp"].unique())
+    past = clean[clean["timestamp"] <= stamps[-horizon - 1]]
+    rows = forecast(champion, past, freq, horizon)
+    return rows.assign(run_id="bench", run_date=pd.Timestamp(stamps[-horizon - 1]).date().isoformat())
+
+
+def _reference_predict(model, source, windows: int) -> float:
+    from forecasting.windows import VALIDATION
+
+    starts = np.resize(source.starts[VALIDATION], windows)
+    x, _ = source.window(starts)
+    started = time.perf_counter()
+    model.predict(x, batch_size=16384, verbose=0)
+    return time.perf_counter() - started
+
+
+def _reference_accuracy(earlier: pd.DataFrame, clean: pd.DataFrame, out: Path, database_url: str) -> None:
+    import sqlalchemy as sa
+
+    joined = earlier.merge(clean[["series_id", "timestamp", "value"]], on=["series_id", "timestamp"])
+    joined["abs_error"] = (joined["value"] - joined["yhat"]).abs()
+    pq.write_table(pa.Table.from_pandas(joined, preserve_index=False), out)
+    engine = sa.create_engine(database_url)
+    try:
+        joined.to_sql("reference_accuracy", engine, if_exists="replace", index=False)
+    finally:
+        engine.dispose()
 
 
 def _reference_ingest(csv: Path, out: Path) -> None:

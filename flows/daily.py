@@ -1,4 +1,4 @@
-"""The daily forecast flow: raw files in, published forecasts out, seven tasks in order.
+"""The daily forecast flow: raw files in, published forecasts out, eight tasks in order.
 
 Tasks exchange small summaries and file paths, never DataFrames, so the flow's memory and Prefect's
 stored results stay small however many series there are.
@@ -16,6 +16,7 @@ from flows.hooks import report_failure
 
 from forecasting.settings import load_settings
 from stores.files import exclusive_run
+from tasks.accuracy import score_accuracy
 from tasks.explain import explain_model
 from tasks.gapfill import fill_gaps
 from tasks.ingest import ingest_files
@@ -46,7 +47,7 @@ def daily_forecast(
     max_epochs: int | None = None,
     task_runner: str | None = None,
 ) -> dict[str, Any]:
-    """Ingest, validate, gap-fill, window, train, explain and publish once.
+    """Ingest, validate, gap-fill, window, train, explain, score earlier forecasts and publish once.
 
     Parameters left empty come from the settings (environment, `lstm-forecast.toml`, the weekly tune
     flow's winner, defaults): the bundled sample as input and `data/store` as data dir. `as_of` (ISO-8601, naive = UTC) is the forecast
@@ -64,5 +65,7 @@ def daily_forecast(
         summaries["windows"] = build_windows(settings, summaries["validate"], summaries["gapfill"])
         summaries["train"] = train_model(settings, summaries["validate"], summaries["windows"])
         summaries["explain"] = explain_model(settings, summaries["windows"], summaries["train"])
+        summaries["accuracy"] = score_accuracy(settings, summaries["validate"], summaries["gapfill"],
+                                               summaries["train"])
         published = publish(settings, summaries)
     return {"published": published, **summaries}

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from forecasting.settings import load_settings
+from tasks.notify import notify
 
 logger = logging.getLogger("lstm_forecast.hooks")
 
@@ -57,10 +58,6 @@ def report_failure(flow: Any, flow_run: Any, state: Any) -> None:
         text = failure_markdown(flow.name, flow_run.name, message, failed)
         MarkdownArtifact(key="run-failure", markdown=text, flow_run_id=flow_run.id,
                          description=f"Why {flow_run.name} failed").create()
-        block_name = load_settings().notify_block
-        if block_name:
-            from prefect.blocks.core import Block
-
-            Block.load(block_name).notify(body=text, subject=f"lstm-forecast: {flow_run.name} failed")
+        notify(load_settings().notify_block, f"lstm-forecast: {flow_run.name} failed", text)
     except Exception:  # noqa: BLE001 - never mask the run's own failure
         logger.exception("Could not report the failure of flow run %s", getattr(flow_run, "name", "?"))

@@ -1,5 +1,5 @@
 """The forecasting core: parsing, validation rules, gap-filling, features, scaling, windows, the model,
-promotion, metrics. Plain functions and classes on pandas, numpy and Keras: no Prefect, no stores (those are
+promotion, metrics, explanations, realised accuracy. Plain functions and classes on pandas, numpy and Keras: no Prefect, no stores (those are
 tasks/ and stores/), so it can be tested and reused on its own."""
 
 import os

@@ -178,6 +178,68 @@ def explanation_section(explained: Any) -> list[str]:
     ]
 
 
+def realised_svg(rows: pd.DataFrame, title: str) -> str:
+    """What happened (a line through the observed values) against each earlier publication's forecast of
+    it (one thin line per publication run date, its interval as a faint band)."""
+    rows = rows.sort_values(["run_date", STEP])
+    t0, t1 = rows[TIMESTAMP].min().value, rows[TIMESTAMP].max().value
+    numbers = pd.concat([rows["y"], rows[YHAT], rows[YHAT_LOWER], rows[YHAT_UPPER]])
+    low, high = float(numbers.min()), float(numbers.max())
+    if high <= low:
+        low, high = low - 1.0, high + 1.0
+
+    def x(stamps: pd.Series) -> np.ndarray:
+        return PAD + (stamps.map(lambda t: t.value).to_numpy("float64") - t0) / max(t1 - t0, 1) * (WIDTH - 2 * PAD)
+
+    def y(values: pd.Series) -> np.ndarray:
+        return HEIGHT - PAD + (values.to_numpy("float64") - low) / (high - low) * (2 * PAD - HEIGHT)
+
+    def points(xs: np.ndarray, ys: np.ndarray) -> str:
+        return " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys))
+
+    actual = rows.drop_duplicates(TIMESTAMP).sort_values(TIMESTAMP)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="realised" width="{WIDTH}" height="{HEIGHT}" '
+             f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{html.escape(title)}">',
+             f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>']
+    for _, publication in rows.groupby("run_date", sort=True):
+        fx = x(publication[TIMESTAMP])
+        band = points(np.concatenate([fx, fx[::-1]]),
+                      np.concatenate([y(publication[YHAT_UPPER]), y(publication[YHAT_LOWER])[::-1]]))
+        parts += [f'<polygon points="{band}" fill="{COLOURS["band"]}" fill-opacity="0.12" stroke="none"/>',
+                  f'<polyline points="{points(fx, y(publication[YHAT]))}" fill="none" '
+                  f'stroke="{COLOURS["forecast"]}" stroke-opacity="0.6" stroke-width="1"/>']
+    parts += [f'<polyline points="{points(x(actual[TIMESTAMP]), y(actual["y"]))}" fill="none" '
+              f'stroke="{COLOURS["history"]}" stroke-width="2"/>',
+              f'<text x="{PAD}" y="{PAD - 14}" font-size="13" fill="{COLOURS["text"]}">{html.escape(title)}</text>',
+              f'<text x="4" y="{PAD + 4}" font-size="10" fill="{COLOURS["text"]}">{axis_number(high)}</text>',
+              f'<text x="4" y="{HEIGHT - PAD + 4}" font-size="10" fill="{COLOURS["text"]}">{axis_number(low)}</text>',
+              f'<text x="{PAD}" y="{HEIGHT - PAD + 18}" font-size="10" fill="{COLOURS["text"]}">'
+              f'{rows[TIMESTAMP].min():%Y-%m-%d}</text>',
+              f'<text x="{WIDTH - PAD}" y="{HEIGHT - PAD + 18}" font-size="10" text-anchor="end" '
+              f'fill="{COLOURS["text"]}">{rows[TIMESTAMP].max():%Y-%m-%d}</text>', "</svg>"]
+    return "\n".join(parts)
+
+
+def realised_section(scored: Any, realised: pd.DataFrame | None) -> list[str]:
+    """The report's "Recent forecasts against what happened" section: the rolling numbers, then plots of the
+    series that did worst over the latest publications."""
+    head = ["<h2>Recent forecasts against what happened</h2>"]
+    if scored is None or realised is None or realised.empty:
+        return head + ["<p>No earlier forecast has been observed yet.</p>"]
+    rows = [(name, w["run_dates"], w["points"], *(f"{w[k]:.3f}" if w["points"] else "n/a"
+                                                 for k in ("mase", "naive_mase", "coverage")))
+            for name, w in (("last 7 run dates", scored.last_7), ("last 28 run dates", scored.last_28))]
+    realised = realised.assign(**{SERIES_ID: realised[SERIES_ID].astype(str)})
+    worst = realised.groupby(SERIES_ID)["scaled_error"].mean().sort_values(ascending=False).index[:WORST]
+    plots = [f'<figure>{realised_svg(realised[realised[SERIES_ID] == series], f"{series} (MASE {mase:.2f})")}'
+             "</figure>" for series, mase in realised.groupby(SERIES_ID)["scaled_error"].mean()[worst].items()]
+    drift = f"<p><strong>Drift:</strong> {html.escape(scored.drift)}.</p>" if scored.drift else ""
+    return head + [table(rows, ("window", "publications", "points", "MASE", "seasonal naive MASE", "coverage")),
+                   drift, f"<p>The {len(plots)} series with the highest realised MASE over the latest "
+                   f"{realised['run_date'].nunique()} scored publications: what happened (blue) against each "
+                   "publication's forecast (red, interval shaded).</p>", *plots]
+
+
 def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
@@ -185,7 +247,8 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
 
 
 def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarantined: pd.DataFrame,
-           summaries: dict[str, Any], published: Any, interval_level: float) -> str:
+           summaries: dict[str, Any], published: Any, interval_level: float,
+           realised: pd.DataFrame | None = None) -> str:
     """The whole page."""
     chosen, how = pick_series(forecasts)
     horizon = int(forecasts[STEP].max()) if not forecasts.empty else 1
@@ -229,6 +292,7 @@ def render(run_date: date, clean: pd.DataFrame, forecasts: pd.DataFrame, quarant
         table([(name, "n/a" if score is None else f"{score:.4f}") for name, score in model_rows],
               ("model", f"holdout MASE ({holdout.get('windows', '?')} windows)")),
         *explanation_section(summaries.get("explain")),
+        *realised_section(summaries.get("accuracy"), realised),
         "<h2>Run</h2>",
         table([(name, f"{summary.duration_s:.2f}") for name, summary in summaries.items()]
               + [("publish", f"{published.duration_s:.2f}")], ("stage", "seconds")),

@@ -137,6 +137,20 @@ class Explained:
 
 
 @dataclass(frozen=True)
+class Scored:
+    """The realised-accuracy stage: earlier publications scored against what was observed since."""
+
+    points_new: int  # accuracy rows added this run
+    points_restated: int  # rows whose actual changed (a late or restated value) and were rescored
+    publications_updated: int  # publications whose stored accuracy was rewritten
+    last_7: dict[str, Any]  # forecasting.accuracy.Rolling over the latest 7 scored publications
+    last_28: dict[str, Any]  # ... and the latest 28
+    drift: str | None  # why the champion's realised accuracy counts as drift (None: it does not)
+    notified: bool  # a notification about the drift went out
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class Published:
     """The publish stage: the rows written to Parquet and SQL for the run date."""
 

@@ -111,6 +111,21 @@ class Settings(BaseSettings):
         512, ge=0, description="Validation windows (a seeded sample) on which each trained version's channel and "
         "lookback importance is measured (explanations.json); 0 turns explanations off.")
     explain_repeats: int = Field(3, ge=1, description="Shuffles per input group in the permutation importance.")
+    accuracy_days: int = Field(
+        90, ge=1, description="Publications this many days back (by run date) are rescored each run, so late or "
+        "restated actuals update their realised accuracy; older rows stay as scored.")
+    drift_mase_ratio: float = Field(
+        1.5, gt=0.0, description="Drift when the champion's realised MASE over its last 7 scored publications is "
+        "over this many times the holdout MASE of its last full retrain, and also over drift_naive_ratio times "
+        "seasonal naive's on the same points (a week hard for every method is not drift).")
+    drift_naive_ratio: float = Field(
+        1.0, gt=0.0, description="See drift_mase_ratio.")
+    drift_coverage_band: float = Field(
+        0.15, gt=0.0, lt=1.0, description="Drift when realised interval coverage is further than this from "
+        "interval_level.")
+    drift_min_points: int = Field(
+        50, ge=1, description="Fewest scored points (since the champion's last full retrain) before drift is "
+        "judged at all: fewer are too noisy to act on.")
     seed: int = Field(42, description="Seeds weights, dropout and the order of training windows: same data, same "
                       "seed, same forecasts.")
     notify_block: str | None = Field(

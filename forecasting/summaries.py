@@ -1,13 +1,13 @@
 """The run's summaries as the Prefect UI shows them: the `run-metrics` artifact (rows in and out, imputed
 share, model, timings), the `model-comparison` artifact (holdout MASE of challenger, champion and seasonal
-naive) and the rows of the `feature-importance` table."""
+naive), the `realised-accuracy` artifact and the rows of the `feature-importance` table."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from forecasting.forecast import FALLBACK_VERSION
-from forecasting.results import Explained, Published, Trained
+from forecasting.results import Explained, Published, Scored, Trained
 
 
 def metrics_markdown(summaries: dict[str, Any], published: Published) -> str:
@@ -72,6 +72,37 @@ def importance_rows(explanation: dict[str, Any]) -> list[dict[str, Any]]:
               "spread": "", "pinball_increase": "", "steps_back": f"{b['steps_back'][0]}-{b['steps_back'][1]}"}
              for b in explanation["lookback_blocks"]]
     return rows
+
+
+def accuracy_markdown(scored: Scored, interval_level: float) -> str:
+    """The realised-accuracy artifact: rolling MASE and coverage over the last 7 and 28 publications,
+    overall and the worst series, and whether the champion drifts."""
+
+    def row(name: str, window: dict[str, Any]) -> str:
+        if not window["points"]:
+            return f"| {name} | 0 | | n/a | n/a | n/a | n/a |"
+        return (f"| {name} | {window['run_dates']} (from {window['first_run_date']}) | {window['points']} | "
+                f"{window['mase']:.3f} | {window['naive_mase']:.3f} | {window['coverage']:.2f} | "
+                f"{window['worst_series']} ({window['worst_series_mase']:.3f}) |")
+
+    status = (f"**Drift:** {scored.drift}. The next run retrains from scratch"
+              + (" (notified)." if scored.notified else ".")) if scored.drift else \
+        "No drift: the champion's realised accuracy is within its bounds (or too few points to judge)."
+    return "\n".join([
+        "# Realised accuracy",
+        "",
+        f"Earlier publications scored against what was observed since: {scored.points_new} new point(s), "
+        f"{scored.points_restated} restated (a late or corrected actual), {scored.publications_updated} "
+        "publication(s) updated.",
+        "",
+        f"| window | publications | points | MASE | seasonal naive MASE | coverage ({interval_level:.0%} target) "
+        "| worst series (MASE) |",
+        "|---|---|---|---|---|---|---|",
+        row("last 7 run dates", scored.last_7),
+        row("last 28 run dates", scored.last_28),
+        "",
+        status,
+    ])
 
 
 def _number(value: float | None, digits: int) -> str:

@@ -1,4 +1,4 @@
-"""Stage 7, publication (the Prefect task): forecast every series (forecasting/forecast.py) and publish the
+"""Stage 8, publication (the Prefect task): forecast every series (forecasting/forecast.py) and publish the
 versioned rows to Parquet and SQL, replaced per run date, plus Prefect artifacts for the forecasts, the
 run's metrics and the model comparison, and the run's HTML report."""
 
@@ -20,6 +20,7 @@ from forecasting.results import Filled, Published
 from forecasting.settings import Settings
 from forecasting.summaries import comparison_markdown, metrics_markdown
 from stores import files
+from stores.accuracy import read_accuracy, scored_run_dates
 from stores.forecasts import parquet_path, publish_forecasts_atomically, reconcile, redacted_url, resolve_database_url
 from stores.quarantine import quarantine_path
 from stores.registry import load_version
@@ -27,6 +28,7 @@ from stores.reports import write_report
 from tasks.retry import retrying
 
 ARTIFACT_TABLE_ROWS = 1000  # the forecast table artifact is for people; the stores hold everything
+REPORT_RUN_DATES = 7  # earlier publications drawn against what happened in the report
 
 
 def write_run_report(settings: Settings, run_date: Any, filled: Filled, rows: pd.DataFrame,
@@ -35,8 +37,9 @@ def write_run_report(settings: Settings, run_date: Any, filled: Filled, rows: pd
     try:
         quarantined_file = quarantine_path(settings.data_dir, run_date, "validate")
         quarantined = files.read_parquet(quarantined_file) if quarantined_file.exists() else pd.DataFrame()
+        realised = read_accuracy(settings.data_dir, scored_run_dates(settings.data_dir)[-REPORT_RUN_DATES:])
         page = render(run_date, files.read_parquet(filled.clean_path), rows, quarantined, summaries,
-                      published, settings.interval_level)
+                      published, settings.interval_level, realised)
         path = write_report(settings.data_dir, run_date, page)
         log.info("Report: %s", path)
         return path

@@ -1,8 +1,9 @@
 """Stage 5, training: fit a challenger on this run's windows, calibrate it, and let it earn promotion.
 
-- Warm start: when the champion has the same architecture and its last full retrain is less than
-  `full_retrain_days` old, the challenger starts from the champion's weights and trains at most
-  `warm_epochs`; otherwise it trains from scratch (a full retrain).
+- Warm start: when the champion has the same architecture, its last full retrain is less than
+  `full_retrain_days` old and no run has found drift since (tasks/accuracy.py), the challenger starts from
+  the champion's weights and trains at most `warm_epochs`; otherwise it trains from scratch (a full
+  retrain, its reason recorded in the version's metadata as `full_retrain_reason`).
 - Early stopping on validation loss (best weights restored), learning-rate halving on plateaus, and a
   stop on NaN loss.
 - Calibration: the quantile head's interval is conformalised on the validation windows (CQR): per step,
@@ -27,12 +28,13 @@ from forecasting.columns import SERIES_ID
 from forecasting.model.config import ModelConfig
 from forecasting.model.devices import describe_device, gpu_devices, replicas
 from forecasting.model.training import calibrate, fit_model, unseen_windows
-from forecasting.model.version import code_version, new_version_name
+from forecasting.model.version import code_version, full_retrain_reason, new_version_name
 from forecasting.promotion import challenge
 from forecasting.results import Trained, Validated, Windowed
 from forecasting.settings import Settings
 from forecasting.windows import TRAIN, VALIDATION
 from stores import files
+from stores.accuracy import read_drift
 from stores.registry import find_trained, read_index, save_version, training_fingerprint, usable_champion, version_dir
 from stores.windows import read_training_windows
 from tasks.retry import retrying
@@ -79,7 +81,9 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
     device = describe_device()
     log.info("Training on %s (Keras %s, backend %s)", device, keras.__version__, keras.backend.backend())
     champion = usable_champion(settings.data_dir / "models", windows.frequency, log)
-    warm = champion is not None and champion.warm_starts(config, as_of, settings.full_retrain_days)
+    retrain_reason = full_retrain_reason(champion, config, as_of, settings.full_retrain_days,
+                                         read_drift(settings.data_dir))
+    warm = retrain_reason is None
     devices = gpu_devices()
     if devices:  # GPUs want bigger batches; with several mirrored, each gets its own share
         config = replace(config, batch_size=settings.gpu_batch_size * replicas(devices))
@@ -88,7 +92,7 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
     unseen = unseen_windows(series, source.starts[TRAIN], config, champion.metadata["cutoff"]) \
         if warm and champion.metadata.get("cutoff") else None
     log.info("%s: %d training and %d validation windows%s", "Warm start from champion " + champion.version
-             if warm else "Full retrain", source.count(TRAIN), source.count(VALIDATION),
+             if warm else f"Full retrain ({retrain_reason})", source.count(TRAIN), source.count(VALIDATION),
              f"; per epoch {min(settings.warm_windows_per_epoch, source.count(TRAIN))}, the {int(unseen.sum())} "
              "the champion has not trained on first" if unseen is not None else "")
     model, facts = fit_model(config, source, max_epochs=settings.warm_epochs if warm else settings.max_epochs,
@@ -108,6 +112,11 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
         "data_end": validated.as_of, "series": int(series[SERIES_ID].nunique()),
         "warm_start_from": champion.version if warm else None,
         "full_retrain_as_of": champion.metadata["full_retrain_as_of"] if warm else validated.as_of,
+        "full_retrain_reason": retrain_reason,
+        # What realised accuracy is held to (tasks/accuracy.py): the holdout MASE of the lineage's full retrain.
+        "reference_holdout_mase": champion.metadata.get("reference_holdout_mase",
+                                                        champion.metadata["holdout"]["challenger_mase"])
+        if warm else verdict.challenger_mase,
         "holdout": verdict.as_dict(), "device": device, "keras_version": keras.__version__,
         "backend": keras.backend.backend(), "code_version": code_version(),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +116,24 @@ def published(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     parquet = read_parquet_forecasts(data_dir).sort_values(["series_id", "step"]).reset_index(drop=True)
     sql = read_sql_forecasts(f"sqlite:///{(data_dir / 'forecasts.sqlite').resolve()}")
     return parquet, sql.sort_values(["series_id", "step"]).reset_index(drop=True)
+
+
+@pytest.fixture
+def webhook():
+    """A local HTTP endpoint a Prefect custom-webhook notification block can post to; yields (url, received)."""
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()

@@ -24,12 +24,23 @@ class ModelVersion:
     def config(self) -> ModelConfig:
         return ModelConfig.from_dict(self.metadata["config"])
 
-    def warm_starts(self, config: ModelConfig, as_of: pd.Timestamp, full_retrain_days: int) -> bool:
-        """Whether a challenger of `config` trained as of `as_of` starts from this version's weights: the
-        same architecture, and this version's last full retrain less than `full_retrain_days` old (so
-        warm starts cannot drift forever from a from-scratch fit)."""
-        return self.config.architecture() == config.architecture() and \
-            (as_of - pd.Timestamp(self.metadata["full_retrain_as_of"])).days < full_retrain_days
+
+def full_retrain_reason(champion: ModelVersion | None, config: ModelConfig, as_of: pd.Timestamp,
+                        full_retrain_days: int, drift: dict[str, Any] | None = None) -> str | None:
+    """Why a challenger of `config` trained as of `as_of` starts from scratch rather than from the champion's
+    weights (None: it warm-starts). A full retrain comes with no champion, a changed architecture, every
+    `full_retrain_days` (so warm starts cannot drift forever from a from-scratch fit), and after drift found
+    by a run later than the champion's last full retrain (the realised-accuracy stage's mark)."""
+    if champion is None:
+        return "no champion to start from"
+    if champion.config.architecture() != config.architecture():
+        return "the champion's architecture differs from this run's"
+    last_full = pd.Timestamp(champion.metadata["full_retrain_as_of"])
+    if (as_of - last_full).days >= full_retrain_days:
+        return f"the last full retrain (as of {last_full.date()}) is {full_retrain_days} or more days old"
+    if drift and pd.Timestamp(drift["as_of"]) > last_full:
+        return f"drift found by the run of {pd.Timestamp(drift['as_of']).date()}: {drift['reason']}"
+    return None
 
 
 def code_version() -> str:

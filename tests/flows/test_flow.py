@@ -80,10 +80,14 @@ def test_daily_flow_publishes_the_contract_and_reruns_idempotently(prefect_serve
     # The run left its artifacts in the Prefect API.
     from prefect.artifacts import Artifact
 
-    for key in ("validation-summary", "forecast-table", "run-metrics", "model-comparison", "feature-importance"):
+    for key in ("validation-summary", "forecast-table", "run-metrics", "model-comparison", "feature-importance",
+                "realised-accuracy"):
         assert Artifact.get(key) is not None, key
     assert "validation loss" in Artifact.get("run-metrics").data
     assert "seasonal naive" in Artifact.get("model-comparison").data
+    # The next day's run scored the first day's publication against what was observed on the 25th.
+    assert 1 <= next_day["accuracy"].points_new <= 3  # step 1 of each series, unless that day is a hole
+    assert "| last 7 run dates | 1 (from 2016-12-24) |" in Artifact.get("realised-accuracy").data
 
     # A week later the cadence calls for a full retrain instead of another warm start.
     later = run(inbox, data_dir, "2016-12-31")

@@ -1,37 +1,11 @@
 """A failed run says so: a `run-failure` artifact on the run, and a notification through a Prefect
-notification block (a custom webhook, received here by a local HTTP server)."""
+notification block (a custom webhook, received by the `webhook` fixture's local HTTP server)."""
 
 from __future__ import annotations
-
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-import pytest
 
 from flows.daily import daily_forecast
 from flows.hooks import failure_markdown
 from tests.conftest import write_csv
-
-
-@pytest.fixture
-def webhook():
-    received: list[dict] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", received
-    server.shutdown()
 
 
 def test_a_failed_run_leaves_an_artifact_and_notifies(prefect_server, tmp_path, sample_slice, webhook, monkeypatch):

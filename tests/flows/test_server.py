@@ -109,12 +109,12 @@ def test_a_served_deployment_runs_by_hand_on_a_real_server(prefect_api, tmp_path
             task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[final.id])))
             names = {run.name.rsplit("-", 1)[0] for run in task_runs}
             assert {"ingest", "validate", "gap-fill-chunk", "gap-fill", "windows", "train", "explain",
-                    "publish"} <= names
+                    "accuracy", "publish"} <= names
             assert all(run.state.is_completed() for run in task_runs)
 
             artifacts = {artifact.key for artifact in client.read_artifacts() if artifact.flow_run_id == final.id}
             assert {"validation-summary", "forecast-table", "run-metrics", "model-comparison", "run-report",
-                    "feature-importance"} <= artifacts
+                    "feature-importance", "realised-accuracy"} <= artifacts
     finally:
         stop(serve)
         serve_log.close()

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from forecasting.report import MAX_PLOTS, render
-from forecasting.results import Explained, Published, Trained, Validated
+from forecasting.results import Explained, Published, Scored, Trained, Validated
 from stores.reports import write_report
 
 
@@ -88,6 +88,26 @@ def test_report_shows_what_the_model_leans_on_or_why_not():
                                      note="nothing was trained this run", duration_s=0.0)
     page = render(date(2016, 12, 30), clean, forecasts, quarantined, summaries, published, interval_level=0.8)
     assert 'class="importance"' not in page and "No explanation: nothing was trained this run." in page
+
+
+def test_report_draws_earlier_forecasts_against_what_happened():
+    clean, forecasts, quarantined, summaries, published = panel(8)
+    page = render(date(2016, 12, 30), clean, forecasts, quarantined, summaries, published, interval_level=0.8)
+    assert "No earlier forecast has been observed yet." in page  # the first run: nothing to score
+    realised = pd.concat([pd.DataFrame({
+        "series_id": f"s{i}", "run_date": day.date().isoformat(), "step": np.arange(1, 4),
+        "timestamp": pd.date_range(day + pd.Timedelta(days=1), periods=3, freq="D"), "y": 100.0 + i,
+        "yhat": 100.0 + 2 * i, "yhat_lower": 90.0, "yhat_upper": 110.0, "scaled_error": float(i)})
+        for i in range(8) for day in pd.date_range("2016-12-20", periods=4, freq="D", tz="UTC")])
+    window = {"run_dates": 4, "first_run_date": "2016-12-20", "points": 96, "mase": 3.5, "naive_mase": 1.2,
+              "coverage": 0.6, "worst_series": "s7", "worst_series_mase": 7.0}
+    summaries["accuracy"] = Scored(points_new=24, points_restated=0, publications_updated=4, last_7=window,
+                                   last_28=window, drift="coverage 0.60 is outside 0.80 +/- 0.15", notified=False,
+                                   duration_s=0.1)
+    page = render(date(2016, 12, 30), clean, forecasts, quarantined, summaries, published, 0.8, realised)
+    assert page.count('class="realised"') == 6  # the six worst series
+    assert "s7 (MASE 7.00)" in page and "s1 (MASE" not in page
+    assert "<strong>Drift:</strong> coverage 0.60 is outside" in page and "3.500" in page
 
 
 def chromium() -> str:

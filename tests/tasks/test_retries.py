@@ -63,6 +63,7 @@ STAGE_FAULTS = {
     "windows": ("tasks.windows", "plan_windows"),
     "train": ("tasks.train", "read_training_windows"),
     "explain": ("tasks.explain", "read_training_windows"),
+    "accuracy": ("tasks.accuracy", "read_publications"),
     "publish": ("tasks.publish", "forecast"),
 }
 
@@ -84,7 +85,8 @@ def test_every_stage_retries_a_transient_fault_and_ends_as_an_undisturbed_run(pr
 
     undisturbed = run(tmp_path / "calm")
     # No waiting between retries in a test; the retry counts and conditions stay the tasks' own.
-    for name in ("ingest_files", "validate_batch", "build_windows", "train_model", "explain_model", "publish"):
+    for name in ("ingest_files", "validate_batch", "build_windows", "train_model", "explain_model", "score_accuracy",
+                 "publish"):
         monkeypatch.setattr(daily, name, getattr(daily, name).with_options(retry_delay_seconds=0))
     for name in ("fill_chunk", "merge_filled"):
         monkeypatch.setattr(gapfill_module, name, getattr(gapfill_module, name).with_options(retry_delay_seconds=0))
