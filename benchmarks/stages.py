@@ -142,16 +142,9 @@ def _reference_predict(model, source, windows: int) -> float:
 
 
 def _reference_accuracy(earlier: pd.DataFrame, clean: pd.DataFrame, out: Path, database_url: str) -> None:
-    import sqlalchemy as sa
-
     joined = earlier.merge(clean[["series_id", "timestamp", "value"]], on=["series_id", "timestamp"])
     joined["abs_error"] = (joined["value"] - joined["yhat"]).abs()
-    pq.write_table(pa.Table.from_pandas(joined, preserve_index=False), out)
-    engine = sa.create_engine(database_url)
-    try:
-        joined.to_sql("reference_accuracy", engine, if_exists="replace", index=False)
-    finally:
-        engine.dispose()
+    _bare_write(joined, out, "reference_accuracy", database_url)
 
 
 def _reference_ingest(csv: Path, out: Path) -> None:
@@ -161,12 +154,17 @@ def _reference_ingest(csv: Path, out: Path) -> None:
 
 
 def _reference_publish(forecasts: pd.DataFrame, out: Path, database_url: str) -> None:
+    _bare_write(forecasts, out, "reference_forecasts", database_url)
+
+
+def _bare_write(frame: pd.DataFrame, out: Path, table: str, database_url: str) -> None:
+    """The references' writes: one Parquet file and one `to_sql`, nothing else."""
     import sqlalchemy as sa
 
-    pq.write_table(pa.Table.from_pandas(forecasts, preserve_index=False), out)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), out)
     engine = sa.create_engine(database_url)
     try:
-        forecasts.to_sql("reference_forecasts", engine, if_exists="replace", index=False)
+        frame.to_sql(table, engine, if_exists="replace", index=False)
     finally:
         engine.dispose()
 
