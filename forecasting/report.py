@@ -47,29 +47,42 @@ def axis_number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
+class _Plot:
+    """Where timestamps and values land on a WIDTH x HEIGHT chart, both ranges padded by PAD."""
+
+    def __init__(self, times: pd.Series, values: pd.Series):
+        self.t0, self.t1 = times.min().value, times.max().value
+        self.low, self.high = float(values.min()), float(values.max())
+        if self.high <= self.low:
+            self.low, self.high = self.low - 1.0, self.high + 1.0
+
+    def x(self, stamps: pd.Series) -> np.ndarray:
+        return PAD + (stamps.map(lambda t: t.value).to_numpy("float64") - self.t0) / max(self.t1 - self.t0, 1) \
+            * (WIDTH - 2 * PAD)
+
+    def y(self, values: pd.Series) -> np.ndarray:
+        return HEIGHT - PAD + (values.to_numpy("float64") - self.low) / (self.high - self.low) * (2 * PAD - HEIGHT)
+
+    def band(self, forecast: pd.DataFrame) -> str:
+        """The interval of forecast rows (sorted by time) as a polygon's points."""
+        fx = self.x(forecast[TIMESTAMP])
+        return _points(np.concatenate([fx, fx[::-1]]),
+                       np.concatenate([self.y(forecast[YHAT_UPPER]), self.y(forecast[YHAT_LOWER])[::-1]]))
+
+
+def _points(xs: np.ndarray, ys: np.ndarray) -> str:
+    return " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys))
+
+
 def series_svg(history: pd.DataFrame, forecast: pd.DataFrame, title: str) -> str:
     """An SVG line chart: history (imputed points marked), forecast median, interval band, origin line."""
     history = history.sort_values(TIMESTAMP)
     forecast = forecast.sort_values(STEP)
     times = pd.concat([history[TIMESTAMP], forecast[TIMESTAMP]])
-    values = pd.concat([history[VALUE], forecast[YHAT_LOWER], forecast[YHAT_UPPER], forecast[YHAT]])
-    t0, t1 = times.min().value, times.max().value
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        low, high = low - 1.0, high + 1.0
-
-    def x(stamps: pd.Series) -> np.ndarray:
-        return PAD + (stamps.map(lambda t: t.value).to_numpy(dtype="float64") - t0) / max(t1 - t0, 1) * (WIDTH - 2 * PAD)
-
-    def y(numbers: pd.Series) -> np.ndarray:
-        return HEIGHT - PAD + (numbers.to_numpy(dtype="float64") - low) / (high - low) * (2 * PAD - HEIGHT)
-
-    def points(xs: np.ndarray, ys: np.ndarray) -> str:
-        return " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys))
-
+    plot = _Plot(times, pd.concat([history[VALUE], forecast[YHAT_LOWER], forecast[YHAT_UPPER], forecast[YHAT]]))
+    x, y, points, low, high = plot.x, plot.y, _points, plot.low, plot.high
     fx = x(forecast[TIMESTAMP])
-    band = points(np.concatenate([fx, fx[::-1]]),
-                  np.concatenate([y(forecast[YHAT_UPPER]), y(forecast[YHAT_LOWER])[::-1]]))
+    band = plot.band(forecast)
     hx, hy = x(history[TIMESTAMP]), y(history[VALUE])
     imputed = history[IMPUTED].to_numpy(dtype=bool) if IMPUTED in history else np.zeros(len(history), bool)
     origin = hx[-1] if len(hx) else PAD
@@ -182,20 +195,8 @@ def realised_svg(rows: pd.DataFrame, title: str) -> str:
     """What happened (a line through the observed values) against each earlier publication's forecast of
     it (one thin line per publication run date, its interval as a faint band)."""
     rows = rows.sort_values(["run_date", STEP])
-    t0, t1 = rows[TIMESTAMP].min().value, rows[TIMESTAMP].max().value
-    numbers = pd.concat([rows["y"], rows[YHAT], rows[YHAT_LOWER], rows[YHAT_UPPER]])
-    low, high = float(numbers.min()), float(numbers.max())
-    if high <= low:
-        low, high = low - 1.0, high + 1.0
-
-    def x(stamps: pd.Series) -> np.ndarray:
-        return PAD + (stamps.map(lambda t: t.value).to_numpy("float64") - t0) / max(t1 - t0, 1) * (WIDTH - 2 * PAD)
-
-    def y(values: pd.Series) -> np.ndarray:
-        return HEIGHT - PAD + (values.to_numpy("float64") - low) / (high - low) * (2 * PAD - HEIGHT)
-
-    def points(xs: np.ndarray, ys: np.ndarray) -> str:
-        return " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys))
+    plot = _Plot(rows[TIMESTAMP], pd.concat([rows["y"], rows[YHAT], rows[YHAT_LOWER], rows[YHAT_UPPER]]))
+    x, y, points, low, high = plot.x, plot.y, _points, plot.low, plot.high
 
     actual = rows.drop_duplicates(TIMESTAMP).sort_values(TIMESTAMP)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="realised" width="{WIDTH}" height="{HEIGHT}" '
@@ -203,9 +204,8 @@ def realised_svg(rows: pd.DataFrame, title: str) -> str:
              f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>']
     for _, publication in rows.groupby("run_date", sort=True):
         fx = x(publication[TIMESTAMP])
-        band = points(np.concatenate([fx, fx[::-1]]),
-                      np.concatenate([y(publication[YHAT_UPPER]), y(publication[YHAT_LOWER])[::-1]]))
-        parts += [f'<polygon points="{band}" fill="{COLOURS["band"]}" fill-opacity="0.12" stroke="none"/>',
+        parts += [f'<polygon points="{plot.band(publication)}" fill="{COLOURS["band"]}" fill-opacity="0.12" '
+                  'stroke="none"/>',
                   f'<polyline points="{points(fx, y(publication[YHAT]))}" fill="none" '
                   f'stroke="{COLOURS["forecast"]}" stroke-opacity="0.6" stroke-width="1"/>']
     parts += [f'<polyline points="{points(x(actual[TIMESTAMP]), y(actual["y"]))}" fill="none" '

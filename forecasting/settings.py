@@ -129,7 +129,8 @@ class Settings(BaseSettings):
     seed: int = Field(42, description="Seeds weights, dropout and the order of training windows: same data, same "
                       "seed, same forecasts.")
     notify_block: str | None = Field(
-        None, description="Prefect notification block told when a flow fails, as <block-type>/<block-name> "
+        None, description="Prefect notification block told when a flow fails or drift is found, as "
+        "<block-type>/<block-name> "
         "(e.g. slack-webhook/forecast-alerts).")
     task_runner: str = Field("threads", description="Where per-series stages run: threads, dask (local "
                              "cluster) or dask:<scheduler address>.")

@@ -58,21 +58,16 @@ def read_partition(data_dir: Path, run_date: date) -> pd.DataFrame:
 
 def read_accuracy(data_dir: Path, run_dates: list[str] | None = None) -> pd.DataFrame:
     """Accuracy rows of the given publication run dates (ISO; default: every scored one)."""
-    root = files.as_path(data_dir) / "accuracy"
     if run_dates is None:
         run_dates = scored_run_dates(data_dir)
-    parts = [read_partition(data_dir, date.fromisoformat(day)) for day in run_dates
-             if (root / f"run_date={day}" / PARQUET_NAME).exists()]
-    parts = [part for part in parts if len(part)]
+    parts = [part for day in run_dates if len(part := read_partition(data_dir, date.fromisoformat(day)))]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(ACCURACY_COLUMNS))
 
 
 def scored_run_dates(data_dir: Path) -> list[str]:
-    root = files.as_path(data_dir) / "accuracy"
-    if not root.exists():
-        return []
-    return sorted(path.name.removeprefix("run_date=") for path in root.iterdir()
-                  if path.name.startswith("run_date=") and (path / PARQUET_NAME).exists())
+    """Publication run dates (ISO, oldest first) with stored accuracy."""
+    return [day.isoformat() for day in sorted(files.run_dates(files.as_path(data_dir) / "accuracy"))
+            if accuracy_path(data_dir, day).exists()]
 
 
 def save_scores(data_dir: Path, database_url: str, fresh: pd.DataFrame) -> dict[str, int]:

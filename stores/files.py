@@ -58,6 +58,22 @@ def partition_dir(root: Path, run_date: date) -> Path:
     return root / f"run_date={run_date.isoformat()}"
 
 
+def run_dates(root: Path) -> list[date]:
+    """Run dates with a partition under `root`, newest first."""
+    root = as_path(root)
+    if not root.exists():
+        return []
+    found = []
+    for child in root.iterdir():
+        name = child.name
+        if name.startswith("run_date="):
+            try:
+                found.append(date.fromisoformat(name.split("=", 1)[1]))
+            except ValueError:
+                continue
+    return sorted(found, reverse=True)
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a hidden temporary path beside `target`; rename it onto `target` only if the block succeeds.

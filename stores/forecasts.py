@@ -157,12 +157,9 @@ def read_parquet_forecasts(data_dir: Path) -> pd.DataFrame:
 def read_publications(data_dir: Path, since: date, before: date) -> pd.DataFrame:
     """The published forecasts of run dates from `since` up to (not including) `before`, with `run_date` as
     an ISO string; one partition read per run date, so the cost follows the window, not the history."""
-    root = files.as_path(data_dir) / "forecasts"
-    days = sorted(path.name.removeprefix("run_date=") for path in root.iterdir()
-                  if path.name.startswith("run_date=")) if root.exists() else []
-    parts = [files.read_parquet(root / f"run_date={day}" / PARQUET_NAME).assign(**{RUN_DATE: day})
-             for day in days if since <= date.fromisoformat(day) < before
-             and (root / f"run_date={day}" / PARQUET_NAME).exists()]
+    days = [day for day in sorted(files.run_dates(files.as_path(data_dir) / "forecasts")) if since <= day < before]
+    parts = [files.read_parquet(path).assign(**{RUN_DATE: day.isoformat()})
+             for day in days if (path := parquet_path(data_dir, day)).exists()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*FORECAST_COLUMNS, RUN_DATE])
 
 

@@ -60,6 +60,11 @@ def save_version(models_dir: Path, version: str, model: Any, scalers: Scalers, m
     return target
 
 
+def read_metadata(models_dir: Path, version: str) -> dict[str, Any]:
+    """A version's metadata.json without loading its model ({} when the version has none)."""
+    return files.read_json(version_dir(models_dir, version) / METADATA_FILE, default={})
+
+
 def read_explanations(models_dir: Path, version: str) -> dict[str, Any] | None:
     """A version's explanations (None: not measured yet, or explanations are off)."""
     return files.read_json(version_dir(models_dir, version) / EXPLANATIONS_FILE, default=None)
@@ -160,7 +165,7 @@ def training_fingerprint(folder: Any, config: ModelConfig, settings: Settings) -
 def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
     """Metadata of the newest registered version trained from exactly this input (see training_fingerprint)."""
     for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
-        metadata = files.read_json(version_dir(models_dir, version) / METADATA_FILE, default={})
+        metadata = read_metadata(models_dir, version)
         if metadata.get("training_fingerprint") == fingerprint:
             return metadata
     return None

@@ -58,22 +58,6 @@ def settings_of(settings: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in names}
 
 
-def run_dates(root: Path) -> list[date]:
-    """Run dates with a partition under `root`, newest first."""
-    root = files.as_path(root)
-    if not root.exists():
-        return []
-    found = []
-    for child in root.iterdir():
-        name = child.name
-        if name.startswith("run_date="):
-            try:
-                found.append(date.fromisoformat(name.split("=", 1)[1]))
-            except ValueError:
-                continue
-    return sorted(found, reverse=True)
-
-
 def find_base(data_dir: Path, as_of: pd.Timestamp) -> Base | None:
     """The latest validated snapshot whose as-of is strictly before `as_of` (None when there is none).
 
@@ -81,7 +65,7 @@ def find_base(data_dir: Path, as_of: pd.Timestamp) -> Base | None:
     work exactly instead of building on its own earlier output.
     """
     root = files.as_path(data_dir) / "validated"
-    for run_date in run_dates(root):
+    for run_date in files.run_dates(root):
         if run_date > as_of.date():
             continue
         folder = files.partition_dir(root, run_date)

@@ -23,7 +23,7 @@ from forecasting.summaries import accuracy_markdown
 from stores import files
 from stores.accuracy import read_accuracy, save_drift, save_scores, scored_run_dates
 from stores.forecasts import read_publications, resolve_database_url
-from stores.registry import METADATA_FILE, version_dir
+from stores.registry import read_metadata
 from tasks.notify import notify_or_log
 from tasks.retry import retrying
 
@@ -72,8 +72,7 @@ def judge_drift(settings: Settings, trained: Trained, recent: pd.DataFrame) -> s
     would drift along with the data)."""
     if not trained.champion_version or recent.empty:
         return None
-    metadata = files.read_json(version_dir(settings.data_dir / "models", trained.champion_version) / METADATA_FILE,
-                               default={})
+    metadata = read_metadata(settings.data_dir / "models", trained.champion_version)
     since = pd.Timestamp(metadata.get("full_retrain_as_of", "1970-01-01T00:00:00+00:00")).date().isoformat()
     window = rolling(recent[recent[RUN_DATE].astype(str) >= since], 7)
     rule = DriftRule(settings.drift_mase_ratio, settings.drift_naive_ratio, settings.drift_coverage_band,

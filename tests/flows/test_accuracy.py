@@ -9,18 +9,15 @@ import pandas as pd
 from flows.backfill import backfill_flow
 from stores.accuracy import read_accuracy, read_drift, read_sql_accuracy
 from stores.forecasts import read_parquet_forecasts
-from stores.registry import read_index
+from stores.registry import read_index, read_metadata
 from tests.conftest import write_csv
 
 START, END, SHIFT = "2016-11-20", "2016-12-19", "2016-12-08"
 
 
 def versions(data_dir):
-    from stores import files
-    from stores.registry import METADATA_FILE, version_dir
-
     models = data_dir / "models"
-    return [files.read_json(version_dir(models, v) / METADATA_FILE) for v in read_index(models)["versions"]]
+    return [read_metadata(models, version) for version in read_index(models)["versions"]]
 
 
 def test_backfill_scores_every_observed_point_and_drift_retrains_from_scratch(prefect_server, tmp_path,
