@@ -6,7 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
-# Test processes (pytest-xdist, a whole file per process: module fixtures run once): one per core pays.
+# Test processes (pytest-xdist), one per core: tests are dealt out one by one (a long test no longer holds
+# its whole file on one worker), except the files marked with an xdist_group, whose module fixtures run once.
 TEST_WORKERS ?= 2
 
 .PHONY: setup run test serve clean-store
@@ -28,7 +29,7 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	bash tests/setup_browser.sh
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 clean-store:
 	rm -rf data/store

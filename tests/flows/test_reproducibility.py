@@ -24,6 +24,8 @@ from stores.forecasts import pending_marker, read_parquet_forecasts, reconcile, 
 from stores.registry import load_champion
 from tests.conftest import FORECAST_VALUES, published, run_cli, write_csv
 
+pytestmark = pytest.mark.xdist_group("test_reproducibility")  # one worker: its module fixtures run once
+
 # Three real series, one small model.
 REFERENCE_ARGS = ("--as-of", "2016-12-24", "--horizon", "7", "--lookback", "14", "--max-epochs", "3")
 

@@ -18,6 +18,8 @@ from prefect.exceptions import ObjectNotFound
 from forecasting.settings import PROJECT_ROOT
 from tests.conftest import write_csv
 
+pytestmark = pytest.mark.xdist_group("test_server")  # one worker: its module fixtures run once
+
 VENV_BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 120
 

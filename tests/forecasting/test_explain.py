@@ -12,6 +12,8 @@ from forecasting.model.training import calibrate, fit_model
 from forecasting.settings import Settings
 from forecasting.windows import WindowSource, plan_windows
 
+pytestmark = pytest.mark.xdist_group("test_explain")  # one worker: its module fixtures run once
+
 LOOKBACK, HORIZON = 28, 14
 
 

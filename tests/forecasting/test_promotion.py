@@ -12,6 +12,8 @@ from forecasting.model.version import ModelVersion
 from forecasting.promotion import challenge, decide, holdout_starts, published_mase, series_choices
 from forecasting.windows import SPLIT, START, VALIDATION, WindowSource, plan_windows
 
+pytestmark = pytest.mark.xdist_group("test_promotion")  # one worker: its module fixtures run once
+
 LOOKBACK, HORIZON = 14, 7
 
 
