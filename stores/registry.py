@@ -162,6 +162,17 @@ def training_fingerprint(folder: Any, config: ModelConfig, settings: Settings) -
     return digest.hexdigest()
 
 
+def last_full_retrain(models_dir: Any, architecture: dict[str, Any]) -> str | None:
+    """The as-of of the newest registered from-scratch fit of this architecture, promoted or not (None: none
+    among the last REUSE_LOOKBACK_VERSIONS versions)."""
+    for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
+        metadata = read_metadata(models_dir, version)
+        if metadata.get("warm_start") is False and \
+                ModelConfig.from_dict(metadata["config"]).architecture() == architecture:
+            return metadata["data_end"]
+    return None
+
+
 def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
     """Metadata of the newest registered version trained from exactly this input (see training_fingerprint)."""
     for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):

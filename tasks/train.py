@@ -1,9 +1,10 @@
 """Stage 5, training: fit a challenger on this run's windows, calibrate it, and let it earn promotion.
 
-- Warm start: when the champion has the same architecture, its last full retrain is less than
-  `full_retrain_days` old and no run has found drift since (tasks/accuracy.py), the challenger starts from
-  the champion's weights and trains at most `warm_epochs`; otherwise it trains from scratch (a full
-  retrain, its reason recorded in the version's metadata as `full_retrain_reason`).
+- Warm start: when the champion has the same architecture, the last full retrain (the newest from-scratch
+  fit, promoted or not) is less than `full_retrain_days` old and no run has found drift since
+  (tasks/accuracy.py), the challenger starts from the champion's weights and trains at most `warm_epochs`;
+  otherwise it trains from scratch (a full retrain, its reason recorded in the version's metadata as
+  `full_retrain_reason`).
 - Early stopping on validation loss (best weights restored), learning-rate halving on plateaus, and a
   stop on NaN loss.
 - Calibration: the quantile head's interval is conformalised on the validation windows (CQR): per step,
@@ -35,7 +36,8 @@ from forecasting.settings import Settings
 from forecasting.windows import TRAIN, VALIDATION
 from stores import files
 from stores.accuracy import read_drift
-from stores.registry import find_trained, read_index, save_version, training_fingerprint, usable_champion, version_dir
+from stores.registry import (find_trained, last_full_retrain, read_index, save_version, training_fingerprint,
+                             usable_champion, version_dir)
 from stores.windows import read_training_windows
 from tasks.retry import retrying
 
@@ -82,7 +84,8 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
     log.info("Training on %s (Keras %s, backend %s)", device, keras.__version__, keras.backend.backend())
     champion = usable_champion(settings.data_dir / "models", windows.frequency, log)
     retrain_reason = full_retrain_reason(champion, config, as_of, settings.full_retrain_days,
-                                         read_drift(settings.data_dir))
+                                         read_drift(settings.data_dir),
+                                         last_full_retrain(settings.data_dir / "models", config.architecture()))
     warm = retrain_reason is None
     devices = gpu_devices()
     if devices:  # GPUs want bigger batches; with several mirrored, each gets its own share

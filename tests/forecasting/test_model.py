@@ -409,3 +409,40 @@ def test_a_retried_save_of_the_same_training_registers_the_version_once(tmp_path
     assert read_index(tmp_path) == {"champion": "v1", "versions": ["v1"]}
     with pytest.raises(FileExistsError):  # another training under a taken name is still refused
         save_version(tmp_path, "v1", model, scalers(), {**metadata, "training_fingerprint": "other"})
+
+
+def test_a_full_retrain_is_due_by_the_cadence_or_drift_counted_from_the_last_from_scratch_fit():
+    from forecasting.model.version import ModelVersion, full_retrain_reason
+
+    config = tiny_config()
+    champion = ModelVersion("v1", None, None, {"config": config.as_dict(),
+                                               "full_retrain_as_of": "2016-12-01T00:00:00+00:00"})
+    day = pd.Timestamp("2016-12-09", tz="UTC")
+    assert full_retrain_reason(None, config, day, 7) == "no champion to start from"
+    assert "architecture" in full_retrain_reason(champion, replace(config, units=16), day, 7)
+    assert "7 or more days old" in full_retrain_reason(champion, config, day, 7)
+    # A from-scratch fit as of the 8th lost to the champion: the question is answered for another week.
+    assert full_retrain_reason(champion, config, day, 7, last_attempt="2016-12-08T00:00:00+00:00") is None
+    assert "7 or more days old" in full_retrain_reason(champion, config, pd.Timestamp("2016-12-15", tz="UTC"), 7,
+                                                       last_attempt="2016-12-08T00:00:00+00:00")
+    # Drift found after the last from-scratch fit asks for one; drift found before it was answered by it.
+    drift = {"as_of": "2016-12-05T00:00:00+00:00", "reason": "realised MASE 2.0"}
+    assert full_retrain_reason(champion, config, pd.Timestamp("2016-12-06", tz="UTC"), 7, drift).startswith(
+        "drift found by the run of 2016-12-05")
+    assert full_retrain_reason(champion, config, pd.Timestamp("2016-12-07", tz="UTC"), 7, drift,
+                               last_attempt="2016-12-06T00:00:00+00:00") is None
+
+
+def test_the_last_full_retrain_is_the_newest_from_scratch_version_of_the_architecture(tmp_path):
+    from stores.registry import last_full_retrain
+
+    source = wave_source()
+    model, _ = fit_model(tiny_config(), source, max_epochs=1, patience=1)
+    config = tiny_config()
+    for version, warm, as_of, cfg in (("v1", False, "2016-12-01", config), ("v2", True, "2016-12-02", config),
+                                      ("v3", False, "2016-12-03", config), ("v4", True, "2016-12-04", config),
+                                      ("v5", False, "2016-12-05", replace(config, units=16))):
+        save_version(tmp_path, version, model, scalers(), {"config": cfg.as_dict(), "warm_start": warm,
+                                                         "data_end": as_of}, make_champion=version == "v1")
+    assert last_full_retrain(tmp_path, config.architecture()) == "2016-12-03"  # v3 was not promoted; v5 differs
+    assert last_full_retrain(tmp_path / "empty", config.architecture()) is None
