@@ -16,6 +16,7 @@ touch a path.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,21 +163,21 @@ def training_fingerprint(folder: Any, config: ModelConfig, settings: Settings) -
     return digest.hexdigest()
 
 
+def recent_metadata(models_dir: Any) -> Iterator[dict[str, Any]]:
+    """Metadata of the last REUSE_LOOKBACK_VERSIONS registered versions, newest first."""
+    for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
+        yield read_metadata(models_dir, version)
+
+
 def last_full_retrain(models_dir: Any, architecture: dict[str, Any]) -> str | None:
     """The as-of of the newest registered from-scratch fit of this architecture, promoted or not (None: none
-    among the last REUSE_LOOKBACK_VERSIONS versions)."""
-    for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
-        metadata = read_metadata(models_dir, version)
-        if metadata.get("warm_start") is False and \
-                ModelConfig.from_dict(metadata["config"]).architecture() == architecture:
-            return metadata["data_end"]
-    return None
+    among the recent versions)."""
+    return next((metadata["data_end"] for metadata in recent_metadata(models_dir)
+                 if metadata.get("warm_start") is False
+                 and ModelConfig.from_dict(metadata["config"]).architecture() == architecture), None)
 
 
 def find_trained(models_dir: Any, fingerprint: str) -> dict[str, Any] | None:
     """Metadata of the newest registered version trained from exactly this input (see training_fingerprint)."""
-    for version in reversed(read_index(models_dir)["versions"][-REUSE_LOOKBACK_VERSIONS:]):
-        metadata = read_metadata(models_dir, version)
-        if metadata.get("training_fingerprint") == fingerprint:
-            return metadata
-    return None
+    return next((metadata for metadata in recent_metadata(models_dir)
+                 if metadata.get("training_fingerprint") == fingerprint), None)
