@@ -31,9 +31,11 @@ from forecasting.metrics import mase_scale
 from forecasting.model.training import predict_quantiles
 from forecasting.scaling import Scalers
 from forecasting.smoothing import CHANNELS as SMOOTHING_CHANNELS
+from forecasting.smoothing import PROFILE
 from forecasting.windows import SCALED, SPLIT, START, VALIDATION, materialize
 
 TARGET, CALENDAR, STATISTICS = "target history", "calendar", "series statistics"
+PROFILE_GROUP = "seasonal profile"  # the base's profile channel: the series' phase averages before the window
 COVARIATE_SUFFIX = "_scaled"
 OLDER_SEASONS = 2  # seasons before the latest shown one by one; anything older is one block
 
@@ -75,6 +77,8 @@ def input_groups(features: list[str], freq: str) -> dict[str, list[int]]:
             group = CALENDAR
         elif name in statistics:
             group = STATISTICS
+        elif name == PROFILE:
+            group = PROFILE_GROUP
         elif name.endswith(COVARIATE_SUFFIX):
             group = f"covariate {name[:-len(COVARIATE_SUFFIX)]}"
         else:

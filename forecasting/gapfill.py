@@ -226,8 +226,9 @@ def model_fill(frame: pd.DataFrame, champion: Any, freq: str) -> np.ndarray:
         gaps += [[first + a, first + b] for a, b in zip(starts, ends) if a >= lookback]
     while gaps:
         window_rows = np.concatenate([np.arange(start - lookback, start) for start, _ in gaps])
-        windows = frame.iloc[window_rows].assign(**{VALUE: values[window_rows]})
-        featured, _ = add_features(windows, scalers, freq)
+        # Features of whole series (the base's profile channel reads each series from its first row), with
+        # the gaps filled so far, then the windows' rows.
+        featured = add_features(frame.assign(**{VALUE: values}), scalers, freq)[0].iloc[window_rows]
         x = featured[list(champion.config.features)].to_numpy("float32").reshape(len(gaps), lookback, -1)
         median = predict_quantiles(champion.model, x)[..., 1]  # [gaps, horizon], scaled
         ids = featured[SERIES_ID].to_numpy()[::lookback]

@@ -31,6 +31,7 @@ from forecasting.rows import append_rows, in_series, last_per_series, newer_rows
 from forecasting.scaling import Scalers, TargetTransform
 from forecasting.smoothing import BaseSmoothing, base_period
 from forecasting.smoothing import CHANNELS as SMOOTHING_CHANNELS
+from forecasting.smoothing import PROFILE
 
 
 SCALED = "value_scaled"
@@ -83,7 +84,9 @@ def covariate_columns(frame: pd.DataFrame) -> list[str]:
 
 def add_features(frame: pd.DataFrame, scalers: Scalers, freq: str) -> tuple[pd.DataFrame, list[str]]:
     """`frame` plus the model's input channels: scaled target, calendar encodings, scaled covariates, and the
-    seasonal base's smoothing statistics (constant per series) where the scalers carry them."""
+    seasonal base's smoothing statistics (constant per series) and profile channel where the scalers carry
+    them. The profile channel reads each series' rows from its first one: hand whole series (or recompute it
+    with `with_profile` once they are whole)."""
     frame = frame.copy()
     frame[SCALED] = scalers.target.scale(frame[SERIES_ID], frame[VALUE].to_numpy()).astype("float32")
     calendar = calendar_features(frame[TIMESTAMP], freq)
@@ -99,7 +102,19 @@ def add_features(frame: pd.DataFrame, scalers: Scalers, freq: str) -> tuple[pd.D
         for position, column in enumerate(SMOOTHING_CHANNELS):
             frame[column] = statistics[:, position]
         smoothing = list(SMOOTHING_CHANNELS)
+        frame = with_profile(frame, scalers)
+        if PROFILE in frame:
+            smoothing.append(PROFILE)
     return frame, [SCALED, *calendar.columns, *scaled_covariates, *smoothing]
+
+
+def with_profile(frame: pd.DataFrame, scalers: Scalers) -> pd.DataFrame:
+    """`frame` (each series' rows together, in time order, from its first row) with the seasonal base's
+    profile channel (forecasting/smoothing.py, PROFILE) computed from its scaled target; unchanged where the
+    scalers' statistics predate the channel."""
+    profiles = scalers.smoothing.profiles(frame[SERIES_ID], frame[SCALED].to_numpy()) \
+        if scalers.smoothing is not None else None
+    return frame if profiles is None else frame.assign(**{PROFILE: profiles})
 
 
 def window_starts(lengths: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
@@ -189,6 +204,8 @@ def plan_increment(clean: pd.DataFrame, base_series: pd.DataFrame, scalers: Scal
     scalers.extend(scaler_rows(whole, cutoff, lookback))  # only series the cycle's scalers lack
     fresh, features = add_features(pd.concat([new, whole], ignore_index=True), scalers, freq)
     series = append_rows(kept, fresh[kept.columns])
+    if PROFILE in features:  # new rows' channel reads the rows before them: recompute it on whole series
+        series = with_profile(series, scalers)
     plan = WindowPlan(series=series, features=features, index=index_windows(series, lookback, horizon, cutoff),
                       scalers=scalers, cutoff=cutoff, short_series=short_ids)
     return plan, len(fresh)

@@ -9,6 +9,7 @@ from forecasting.features import level_window
 from forecasting.frequency import defaults_for
 from forecasting.settings import Settings
 from forecasting.smoothing import CHANNELS as SMOOTHING_CHANNELS
+from forecasting.smoothing import PROFILE
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class ModelConfig:
                                 level_window=self.level_window, seed=self.seed, base=self.base,
                                 season=self.season, long_season=self.long_season,
                                 recurrent_lookback=self.recurrent_lookback,
-                                smoothing_channels=self.smoothing_channels())
+                                smoothing_channels=self.smoothing_channels(), profile_channel=self.profile_channel())
 
     def smoothing_channels(self) -> list[int] | None:
         """Positions of the smoothing statistics among the input channels; None where the features lack them
@@ -84,6 +85,11 @@ class ModelConfig:
         if not set(SMOOTHING_CHANNELS) <= set(self.features):
             return None
         return [self.features.index(name) for name in SMOOTHING_CHANNELS]
+
+    def profile_channel(self) -> int | None:
+        """Position of the seasonal base's profile channel among the input channels; None where the features
+        lack it (versions saved before it existed: their base averages the window's own periods)."""
+        return self.features.index(PROFILE) if PROFILE in self.features else None
 
 
 def quantiles_for(level: float) -> tuple[float, float, float]:

@@ -106,14 +106,20 @@ class SeasonalBase(keras.layers.Layer):
     only where the series' seasonal flag is 1, and the series' drift is added per step ahead: simple
     exponential smoothing with Theta's drift, its parameters chosen per series on the training slice.
     On the development panel, the base alone (no network) scored MASE 0.74 against 0.88 for the fixed rule.
+
+    With `profile_channel` (models since the profile channel) the profile is the window's last period of
+    that channel, each phase's exponentially weighted average over the series' history (PROFILE in
+    forecasting/smoothing.py), instead of the average of the window's own periods; the window still needs
+    two full periods for a profile, so where the base has none nothing changes.
     """
 
     def __init__(self, horizon: int, season: int, level_window: int, long_season: int = 0,
-                 smoothing_channels: Sequence[int] | None = None, **kwargs):
+                 smoothing_channels: Sequence[int] | None = None, profile_channel: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.horizon, self.season, self.level_window = horizon, season, level_window
         self.long_season = long_season
         self.smoothing_channels = None if smoothing_channels is None else [int(c) for c in smoothing_channels]
+        self.profile_channel = None if profile_channel is None else int(profile_channel)
 
     def call(self, inputs):
         target = inputs[:, :, 0]  # [batch, lookback]
@@ -121,7 +127,10 @@ class SeasonalBase(keras.layers.Layer):
         period = base_period(self.season, self.long_season, lookback)
         seasons = lookback // period if period > 1 else 0
         profile = None
-        if seasons >= 2:  # one season is no average: its noise would be copied forward as if it were the season
+        if seasons >= 2 and self.profile_channel is not None:  # phase j: position j of the window's last period
+            profile = inputs[:, lookback - period:, self.profile_channel]
+            profile = profile - ops.mean(profile, axis=1, keepdims=True)
+        elif seasons >= 2:  # one season is no average: its noise would be copied forward as if it were the season
             recent = ops.reshape(target[:, lookback - seasons * period:], (-1, seasons, period))
             profile = ops.mean(recent, axis=1)  # [batch, period]: phase j = position j of each full period
             profile = profile - ops.mean(profile, axis=1, keepdims=True)
@@ -155,7 +164,7 @@ class SeasonalBase(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "horizon": self.horizon, "season": self.season,
                 "level_window": self.level_window, "long_season": self.long_season,
-                "smoothing_channels": self.smoothing_channels}
+                "smoothing_channels": self.smoothing_channels, "profile_channel": self.profile_channel}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -191,7 +200,8 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
                      l2: float = 0.0, learning_rate: float = 1e-3, level_window: int = 7, seed: int = 42,
                      base: Base = "level", season: int = 1, long_season: int = 0,
                      recurrent_lookback: int | None = None,
-                     smoothing_channels: Sequence[int] | None = None) -> keras.Model:
+                     smoothing_channels: Sequence[int] | None = None,
+                     profile_channel: int | None = None) -> keras.Model:
     """Compiled model mapping [batch, lookback, n_features] to [batch, horizon, len(quantiles)] (scaled).
 
     cell: "lstm" or "gru"; units: cells per layer; layers: stacked recurrent layers; dropout: rate after
@@ -202,7 +212,8 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     `long_season`); recurrent_lookback: the most recent steps of the window the recurrent layers read
     (None: all), while the seasonal base reads the whole window; smoothing_channels: the input channels of
     the series' smoothing statistics (alpha, seasonal flag, drift; forecasting/smoothing.py) the seasonal base
-    follows (None: the mean of the last `level_window` steps and always the profile).
+    follows (None: the mean of the last `level_window` steps and always the profile); profile_channel: the
+    input channel of the base's seasonal profile (None: the average of the window's periods).
     """
     if cell not in ("lstm", "gru"):
         raise ValueError(f"cell must be 'lstm' or 'gru', not {cell!r}")
@@ -211,10 +222,12 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     history = keras.Input(shape=(lookback, n_features), name="history")  # [batch, lookback, features]
     x = history
-    if smoothing_channels:
+    base_inputs = [*(smoothing_channels or []), *([] if profile_channel is None else [profile_channel])]
+    if base_inputs:
         # The statistics are the base's parameters, constant per series: to the recurrent layers they would
         # only say which series a window comes from, which lets a small panel's network memorise series.
-        x = SelectChannels([c for c in range(n_features) if c not in smoothing_channels], name="history_channels")(x)
+        # The profile channel is the base's too; the network corrects the base, it need not recompute it.
+        x = SelectChannels([c for c in range(n_features) if c not in base_inputs], name="history_channels")(x)
     if recurrent_lookback is not None and recurrent_lookback < lookback:
         x = keras.layers.Cropping1D((lookback - recurrent_lookback, 0), name="recent_steps")(x)
     x = CentreOnLevel(level_window, name="centre_on_level")(x)
@@ -235,7 +248,7 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + layers))(x)
     x = keras.layers.Reshape((horizon, len(quantiles)), name="by_quantile")(x)  # [batch, horizon, quantiles]
     if base == "seasonal":
-        forecast = SeasonalBase(horizon, season, level_window, long_season, smoothing_channels,
+        forecast = SeasonalBase(horizon, season, level_window, long_season, smoothing_channels, profile_channel,
                                 name="seasonal_base", dtype="float32")(history)
         outputs = AddBase(name="add_base", dtype="float32")([x, forecast])
     else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecasting.explain import CALENDAR, STATISTICS, TARGET, explain, input_groups, lookback_blocks
+from forecasting.explain import CALENDAR, PROFILE_GROUP, STATISTICS, TARGET, explain, input_groups, lookback_blocks
 from forecasting.model.config import ModelConfig
 from forecasting.model.training import calibrate, fit_model
 from forecasting.settings import Settings
@@ -32,8 +32,10 @@ def test_lookback_blocks_name_seasons():
 
 
 def test_input_groups_follow_the_feature_names():
-    features = ["value_scaled", "day_of_week_sin", "day_of_week_cos", "temp_scaled", "base_alpha", "base_drift"]
-    assert input_groups(features, "D") == {TARGET: [0], CALENDAR: [1, 2], "covariate temp": [3], STATISTICS: [4, 5]}
+    features = ["value_scaled", "day_of_week_sin", "day_of_week_cos", "temp_scaled", "base_alpha", "base_drift",
+                "base_profile"]
+    assert input_groups(features, "D") == {TARGET: [0], CALENDAR: [1, 2], "covariate temp": [3], STATISTICS: [4, 5],
+                                           PROFILE_GROUP: [6]}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def explained(trained, seed=0, windows=256):
 def test_noise_scores_about_zero_and_the_targets_history_dominates(trained_with_noise):
     result = explained(trained_with_noise)
     channels = {c.name: c for c in result.channels}
-    assert set(channels) == {TARGET, CALENDAR, STATISTICS, "covariate noise"}
+    assert set(channels) == {TARGET, CALENDAR, STATISTICS, PROFILE_GROUP, "covariate noise"}
     target, noise = channels[TARGET], channels["covariate noise"]
     assert result.channels[0].name == TARGET and target.mase > 0.3  # shuffling its own history ruins it
     assert abs(noise.mase) < 0.02 * target.mase and abs(noise.pinball) < 0.02 * target.pinball

@@ -120,3 +120,31 @@ def test_periods_per_year():
     from forecasting.frequency import periods_per_year
 
     assert [periods_per_year(f) for f in ("D", "h", "30min", "W", "MS", "7D")] == [365, 8760, 17520, 52, 12, 52]
+
+
+def test_the_profile_channel_averages_each_phase_over_past_periods_and_never_reads_ahead():
+    from forecasting.smoothing import profile_channel
+
+    values = np.arange(10.0) ** 2
+    channel = profile_channel(values, period=3, weight=0.3)
+    np.testing.assert_allclose(channel[:3], values[:3])  # the first period is its own average
+    np.testing.assert_allclose(channel[3], 0.3 * values[3] + 0.7 * values[0])
+    np.testing.assert_allclose(channel[9], 0.3 * values[9] + 0.7 * (0.3 * values[6] + 0.7 * channel[3]))
+    # Causal: a value appended later changes no earlier point, so an incremental run can extend it.
+    np.testing.assert_allclose(profile_channel(values[:7], 3, 0.3), channel[:7])
+
+
+def test_the_base_takes_its_profile_from_the_profile_channel():
+    from forecasting.model.network import SeasonalBase
+
+    rng = np.random.default_rng(6)
+    window = rng.normal(size=28)  # the window's own periods hold no profile; the channel does
+    channel = np.resize([3.0, -1.0, -1.0, -1.0, 0.0, 0.0, 0.0], 28) + 10.0  # a level offset cancels
+    stats = np.broadcast_to([1.0, 1.0, 0.0], (28, 3))
+    x = np.concatenate([window[:, None], stats, channel[:, None]], axis=1)[None].astype("float32")
+    layer = SeasonalBase(horizon=9, season=7, level_window=7, smoothing_channels=[1, 2, 3], profile_channel=4)
+    profile = channel[-7:] - channel[-7:].mean()
+    expected = window[-1] - profile[-1] + np.resize(profile, 9)  # alpha 1: the last de-seasonalised value
+    np.testing.assert_allclose(np.asarray(layer(x))[0], expected, rtol=1e-5, atol=1e-5)
+    x[0, :, 2] = 0.0  # seasonal flag 0: no profile, whatever the channel says
+    np.testing.assert_allclose(np.asarray(layer(x))[0], [window[-1]] * 9, rtol=1e-5, atol=1e-5)

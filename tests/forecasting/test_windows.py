@@ -51,7 +51,7 @@ def test_materialize_matches_a_plain_loop(sample):
     lookback, horizon = 10, 5
     plan = plan_windows(clean_frame(sample), "D", lookback, horizon, 0.2)
     assert plan.features == [SCALED, "day_of_week_sin", "day_of_week_cos", "day_of_year_sin", "day_of_year_cos",
-                             "base_alpha", "base_seasonal", "base_drift"]
+                             "base_alpha", "base_seasonal", "base_drift", "base_profile"]
     matrix, scaled = plan.series[plan.features].to_numpy("float32"), plan.series[SCALED].to_numpy("float32")
     starts = plan.index["start"].to_numpy()[::97]
     x, y = materialize(matrix, scaled, starts, lookback, horizon)
@@ -133,3 +133,17 @@ def test_smoothing_statistics_see_imputed_points_so_the_season_keeps_its_phase(s
         # drift is in scaled units: the same slope of the warped series
         assert got.drift * with_gaps.scalers.target.scale_[series_id] == \
             pytest.approx(expected.drift * plan.scalers.target.scale_[series_id])
+
+
+def test_an_incremental_plan_carries_the_profile_channel_of_whole_series(sample):
+    from forecasting.smoothing import PROFILE
+    from forecasting.windows import add_features, plan_increment
+
+    clean = clean_frame(sample)
+    last = clean["timestamp"].max()
+    base = plan_windows(clean[clean["timestamp"] <= last - pd.Timedelta(days=10)], "D", 28, 14, 0.2)
+    plan, featured = plan_increment(clean, base.series, base.scalers, set(), "D", 28, 14, 0.2)
+    assert featured == 10 * 10  # only the new days got features from scratch
+    ordered = clean.sort_values(["series_id", "timestamp"]).reset_index(drop=True)
+    whole, _ = add_features(ordered, base.scalers, "D")
+    np.testing.assert_allclose(plan.series[PROFILE].to_numpy(), whole[PROFILE].to_numpy(), rtol=1e-6)
