@@ -5,7 +5,7 @@ the backtest does it; the model's own SeasonalBase layer then forecasts each ser
 and the forecast is scored like the backtest's (MASE, seasonal-naive scale). No training: a full panel
 takes about a minute, so a change to the base can be measured before a 13-minute model backtest.
 
-    .venv/bin/python benchmarks/dev_base.py [--datasets m4_hourly taylor_30min] [--window-profile]
+    .venv/bin/python benchmarks/dev_base.py [--datasets m4_hourly taylor_30min] [--window-profile] [--gaps 7]
 
 `--window-profile`: the base's profile from the window's own periods (the base before the profile
 channel) instead of the `base_profile` channel.
@@ -28,7 +28,7 @@ import devpanel  # noqa: E402
 from dev_backtest import validated  # noqa: E402
 
 
-def base_scores(dataset, settings, window_profile: bool) -> list[float]:
+def base_scores(dataset, settings, window_profile: bool, gaps: int | None = None) -> list[float]:
     from forecasting.backtest import rolling_origins
     from forecasting.columns import SERIES_ID, TIMESTAMP, VALUE
     from forecasting.frequency import defaults_for
@@ -40,6 +40,8 @@ def base_scores(dataset, settings, window_profile: bool) -> list[float]:
 
     scores = []
     for run, rows in devpanel.runs(dataset):
+        if gaps is not None:
+            rows = devpanel.with_gaps(rows, seed=gaps)
         valid, freq = validated(rows, run, settings)
         _, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
         season = defaults_for(freq).season
@@ -77,6 +79,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="*", help="default: all")
     parser.add_argument("--window-profile", action="store_true", help="the profile from the window's own periods")
+    parser.add_argument("--gaps", type=int, metavar="SEED", help="knock seeded outages and single rows out of "
+                        "each series first (devpanel.with_gaps), as dev_backtest.py --gaps does")
     args = parser.parse_args()
     from forecasting.settings import Settings
 
@@ -84,7 +88,7 @@ def main() -> int:
         settings = Settings(data_dir=store)
         means = {}
         for dataset in devpanel.by_name(args.datasets):
-            scores = base_scores(dataset, settings, args.window_profile)
+            scores = base_scores(dataset, settings, args.window_profile, args.gaps)
             means[dataset.name] = float(np.nanmean(scores))
             print(f"{dataset.name:<16} base MASE {means[dataset.name]:.3f}  ({len(scores)} series x origins)", flush=True)
     print(f"{'mean':<16} base MASE {np.mean(list(means.values())):.3f}")

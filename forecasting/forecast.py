@@ -70,9 +70,10 @@ def published_by(rows: pd.DataFrame) -> dict[str, int]:
 def _model_rows(champion: ModelVersion, clean: pd.DataFrame, freq: str, base_only: bool = False) -> pd.DataFrame:
     config = champion.config
     ordered = clean.sort_values([SERIES_ID, TIMESTAMP], kind="stable")
-    scalers = champion.scalers.extend(ordered.groupby(SERIES_ID, sort=True).tail(config.lookback))  # a series
-    # new since training is scaled by its recent inputs; features of whole series, as in training (the
-    # base's profile channel reads each series' history from its first row), then each series' last window
+    # A series new since training is scaled by its recent inputs. Features are computed on whole series, as
+    # in training (the base's profile channel reads each series from its first row), then each series'
+    # last window is cut out.
+    scalers = champion.scalers.extend(ordered.groupby(SERIES_ID, sort=True).tail(config.lookback))
     featured = add_features(ordered, scalers, freq)[0].groupby(SERIES_ID, sort=True).tail(config.lookback)
     n_series = featured[SERIES_ID].nunique()
     x = featured[list(config.features)].to_numpy("float32").reshape(n_series, config.lookback, -1)
