@@ -29,11 +29,11 @@ from dev_backtest import validated  # noqa: E402
 
 
 def base_scores(dataset, settings, window_profile: bool, gaps: int | None = None) -> list[float]:
-    from forecasting.backtest import rolling_origins
-    from forecasting.columns import SERIES_ID, TIMESTAMP, VALUE
+    from forecasting.backtest import _score, rolling_origins
+    from forecasting.columns import SERIES_ID, TIMESTAMP
+    from forecasting.forecast import _rows
     from forecasting.frequency import defaults_for
     from forecasting.gapfill import gapfill
-    from forecasting.metrics import mase
     from forecasting.model.config import ModelConfig
     from forecasting.model.network import SeasonalBase
     from forecasting.windows import longest_length, plan_windows, resolve_sizes
@@ -56,23 +56,12 @@ def base_scores(dataset, settings, window_profile: bool, gaps: int | None = None
             windows = plan.series.groupby(SERIES_ID, sort=True).tail(lookback)
             ids = windows[SERIES_ID].to_numpy()[::lookback]
             x = windows[plan.features].to_numpy("float32").reshape(len(ids), lookback, -1)
-            forecasts = plan.scalers.target.unscale(ids, np.asarray(layer(x)))
-            truth = valid[valid[TIMESTAMP] > cut].set_index([SERIES_ID, TIMESTAMP])[VALUE]
-            for series_id, forecast, end in zip(ids, forecasts, windows[TIMESTAMP].to_numpy()[lookback - 1::lookback]):
-                stamps = [end + step for step in _steps(freq, horizon)]
-                actual = truth.reindex([(series_id, stamp) for stamp in stamps]).to_numpy()
-                observed = ~np.isnan(actual)
-                if observed.any():
-                    history = clean.loc[clean[SERIES_ID] == series_id, VALUE].to_numpy()
-                    scores.append(mase(actual[observed], forecast[observed], history, season))
+            point = plan.scalers.target.unscale(ids, np.asarray(layer(x)))
+            origins = windows[TIMESTAMP].to_numpy()[lookback - 1::lookback]
+            # Scored as the backtest scores a publication (observed points only, seasonal-naive scale).
+            published = _rows(ids, origins, point, point, point, freq, "seasonal-base")
+            scores += _score(published, valid[valid[TIMESTAMP] > cut], clean, cut, season)["mase"].tolist()
     return scores
-
-
-def _steps(freq: str, horizon: int):
-    import pandas as pd
-
-    offset = pd.tseries.frequencies.to_offset(freq)
-    return [offset * step for step in range(1, horizon + 1)]
 
 
 def main() -> int:
