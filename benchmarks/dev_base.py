@@ -60,7 +60,8 @@ def base_scores(dataset, settings, window_profile: bool, gaps: int | None = None
             origins = windows[TIMESTAMP].to_numpy()[lookback - 1::lookback]
             # Scored as the backtest scores a publication (observed points only, seasonal-naive scale).
             published = _rows(ids, origins, point, point, point, freq, "seasonal-base")
-            scores += _score(published, valid[valid[TIMESTAMP] > cut], clean, cut, season)["mase"].tolist()
+            scored = _score(published, valid[valid[TIMESTAMP] > cut], clean, cut, season)
+            scores += scored["mase"].tolist() if len(scored) else []  # none: an outage covers the test horizon
     return scores
 
 
