@@ -112,7 +112,8 @@ def with_profile(frame: pd.DataFrame, scalers: Scalers) -> pd.DataFrame:
     """`frame` (each series' rows together, in time order, from its first row) with the seasonal base's
     profile channel (forecasting/smoothing.py, PROFILE) computed from its scaled target; unchanged where the
     scalers' statistics predate the channel."""
-    profiles = scalers.smoothing.profiles(frame[SERIES_ID], frame[SCALED].to_numpy()) \
+    observed = ~frame[IMPUTED].to_numpy(dtype=bool) if IMPUTED in frame.columns else None
+    profiles = scalers.smoothing.profiles(frame[SERIES_ID], frame[SCALED].to_numpy(), observed) \
         if scalers.smoothing is not None else None
     return frame if profiles is None else frame.assign(**{PROFILE: profiles})
 
@@ -143,7 +144,8 @@ def plan_windows(clean: pd.DataFrame, freq: str, lookback: int, horizon: int, va
     cutoff = split_cutoff(series[TIMESTAMP], freq, horizon, val_fraction)
     defaults = defaults_for(freq)
     period = base_period(defaults.season, defaults.long_season, lookback)
-    smoothing = BaseSmoothing(period, horizon, lookback // period if period > 1 else 0, periods_per_year(freq))
+    smoothing = BaseSmoothing(period, horizon, lookback // period if period > 1 else 0, periods_per_year(freq),
+                              lookback=lookback)
     scalers = Scalers.fit(scaler_rows(series, cutoff, lookback), transform, covariate_columns(series))
     scalers.fit_smoothing(smoothing, scaler_rows(series, cutoff, lookback, observed_only=False))
     series, features = add_features(series, scalers, freq)

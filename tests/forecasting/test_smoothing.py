@@ -54,7 +54,7 @@ def test_statistics_round_trip_with_the_scalers_and_extend_to_new_series():
     rng = np.random.default_rng(2)
     frame = pd.DataFrame({SERIES_ID: np.repeat(["a", "b"], 200),
                           VALUE: np.concatenate([np.cumsum(rng.normal(size=200)) + 50, rng.normal(size=200) + 50])})
-    scalers = Scalers.fit(frame, "auto", []).fit_smoothing(BaseSmoothing(period=7, horizon=14, window_seasons=4, drift_span=20), frame)
+    scalers = Scalers.fit(frame, "auto", []).fit_smoothing(BaseSmoothing(period=7, horizon=14, window_seasons=4, drift_span=20, lookback=28), frame)
     restored = Scalers.from_dict(scalers.to_dict())
     np.testing.assert_array_equal(restored.smoothing.channels(["a", "b", "a"]), scalers.smoothing.channels(["a", "b", "a"]))
     assert restored.smoothing.series_["a"].alpha > restored.smoothing.series_["b"].alpha
@@ -148,3 +148,62 @@ def test_the_base_takes_its_profile_from_the_profile_channel():
     np.testing.assert_allclose(np.asarray(layer(x))[0], expected, rtol=1e-5, atol=1e-5)
     x[0, :, 2] = 0.0  # seasonal flag 0: no profile, whatever the channel says
     np.testing.assert_allclose(np.asarray(layer(x))[0], [window[-1]] * 9, rtol=1e-5, atol=1e-5)
+
+
+def test_the_numpy_base_is_the_layers_twin():
+    from forecasting.model.network import SeasonalBase
+    from forecasting.smoothing import base_forecast
+
+    rng = np.random.default_rng(7)
+    window, channel = rng.normal(size=30), rng.normal(size=30)  # 30 = 4 periods of 7 and 2 steps before them
+    layer = SeasonalBase(horizon=11, season=7, level_window=7, smoothing_channels=[1, 2, 3], profile_channel=4)
+    for alpha, seasonal, drift_ in ((0.2, 1.0, 0.1), (1.0, 1.0, 0.0), (0.5, 0.0, -0.3)):
+        stats = np.broadcast_to([alpha, seasonal, drift_], (30, 3))
+        x = np.concatenate([window[:, None], stats, channel[:, None]], axis=1)[None].astype("float32")
+        profile = x[0, -7:, 4].astype("float64") - x[0, -7:, 4].mean()
+        expected = base_forecast(x[0, :, 0], alpha, bool(seasonal), drift_, profile, 11)
+        np.testing.assert_allclose(np.asarray(layer(x))[0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_profile_weight_follows_what_forecast_the_latest_horizons_best():
+    from forecasting.smoothing import PROFILE_WEIGHT, choose_profile_weight
+
+    rng = np.random.default_rng(8)
+    shape = np.array([0.0, 3.0, -3.0, 1.0, -1.0, 2.0, -2.0])
+    statistics = SeriesSmoothing(alpha=0.2, seasonal=True, drift=0.0)
+    # A steady season under noise: a long average of each phase beats the latest week's copy.
+    steady = np.tile(shape, 60) + rng.normal(scale=1.0, size=420)
+    assert choose_profile_weight(steady, statistics, period=7, lookback=28, horizon=14) <= 0.3
+    # A season that changed shape eight weeks ago: the latest weeks are the season now.
+    changed = np.concatenate([np.tile(shape, 52), np.tile(-shape, 8)]) + rng.normal(scale=0.1, size=420)
+    assert choose_profile_weight(changed, statistics, period=7, lookback=28, horizon=14) == 1.0
+    # The change scored only on points a fill method imputed is no evidence: the steady choice stands.
+    observed = np.ones(420, bool)
+    observed[-56:] = False
+    hidden = np.concatenate([steady[:-56], changed[-56:]])
+    assert choose_profile_weight(hidden, statistics, 7, 28, 14, observed) == \
+        choose_profile_weight(steady[:-56], statistics, 7, 28, 14)
+    # No profile in the base, or too short to score a horizon: the fixed weight.
+    assert choose_profile_weight(changed, SeriesSmoothing(0.2, False, 0.0), 7, 28, 14) == PROFILE_WEIGHT
+    assert choose_profile_weight(changed[:40], statistics, 7, 28, 14) == PROFILE_WEIGHT
+
+
+def test_the_profile_weight_is_chosen_per_series_and_saved_versions_keep_theirs():
+    from forecasting.smoothing import PROFILE_WEIGHTS, profile_channel
+
+    rng = np.random.default_rng(9)
+    shape = np.array([0.0, 3.0, -3.0, 1.0, -1.0, 2.0, -2.0])
+    steady = np.tile(shape, 60) + rng.normal(scale=1.0, size=420)
+    changed = np.concatenate([np.tile(shape, 52), np.tile(-shape, 8)]) + rng.normal(scale=0.1, size=420)
+    smoothing = BaseSmoothing(period=7, horizon=14, window_seasons=4, drift_span=1000, lookback=28)
+    smoothing.series_ = {"steady": SeriesSmoothing(0.2, True, 0.0), "changed": SeriesSmoothing(0.2, True, 0.0)}
+    channels = smoothing.profiles(np.repeat(["steady", "changed"], 420), np.concatenate([steady, changed]))
+    np.testing.assert_allclose(channels[420:], profile_channel(changed, 7, 1.0), rtol=1e-6)
+    assert not np.allclose(channels[:420], profile_channel(steady, 7, 1.0))
+    restored = BaseSmoothing.from_dict(smoothing.to_dict())
+    assert restored.profile_weight == PROFILE_WEIGHTS and restored.lookback == 28
+    # A version saved with one weight for every series keeps it.
+    fixed = BaseSmoothing.from_dict({**smoothing.to_dict(), "profile_weight": 0.3})
+    np.testing.assert_allclose(fixed.profiles(["changed"] * 420, changed), profile_channel(changed, 7, 0.3), rtol=1e-6)
+    with pytest.raises(ValueError, match="lookback"):
+        BaseSmoothing(period=7, horizon=14, window_seasons=4, drift_span=1000)
