@@ -36,11 +36,20 @@ class FrequencyDefaults:
     max_gap: int = 14
 
     def sizes_for(self, longest: int) -> "FrequencyDefaults":
-        """These defaults, with the window cut to what the recurrent layers read when the longest series
-        is shorter than two full windows (too few windows of the full length to train on)."""
-        if self.recurrent_lookback is None or longest >= 2 * self.lookback:
+        """These defaults, with a shorter window when the longest series is shorter than two full windows
+        (too few windows of the full length to train on): what the recurrent layers read where the frequency
+        sets that, else half the window, but not below the two seasons the seasonal base needs for a profile
+        where the full window holds them (monthly windows keep their two years). On the development panel
+        an 80-week M4 series had no training window at any cut with the 52-week window and published
+        seasonal naive (MASE 0.673); with 26 weeks the model trained (0.589; AutoETS 0.632)."""
+        if longest >= 2 * self.lookback:
             return self
-        return replace(self, lookback=self.recurrent_lookback)
+        if self.recurrent_lookback is not None:
+            return replace(self, lookback=self.recurrent_lookback)
+        shorter = self.lookback // 2
+        if self.season > 1 and self.lookback >= 2 * self.season:
+            shorter = max(shorter, 2 * self.season)
+        return self if shorter >= self.lookback else replace(self, lookback=shorter)
 
 
 # Recurrent lookbacks set the cost of every training step on a 2-core CPU. Hourly data's recurrent layers

@@ -179,7 +179,10 @@ def test_sub_daily_frequencies_default_to_a_day_as_season_and_horizon_and_two_we
     assert (thirty.season, thirty.horizon, thirty.lookback, thirty.recurrent_lookback) == (48, 48, 672, 144)
     # Series too short for two full windows get windows of the recurrent lookback instead
     assert hourly.sizes_for(671).lookback == 168 and hourly.sizes_for(672).lookback == 336
-    assert defaults_for("D").sizes_for(30) == defaults_for("D")  # daily windows are one length
+    # Elsewhere half the window, keeping the two seasons the base's profile needs where the window has them
+    assert defaults_for("D").sizes_for(55).lookback == 14 and defaults_for("D").sizes_for(56) == defaults_for("D")
+    assert defaults_for("7D").sizes_for(80).lookback == 26  # 52 weeks never held two yearly seasons
+    assert defaults_for("MS").sizes_for(40) == defaults_for("MS")  # 12 months would lose the profile
     assert (defaults_for("D").max_gap, hourly.max_gap, thirty.max_gap) == (14, 48, 96)  # sub-daily: two days
     assert defaults_for("15min").season == 96 and defaults_for("7min").season == 1  # 7 minutes do not divide a day
 
