@@ -52,7 +52,11 @@ class Settings(BaseSettings):
         "password.")
     horizon: int | None = Field(None, ge=1, le=1000, description="Steps to forecast; default by frequency.")
     lookback: int | None = Field(None, ge=2, le=5000, description="Input window length (what the seasonal base "
-                                 "reads); default by frequency: two weeks for hourly data, 28 days for daily.")
+                                 "reads); default by frequency: two weeks for hourly data, 28 days for daily, 52 "
+                                 "weeks for weekly, 24 months for monthly; where the longest series is shorter "
+                                 "than two such windows, a shorter one (sub-daily: the recurrent lookback; else "
+                                 "half, keeping two seasons where the window has them: daily 14, weekly 26, "
+                                 "monthly unchanged).")
     recurrent_lookback: int | None = Field(
         None, ge=2, le=5000, description="The most recent steps of each window the recurrent layers read; default "
         "by frequency: a week of hourly data's two-week windows, else the whole window.")
