@@ -10,8 +10,8 @@ from forecasting.model.config import ModelConfig
 from forecasting.model.training import calibrate, fit_model
 from forecasting.model.version import ModelVersion
 from forecasting.metrics import seasonal_naive
-from forecasting.promotion import candidate_scores, challenge, decide, holdout_starts, published_mase, series_choices, \
-    window_mase
+from forecasting.promotion import base_clearly_better, candidate_scores, challenge, decide, holdout_starts, \
+    independence, published_mase, series_choices, window_mase
 from forecasting.windows import SPLIT, START, VALIDATION, WindowSource, plan_windows
 
 pytestmark = pytest.mark.xdist_group("test_promotion")  # one worker: its module fixtures run once
@@ -95,16 +95,41 @@ def test_a_series_falls_back_where_seasonal_naive_beat_the_model_to_its_seasonal
               "base": np.array([1.5] * 4 + [1.8] * 4 + [1.0] * 4 + [nan] * 4 + [0.5] * 4 + [nan] * 4),
               "seasonal-naive": np.array([2.0] * 4 + [1.0, 1.0, 1.0, 1.5] + [1.2] * 4 + [nan] * 4 + [1.2] * 4
                                          + [1.0] * 4)}
-    choices = series_choices(series, starts, scores).set_index("series_id")
+    choices = series_choices(series, starts, scores, independent=1 / 14).set_index("series_id")
     # b: naive beat the model, so it falls back, to its base although naive beat the base too (the holdout
     # decides whether the model stands, not between fallbacks); c: naive tied the model, so it falls back;
     # d has no finite score (no scale): the model; e: the model beat naive, so it publishes although its base
-    # scored better (no model-vs-base pick); f: the base has no score, so seasonal naive.
+    # scored better (4 daily windows a step apart, 14-step horizon: no evidence); f: the base has no score,
+    # so seasonal naive.
     assert choices["choice"].to_dict() == {"a": "model", "b": "base", "c": "base", "d": "model", "e": "model",
                                            "f": "seasonal-naive"}
     assert choices.loc["b", "seasonal-naive_mase"] == pytest.approx(1.125)
     published = published_mase(choices.reset_index(), series, starts, scores)
     assert published == pytest.approx(np.mean([1.0] * 4 + [1.8] * 4 + [1.0] * 4 + [1.1] * 4 + [1.0] * 4))
+
+
+def test_the_model_gives_way_to_its_base_only_where_the_base_beat_it_clearly():
+    rng = np.random.default_rng(0)
+    days = 16
+    series = pd.DataFrame({"series_id": np.repeat(list("abc"), days)})
+    noise = rng.normal(0.0, 0.05, 3 * days)
+    model = np.concatenate([np.full(days, 0.30), np.full(days, 0.30), np.full(days, 0.30)]) + noise
+    # a: the base better by 0.1 in every window; b: better by 0.01 on average, with window-to-window noise
+    # ten times that; c: worse.
+    base = np.concatenate([model[:days] - 0.1, 0.29 + rng.normal(0.0, 0.1, days), model[2 * days:] + 0.1])
+    scores = {"model": model, "base": base, "seasonal-naive": np.full(3 * days, 1.0)}
+    choices = series_choices(series, np.arange(3 * days), scores, independent=1.0).set_index("series_id")
+    assert choices["choice"].to_dict() == {"a": "base", "b": "model", "c": "model"}
+    # The same scores from windows that share most of their targets are no evidence.
+    overlapping = series_choices(series, np.arange(3 * days), scores, independent=1 / 14)
+    assert set(overlapping["choice"]) == {"model"}
+    clear = base_clearly_better(series["series_id"].to_numpy(), model, base, 1.0)
+    assert clear.to_dict() == {"a": True, "b": False, "c": False}
+
+
+def test_holdout_windows_a_day_apart_are_independent_for_sub_daily_data_only():
+    assert independence("h", 24) == 1.0 and independence("30min", 48) == 1.0
+    assert independence("D", 14) == pytest.approx(1 / 14)
 
 
 def test_without_a_seasonal_base_the_choice_is_between_model_and_seasonal_naive():
