@@ -38,6 +38,9 @@ class Verdict:
     model_mase: float | None = None  # the challenger's model on every series, before any fallback
     fallback_series: list[str] = field(default_factory=list)  # series published by seasonal naive
     base_series: list[str] = field(default_factory=list)  # series published by the model's seasonal base
+    # The base_series that publish the base because it beat the model clearly (not because seasonal naive
+    # beat the model; see series_choices).
+    clear_base_series: list[str] = field(default_factory=list)
     series: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -146,11 +149,14 @@ def series_choices(series: pd.DataFrame, starts: np.ndarray, scores: dict[str, n
     model, base, naive = score(MODEL), score(BASE), score(NAIVE)
     unscored = ~np.isfinite(model) & ~np.isfinite(naive)
     choice = np.where((model < naive) | unscored, MODEL, np.where(np.isfinite(base), BASE, NAIVE))
+    clear = np.zeros(len(per_series), bool)
     if BASE in scores:
-        clear = base_clearly_better(frame[SERIES_ID].to_numpy(), scores[MODEL], scores[BASE], independent)
-        choice = np.where((choice == MODEL) & clear.reindex(per_series.index, fill_value=False).to_numpy(), BASE,
-                          choice)
+        clear = (choice == MODEL) & base_clearly_better(frame[SERIES_ID].to_numpy(), scores[MODEL], scores[BASE],
+                                                        independent).reindex(per_series.index, fill_value=False)
+        clear = clear.to_numpy(bool)
+        choice = np.where(clear, BASE, choice)
     per_series["choice"] = choice.astype(object)
+    per_series["base_clearly_better"] = clear
     return per_series.reset_index()
 
 
@@ -219,7 +225,8 @@ def challenge(model: Any, interval: dict[str, Any], scalers: Scalers, champion: 
                      champion.version if champion is not None else None, note)
     chosen = {name: sorted(map(str, choices.loc[choices["choice"] == name, SERIES_ID])) for name in CANDIDATES}
     return replace(verdict, model_mase=mean_score(scores[MODEL]), series=len(choices),
-                   fallback_series=chosen[NAIVE], base_series=chosen[BASE])
+                   fallback_series=chosen[NAIVE], base_series=chosen[BASE],
+                   clear_base_series=sorted(map(str, choices.loc[choices["base_clearly_better"], SERIES_ID])))
 
 
 def independence(freq: str, horizon: int) -> float:

@@ -125,6 +125,7 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training_fingerprint": fingerprint, "promoted": verdict.promote, "decision": verdict.reason,
         "fallback_series": verdict.fallback_series, "base_series": verdict.base_series,
+        "clear_base_series": verdict.clear_base_series,
         "warm_start": warm,
     }
     path = save_version(settings.data_dir / "models", version, model, scalers, metadata,
@@ -132,6 +133,12 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
     (log.info if verdict.promote else log.warning)("Model %s %s: %s", version,
                                                    "promoted to champion" if verdict.promote else "not promoted",
                                                    verdict.reason)
+    if verdict.base_series:
+        clear = verdict.clear_base_series
+        log.info("%d series publish the model's seasonal base alone: %d where seasonal naive beat the model on "
+                 "their holdout, %d where the base beat it clearly%s", len(verdict.base_series),
+                 len(verdict.base_series) - len(clear), len(clear),
+                 f" ({', '.join(clear[:10])}{', ...' if len(clear) > 10 else ''})" if clear else "")
     return Trained(model_version=version, model_path=str(path), device=device, promoted=verdict.promote,
                    champion_version=version if verdict.promote else (champion.version if champion else None),
                    warm_start=warm, decision=verdict.reason, holdout=verdict.as_dict(),

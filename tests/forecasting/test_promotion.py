@@ -120,6 +120,7 @@ def test_the_model_gives_way_to_its_base_only_where_the_base_beat_it_clearly():
     scores = {"model": model, "base": base, "seasonal-naive": np.full(3 * days, 1.0)}
     choices = series_choices(series, np.arange(3 * days), scores, independent=1.0).set_index("series_id")
     assert choices["choice"].to_dict() == {"a": "base", "b": "model", "c": "model"}
+    assert choices["base_clearly_better"].to_dict() == {"a": True, "b": False, "c": False}
     # The same scores from windows that share most of their targets are no evidence.
     overlapping = series_choices(series, np.arange(3 * days), scores, independent=1 / 14)
     assert set(overlapping["choice"]) == {"model"}
@@ -146,6 +147,7 @@ def test_a_challenger_losing_on_some_series_lists_them_as_fallback(trained):
     ids = set(plan.series["series_id"].astype(str))
     assert set(verdict.fallback_series) <= ids and set(verdict.base_series) <= ids
     assert not set(verdict.fallback_series) & set(verdict.base_series)
+    assert set(verdict.clear_base_series) <= set(verdict.base_series)
     # Exactly the series on whose holdout windows seasonal naive scored no worse than the model fall back;
     # this model has no seasonal base (ModelConfig's default base is the level), so to seasonal naive.
     starts = holdout_starts(plan.series, plan.index, 7)
