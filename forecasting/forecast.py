@@ -2,14 +2,14 @@
 
 The champion model forecasts all `horizon` steps from the last `lookback` points of every series that
 has them; its calibrated quantiles give the interval. Series where seasonal naive beat the champion on
-their holdout, or its seasonal base clearly did, publish its seasonal base alone (its `base_series`: the base with the model's interval
-moved onto it, `model_version = "<version>:seasonal-base"`), or seasonal naive where the model has no base
-(its `fallback_series`; see forecasting/promotion.py, series_choices). Series shorter than the lookback,
-series in `fallback_series`, or every series when there is no champion yet, get the documented
-fallback: seasonal naive (the last season repeated; the last value when there is less than a season),
-with an interval from the series' own in-sample seasonal-naive errors, widened with the number of
-seasons ahead. Such rows carry `model_version = "seasonal-naive"`. Forecasts of series that have never
-been negative are clipped at 0.
+their holdout, or its seasonal base clearly did, publish its seasonal base alone (its `base_series`: the
+base with the model's interval moved onto it, `model_version = "<version>:seasonal-base"`), or seasonal
+naive where the model has no base (its `fallback_series`; see forecasting/promotion.py, series_choices).
+Series shorter than the lookback, series in `fallback_series`, or every series when there is no champion
+yet, get the documented fallback: seasonal naive (the last season repeated; the last value when there is
+less than a season), with an interval from the series' own in-sample seasonal-naive errors, widened with
+the number of seasons ahead. Such rows carry `model_version = "seasonal-naive"`. Forecasts of series that
+have never been negative are clipped at 0.
 Output rows follow the contract (README, "Data contract"); tasks/publish.py writes them.
 """
 
