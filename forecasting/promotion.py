@@ -151,9 +151,8 @@ def series_choices(series: pd.DataFrame, starts: np.ndarray, scores: dict[str, n
     choice = np.where((model < naive) | unscored, MODEL, np.where(np.isfinite(base), BASE, NAIVE))
     clear = np.zeros(len(per_series), bool)
     if BASE in scores:
-        clear = (choice == MODEL) & base_clearly_better(frame[SERIES_ID].to_numpy(), scores[MODEL], scores[BASE],
-                                                        independent).reindex(per_series.index, fill_value=False)
-        clear = clear.to_numpy(bool)
+        evidence = base_clearly_better(frame[SERIES_ID].to_numpy(), scores[MODEL], scores[BASE], independent)
+        clear = (choice == MODEL) & evidence.reindex(per_series.index, fill_value=False).to_numpy(bool)
         choice = np.where(clear, BASE, choice)
     per_series["choice"] = choice.astype(object)
     per_series["base_clearly_better"] = clear
