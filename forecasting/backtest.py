@@ -80,7 +80,8 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
         # Without training and validation windows every series gets the fallback, as the daily run does.
         if source is not None and source.count(TRAIN) and source.count(VALIDATION):
             config = ModelConfig.from_settings(settings, lookback=lookback, horizon=horizon,
-                                               features=plan.features, frequency=freq)
+                                               features=plan.features, frequency=freq,
+                                               series=int(plan.series[SERIES_ID].nunique()))
             started = time.perf_counter()
             model, facts = fit_model(config, source, max_epochs=settings.max_epochs, patience=settings.patience,
                                      lr_patience=settings.lr_patience)

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     cell: Literal["lstm", "gru"] = Field("lstm", description="Recurrent cell type.")
     units: int = Field(32, ge=1, description="Units per recurrent layer.")
     layers: int = Field(2, ge=1, le=8, description="Stacked recurrent layers.")
+    ensemble_members: int | None = Field(
+        None, ge=1, le=10, description="Networks trained from different seeds whose forecasts (each quantile) are "
+        "averaged; default: 3 where the run trains on a single series (one network on one series' windows is one "
+        "draw of its seed), else 1 (a panel's network learns from many series; three did not pay on one).")
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout after each recurrent layer.")
     l1: float = Field(0.0, ge=0.0, description="L1 penalty on recurrent layer weights.")
     l2: float = Field(0.0, ge=0.0, description="L2 penalty on recurrent layer weights.")

@@ -42,7 +42,7 @@ def metrics_markdown(summaries: dict[str, Any], published: Published) -> str:
         f"| published by | {published.model_version} |",
         f"| decision | {train.decision} |",
         f"| device | {train.device} |",
-        f"| epochs (best) | {train.epochs_run} ({train.best_epoch}) |",
+        f"| epochs (best) | {_epochs(train)} |",
         f"| validation loss (pinball, scaled) | {_number(train.val_loss, 4)} |",
         f"| interval coverage on validation (calibrated) | {_number(train.interval_val_coverage, 3)} |",
         f"| explanations (validation windows, seconds) | {_explained(summaries.get('explain'))} |",
@@ -53,6 +53,12 @@ def metrics_markdown(summaries: dict[str, Any], published: Published) -> str:
         *[f"| {name} | {seconds:.2f} |" for name, seconds in durations.items()],
     ]
     return "\n".join(lines)
+
+
+def _epochs(train: Trained) -> str:
+    if train.best_epoch is None and train.epochs_run:  # an ensemble: each network stopped at its own best
+        return f"{train.epochs_run} over the ensemble's networks"
+    return f"{train.epochs_run} ({train.best_epoch})"
 
 
 def _explained(explained: Explained | None) -> str:

@@ -75,7 +75,8 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
     folder = files.as_path(windows.folder)
     as_of = pd.Timestamp(validated.as_of)
     config = ModelConfig.from_settings(settings, lookback=windows.lookback, horizon=windows.horizon,
-                                       features=windows.features, frequency=windows.frequency)
+                                       features=windows.features, frequency=windows.frequency,
+                                       series=windows.series)
     fingerprint = training_fingerprint(folder, config, settings)
     earlier = find_trained(settings.data_dir / "models", fingerprint)
     if earlier is not None:  # a rerun of the same as-of on the same data: the same model, not a new one
@@ -98,6 +99,10 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
              if warm else f"Full retrain ({retrain_reason})", source.count(TRAIN), source.count(VALIDATION),
              f"; per epoch {min(settings.warm_windows_per_epoch, source.count(TRAIN))}, the {int(unseen.sum())} "
              "the champion has not trained on first" if unseen is not None else "")
+    if config.members > 1:
+        log.info("An ensemble of %d networks (seeds %s), each trained in turn, their forecasts averaged%s",
+                 config.members, ", ".join(map(str, config.member_seeds())),
+                 "" if settings.ensemble_members else ": the default for a run on a single series")
     model, facts = fit_model(config, source, max_epochs=settings.warm_epochs if warm else settings.max_epochs,
                              patience=settings.patience, lr_patience=settings.lr_patience,
                              initial_weights=champion.model.get_weights() if warm else None, log=log,

@@ -11,6 +11,10 @@ from forecasting.settings import Settings
 from forecasting.smoothing import CHANNELS as SMOOTHING_CHANNELS
 from forecasting.smoothing import PROFILE
 
+SINGLE_SERIES_MEMBERS = 3
+# Members' seeds lie this far apart, so their layers' per-layer seeds (seed + layer) never coincide.
+MEMBER_SEED_STRIDE = 1000
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -38,13 +42,17 @@ class ModelConfig:
     # Versions saved before these existed read the whole window with the network and had one season.
     long_season: int = 0
     recurrent_lookback: int | None = None
+    # Versions saved before ensembles existed were one network.
+    members: int = 1
 
     ARCHITECTURE = ("lookback", "horizon", "features", "quantiles", "cell", "units", "layers", "level_window",
-                    "base", "season", "long_season", "recurrent_lookback")
+                    "base", "season", "long_season", "recurrent_lookback", "members")
 
     @classmethod
     def from_settings(cls, settings: Settings, *, lookback: int, horizon: int, features: list[str],
-                      frequency: str) -> "ModelConfig":
+                      frequency: str, series: int | None = None) -> "ModelConfig":
+        """The config a run trains with; `series` (how many series it trains on, None: unknown) sets the
+        default ensemble size (see ensemble_size)."""
         defaults = defaults_for(frequency)
         recurrent = min(lookback, settings.recurrent_lookback or defaults.recurrent_lookback or lookback)
         return cls(lookback=lookback, horizon=horizon, features=tuple(features),
@@ -54,7 +62,7 @@ class ModelConfig:
                    batch_size=settings.batch_size, seed=settings.seed,
                    max_windows_per_epoch=settings.max_windows_per_epoch, max_val_windows=settings.max_val_windows,
                    base=settings.model_base, season=defaults.season, long_season=defaults.long_season,
-                   recurrent_lookback=recurrent)
+                   recurrent_lookback=recurrent, members=ensemble_size(settings, series))
 
     def architecture(self) -> dict[str, Any]:
         return {name: _plain(getattr(self, name)) for name in self.ARCHITECTURE}
@@ -69,15 +77,28 @@ class ModelConfig:
         return cls(**known)
 
     def build(self) -> Any:
-        from forecasting.model.network import build_forecaster  # Keras: imported when a model is built
+        """The compiled forecaster; with several members, the ensemble that averages them (each member compiled
+        for its own training, see fit_model)."""
+        from forecasting.model.network import build_ensemble, build_forecaster  # Keras: imported when built
 
-        return build_forecaster(lookback=self.lookback, horizon=self.horizon, n_features=len(self.features),
-                                quantiles=self.quantiles, cell=self.cell, units=self.units, layers=self.layers,
-                                dropout=self.dropout, l1=self.l1, l2=self.l2, learning_rate=self.learning_rate,
-                                level_window=self.level_window, seed=self.seed, base=self.base,
-                                season=self.season, long_season=self.long_season,
-                                recurrent_lookback=self.recurrent_lookback,
-                                smoothing_channels=self.smoothing_channels(), profile_channel=self.profile_channel())
+        def member(seed: int, name: str | None) -> Any:
+            return build_forecaster(lookback=self.lookback, horizon=self.horizon, n_features=len(self.features),
+                                    quantiles=self.quantiles, cell=self.cell, units=self.units, layers=self.layers,
+                                    dropout=self.dropout, l1=self.l1, l2=self.l2, learning_rate=self.learning_rate,
+                                    level_window=self.level_window, seed=seed, base=self.base,
+                                    season=self.season, long_season=self.long_season,
+                                    recurrent_lookback=self.recurrent_lookback,
+                                    smoothing_channels=self.smoothing_channels(),
+                                    profile_channel=self.profile_channel(), name=name)
+
+        if self.members == 1:
+            return member(self.seed, None)
+        return build_ensemble([member(seed, f"member_{k}") for k, seed in enumerate(self.member_seeds(), start=1)])
+
+    def member_seeds(self) -> list[int]:
+        """Each member's seed (weights, dropout, window order): the first is `seed` itself, so a one-member
+        model is the network the seed always built."""
+        return [self.seed + MEMBER_SEED_STRIDE * k for k in range(self.members)]
 
     def smoothing_channels(self) -> list[int] | None:
         """Positions of the smoothing statistics among the input channels; None where the features lack them
@@ -90,6 +111,20 @@ class ModelConfig:
         """Position of the seasonal base's profile channel among the input channels; None where the features
         lack it (versions saved before it existed: their base averages the window's own periods)."""
         return self.features.index(PROFILE) if PROFILE in self.features else None
+
+
+def ensemble_size(settings: Settings, series: int | None) -> int:
+    """Networks to train and average: `ensemble_members` where set, else SINGLE_SERIES_MEMBERS for a run on
+    one series and 1 otherwise.
+
+    A network trained on one series' windows is one draw of its seed: on the development panel's M4 daily
+    series the seed alone moved MASE between 0.710 and 0.725, and three averaged networks scored 0.708
+    (one: 0.725) at about three times the training time. On a panel the network learns from many series;
+    three on the 10-series Wikipedia panel scored 0.767 against one network's 0.763, at 2.2 times the time.
+    """
+    if settings.ensemble_members is not None:
+        return settings.ensemble_members
+    return SINGLE_SERIES_MEMBERS if series == 1 else 1
 
 
 def quantiles_for(level: float) -> tuple[float, float, float]:

@@ -201,7 +201,7 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
                      base: Base = "level", season: int = 1, long_season: int = 0,
                      recurrent_lookback: int | None = None,
                      smoothing_channels: Sequence[int] | None = None,
-                     profile_channel: int | None = None) -> keras.Model:
+                     profile_channel: int | None = None, name: str | None = None) -> keras.Model:
     """Compiled model mapping [batch, lookback, n_features] to [batch, horizon, len(quantiles)] (scaled).
 
     cell: "lstm" or "gru"; units: cells per layer; layers: stacked recurrent layers; dropout: rate after
@@ -213,7 +213,8 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     (None: all), while the seasonal base reads the whole window; smoothing_channels: the input channels of
     the series' smoothing statistics (alpha, seasonal flag, drift; forecasting/smoothing.py) the seasonal base
     follows (None: the mean of the last `level_window` steps and always the profile); profile_channel: the
-    input channel of the base's seasonal profile (None: the average of the window's periods).
+    input channel of the base's seasonal profile (None: the average of the window's periods); name: the
+    model's name (default `<cell>_forecaster`; an ensemble's members need their own).
     """
     if cell not in ("lstm", "gru"):
         raise ValueError(f"cell must be 'lstm' or 'gru', not {cell!r}")
@@ -253,14 +254,35 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
         outputs = AddBase(name="add_base", dtype="float32")([x, forecast])
     else:
         outputs = RestoreLevel(level_window, name="restore_level", dtype="float32")([x, history])
-    model = keras.Model(history, outputs, name=f"{cell}_forecaster")
+    model = keras.Model(history, outputs, name=name or f"{cell}_forecaster")
     compile_forecaster(model, quantiles, learning_rate)
     return model
 
 
+def build_ensemble(members: Sequence[keras.Model]) -> keras.Model:
+    """One model whose output is the average of its members' outputs (each [batch, horizon, quantiles]).
+
+    The members are trained one by one (forecasting/model/training.py); this model shares their layers,
+    so it holds their trained weights, saves and loads as one file and predicts like a single forecaster.
+    Averaging the quantiles themselves (not the members' losses) keeps the interval calibratable as one.
+    """
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+    history = keras.Input(shape=tuple(members[0].inputs[0].shape[1:]), name="history")
+    outputs = keras.layers.Average(name="member_average", dtype="float32")([member(history) for member in members])
+    return keras.Model(history, outputs, name="ensemble_forecaster")
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The forecasters a model averages: an ensemble's members, or the model itself."""
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return members or [model]
+
+
 def seasonal_base_of(model: keras.Model) -> keras.layers.Layer | None:
-    """The model's SeasonalBase layer; None for models built with the level base."""
-    return next((layer for layer in model.layers if isinstance(layer, SeasonalBase)), None)
+    """The model's SeasonalBase layer (an ensemble's members share one definition: the first member's);
+    None for models built with the level base."""
+    return next((layer for layer in ensemble_members(model)[0].layers if isinstance(layer, SeasonalBase)), None)
 
 
 def compile_forecaster(model: keras.Model, quantiles: Sequence[float], learning_rate: float) -> None:
@@ -268,7 +290,9 @@ def compile_forecaster(model: keras.Model, quantiles: Sequence[float], learning_
 
 
 def recurrent_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))]
+    """Every recurrent layer of the model (of all its members, for an ensemble)."""
+    return [layer for member in ensemble_members(model) for layer in member.layers
+            if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))]
 
 
 def is_cudnn_eligible(layer: keras.layers.Layer) -> bool:

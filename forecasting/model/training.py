@@ -24,14 +24,15 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
     validation window each epoch cost more than the epoch's training on 1,000 series); returns (model,
     facts). Best validation weights are restored.
 
+    An ensemble (config.members > 1) trains its members one after another, each from its own seed (weights,
+    dropout and window order) with its own early stopping, and returns the model that averages them.
+
     devices: where to train; several are mirrored (data-parallel), None means every visible GPU.
     mixed_precision: float16 compute, for GPUs with tensor cores.
     max_windows, priority: training windows per epoch (default: the config's cap) and a mask of windows
     that go into that sample first (see WindowDataset).
     """
-    import keras
-
-    from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
+    from forecasting.model.network import ensemble_members  # Keras: imported when training starts
 
     seed_everything(config.seed)
     devices = gpu_devices() if devices is None else devices
@@ -39,6 +40,32 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
         model = config.build()
         if initial_weights is not None:
             model.set_weights(initial_weights)
+    started = time.perf_counter()
+    runs = []
+    members = ensemble_members(model)
+    for number, (member, seed) in enumerate(zip(members, config.member_seeds()), start=1):
+        if log is not None and len(members) > 1:
+            log.info("Training network %d of %d (seed %d)", number, len(members), seed)
+        if number > 1:  # the first trains from the state seeded above, as a single network always has
+            seed_everything(seed)
+        runs.append(_fit_member(member, seed, config, source, max_epochs=max_epochs, patience=patience,
+                                lr_patience=lr_patience, log=log, max_windows=max_windows, priority=priority))
+    seconds = time.perf_counter() - started
+    facts = {**(_member_facts(runs[0]) if len(runs) == 1 else _ensemble_facts(model, config, source, runs)),
+             "devices": replicas(devices), "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
+             "train_windows_per_s": round(sum(run["windows"] for run in runs) / max(seconds, 1e-9), 1)}
+    return model, facts
+
+
+def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSource, *, max_epochs: int,
+                patience: int, lr_patience: int, log: Any, max_windows: int | None,
+                priority: np.ndarray | None) -> dict[str, Any]:
+    """Train one network (in place), its windows in the order `seed` draws; returns its validation-loss
+    history and how many windows it trained on."""
+    import keras
+
+    from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
+
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
@@ -46,27 +73,51 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
     ]
     if log is not None:
         callbacks.append(epoch_logger(log, max_epochs))
-    started = time.perf_counter()
-    train = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=config.seed,
+    train = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=seed,
                           max_windows=max_windows or config.max_windows_per_epoch, priority=priority)
     if not train.per_pass:
         raise PipelineError("no training windows: every series is shorter than lookback + horizon "
                             f"({config.lookback} + {config.horizon}) before the validation period")
     # shuffle=False: the dataset orders each epoch itself, from its seed (see WindowDataset for why).
-    history = model.fit(train, steps_per_epoch=train.batches_per_epoch, shuffle=False,
-                        validation_data=WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False,
-                                                      seed=config.seed, max_windows=config.max_val_windows),
-                        epochs=max_epochs, verbose=0, callbacks=callbacks)
-    seconds = time.perf_counter() - started
+    history = member.fit(train, steps_per_epoch=train.batches_per_epoch, shuffle=False,
+                         validation_data=WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False,
+                                                       seed=config.seed, max_windows=config.max_val_windows),
+                         epochs=max_epochs, verbose=0, callbacks=callbacks)
     val_losses = np.asarray(history.history.get("val_loss", [np.nan]), dtype="float64")
+    return {"seed": seed, "val_losses": val_losses, "windows": train.per_pass * len(val_losses),
+            "diverged": bool(not np.all(np.isfinite(history.history.get("loss", [np.nan]))))}
+
+
+def _member_facts(run: dict[str, Any]) -> dict[str, Any]:
+    """epochs_run, best_epoch, val_loss (of the restored best weights) and diverged, for one network."""
+    val_losses = run["val_losses"]
     finite = np.isfinite(val_losses)
     best = int(np.nanargmin(np.where(finite, val_losses, np.inf))) if finite.any() else 0
-    facts = {"epochs_run": len(val_losses), "best_epoch": best + 1,
-             "val_loss": float(val_losses[best]) if finite.any() else float("nan"),
-             "diverged": bool(not np.all(np.isfinite(history.history.get("loss", [np.nan])))),
-             "devices": replicas(devices), "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
-             "train_windows_per_s": round(train.per_pass * len(val_losses) / max(seconds, 1e-9), 1)}
-    return model, facts
+    return {"epochs_run": len(val_losses), "best_epoch": best + 1,
+            "val_loss": float(val_losses[best]) if finite.any() else float("nan"), "diverged": run["diverged"]}
+
+
+def _ensemble_facts(model: Any, config: ModelConfig, source: WindowSource, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """An ensemble's facts: epochs summed over members (the work done), the best epoch of none (each member
+    has its own, listed under `members`), the averaged model's own validation loss on the same validation
+    sample its members stopped on, and diverged where any member did."""
+    from forecasting.model.dataset import WindowDataset
+    from forecasting.model.network import PinballLoss
+
+    per_member = [{"seed": run["seed"], **_member_facts(run)} for run in runs]
+    loss = PinballLoss(config.quantiles)
+    validation = WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False, seed=config.seed,
+                               max_windows=config.max_val_windows)
+    total, count = 0.0, 0.0
+    for index in range(validation.num_batches):
+        x, y, *weights = validation[index]  # weights (imputed targets: 0) only where the data has imputed points
+        weights = weights[0] if weights else None
+        losses = np.asarray(loss.call(y, model(x, training=False)), dtype="float64")  # [batch, horizon]
+        weights = np.ones_like(losses) if weights is None else np.asarray(weights, dtype="float64")
+        total, count = total + float(np.sum(losses * weights)), count + float(np.sum(weights))
+    return {"epochs_run": sum(m["epochs_run"] for m in per_member), "best_epoch": None,
+            "val_loss": total / count if count else float("nan"),
+            "diverged": any(m["diverged"] for m in per_member), "members": per_member}
 
 
 def epoch_logger(log: Any, max_epochs: int) -> Any:

@@ -446,3 +446,52 @@ def test_the_last_full_retrain_is_the_newest_from_scratch_version_of_the_archite
                                                          "data_end": as_of}, make_champion=version == "v1")
     assert last_full_retrain(tmp_path, config.architecture()) == "2016-12-03"  # v3 was not promoted; v5 differs
     assert last_full_retrain(tmp_path / "empty", config.architecture()) is None
+
+
+def test_an_ensemble_averages_networks_trained_from_their_own_seeds_and_loads_safely(tmp_path):
+    from forecasting.model.network import ensemble_members
+
+    source = wave_source(noise=0.1)
+    config = tiny_config(members=3, base="seasonal", season=4)
+    model, facts = fit_model(config, source, max_epochs=2, patience=1)
+    members = ensemble_members(model)
+    assert [member.name for member in members] == ["member_1", "member_2", "member_3"]
+    assert [m["seed"] for m in facts["members"]] == config.member_seeds() == [0, 1000, 2000]
+    assert facts["epochs_run"] == sum(m["epochs_run"] for m in facts["members"]) and np.isfinite(facts["val_loss"])
+    x, _ = source.window(source.starts[VALIDATION])
+    each = np.stack([np.asarray(member(x, training=False)) for member in members])
+    assert not np.allclose(each[0], each[1])  # different seeds, different networks
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), each.mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert len(recurrent_layers(model)) == 3
+    base_only = predict_quantiles(model, x, base_only=True)  # every member's base is the same forecast
+    np.testing.assert_allclose(base_only[..., 1], np.asarray(members[0].get_layer("seasonal_base")(x)), rtol=1e-5)
+
+    save_version(tmp_path, "v1", model, scalers(), {"config": config.as_dict()})
+    loaded = load_version(tmp_path, "v1")
+    assert loaded.config == config
+    np.testing.assert_allclose(predict_quantiles(loaded.model, x), predict_quantiles(model, x), rtol=1e-5)
+    # A warm start of the same architecture takes every member's weights.
+    warm, _ = fit_model(replace(config, learning_rate=1e-12), source, max_epochs=1, patience=1,
+                        initial_weights=loaded.model.get_weights())
+    for mine, theirs in zip(warm.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(mine, theirs, atol=1e-6)
+
+
+def test_a_single_member_is_the_network_its_seed_always_built():
+    one = tiny_config(members=1).build()
+    assert one.name == "lstm_forecaster"
+    np.testing.assert_array_equal(one.get_weights()[0], tiny_config().build().get_weights()[0])
+
+
+def test_the_default_ensemble_is_three_networks_for_a_single_series_and_one_for_a_panel():
+    from forecasting.settings import Settings
+
+    def members(settings, series):
+        return ModelConfig.from_settings(settings, lookback=14, horizon=7, features=["value_scaled"],
+                                         frequency="D", series=series).members
+
+    assert (members(Settings(), 1), members(Settings(), 2), members(Settings(), None)) == (3, 1, 1)
+    assert members(Settings(ensemble_members=2), 10) == 2 and members(Settings(ensemble_members=1), 1) == 1
+    assert "members" in ModelConfig.from_dict({**tiny_config().as_dict()}).architecture()
+    old = {k: v for k, v in tiny_config().as_dict().items() if k != "members"}  # saved before ensembles
+    assert ModelConfig.from_dict(old).members == 1
