@@ -125,3 +125,23 @@ def test_a_second_run_on_the_same_data_dir_is_refused(prefect_server, tmp_path, 
         with pytest.raises(Exception, match="is in use by another run .pid"):
             run(inbox, data_dir)
     assert not (data_dir / "raw").exists()  # the refused run wrote nothing
+
+
+def test_a_single_series_is_forecast_by_three_networks_and_warm_started_as_three(prefect_server, tmp_path,
+                                                                                  sample_slice):
+    from stores.registry import load_version, read_index, read_metadata
+
+    one = sample_slice[sample_slice["series_id"] == sample_slice["series_id"].iloc[0]]
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "store"
+    write_csv(one[one["timestamp"] <= pd.Timestamp("2016-12-23", tz="UTC")], inbox / "day1.csv")
+    first = run(inbox, data_dir, as_of="2016-12-23")
+    write_csv(one, inbox / "day2.csv")
+    second = run(inbox, data_dir, as_of="2016-12-24")
+
+    models = data_dir / "models"
+    cold, warm = (read_metadata(models, result["train"].model_version) for result in (first, second))
+    assert cold["config"]["members"] == 3 and [m["seed"] for m in cold["members"]] == [42, 1042, 2042]
+    assert warm["warm_start_from"] == first["train"].model_version and len(warm["members"]) == 3
+    assert len(load_version(models, read_index(models)["versions"][-1]).model.layers) == 5  # input, 3, average
+    forecasts = read_parquet_forecasts(data_dir)
+    assert len(forecasts[forecasts["run_date"].astype(str) == "2016-12-24"]) == HORIZON
