@@ -80,12 +80,20 @@ def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSourc
                             f"({config.lookback} + {config.horizon}) before the validation period")
     # shuffle=False: the dataset orders each epoch itself, from its seed (see WindowDataset for why).
     history = member.fit(train, steps_per_epoch=train.batches_per_epoch, shuffle=False,
-                         validation_data=WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False,
-                                                       seed=config.seed, max_windows=config.max_val_windows),
-                         epochs=max_epochs, verbose=0, callbacks=callbacks)
+                         validation_data=stopping_windows(source, config), epochs=max_epochs, verbose=0,
+                         callbacks=callbacks)
     val_losses = np.asarray(history.history.get("val_loss", [np.nan]), dtype="float64")
     return {"seed": seed, "val_losses": val_losses, "windows": train.per_pass * len(val_losses),
             "diverged": bool(not np.all(np.isfinite(history.history.get("loss", [np.nan]))))}
+
+
+def stopping_windows(source: WindowSource, config: ModelConfig) -> Any:
+    """The validation windows early stopping scores each epoch: at most `max_val_windows`, one fixed seeded
+    sample (the same for every member of an ensemble, and for the ensemble's own validation loss)."""
+    from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
+
+    return WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False, seed=config.seed,
+                         max_windows=config.max_val_windows)
 
 
 def _member_facts(run: dict[str, Any]) -> dict[str, Any]:
@@ -101,19 +109,16 @@ def _ensemble_facts(model: Any, config: ModelConfig, source: WindowSource, runs:
     """An ensemble's facts: epochs summed over members (the work done), the best epoch of none (each member
     has its own, listed under `members`), the averaged model's own validation loss on the same validation
     sample its members stopped on, and diverged where any member did."""
-    from forecasting.model.dataset import WindowDataset
     from forecasting.model.network import PinballLoss
 
     per_member = [{"seed": run["seed"], **_member_facts(run)} for run in runs]
     loss = PinballLoss(config.quantiles)
-    validation = WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False, seed=config.seed,
-                               max_windows=config.max_val_windows)
+    validation = stopping_windows(source, config)
     total, count = 0.0, 0.0
     for index in range(validation.num_batches):
         x, y, *weights = validation[index]  # weights (imputed targets: 0) only where the data has imputed points
-        weights = weights[0] if weights else None
         losses = np.asarray(loss.call(y, model(x, training=False)), dtype="float64")  # [batch, horizon]
-        weights = np.ones_like(losses) if weights is None else np.asarray(weights, dtype="float64")
+        weights = np.asarray(weights[0], dtype="float64") if weights else np.ones_like(losses)
         total, count = total + float(np.sum(losses * weights)), count + float(np.sum(weights))
     return {"epochs_run": sum(m["epochs_run"] for m in per_member), "best_epoch": None,
             "val_loss": total / count if count else float("nan"),
