@@ -77,11 +77,11 @@ class ModelConfig:
         return cls(**known)
 
     def build(self) -> Any:
-        """The compiled forecaster; with several members, the ensemble that averages them (each member compiled
-        for its own training, see fit_model)."""
+        """The compiled forecaster; with several members, the ensemble that averages them (its members
+        uncompiled: they train together in fit_model's joint trainer)."""
         from forecasting.model.network import build_ensemble, build_forecaster  # Keras: imported when built
 
-        def member(seed: int, name: str | None) -> Any:
+        def member(seed: int, name: str | None, compile: bool = True) -> Any:
             return build_forecaster(lookback=self.lookback, horizon=self.horizon, n_features=len(self.features),
                                     quantiles=self.quantiles, cell=self.cell, units=self.units, layers=self.layers,
                                     dropout=self.dropout, l1=self.l1, l2=self.l2, learning_rate=self.learning_rate,
@@ -89,11 +89,12 @@ class ModelConfig:
                                     season=self.season, long_season=self.long_season,
                                     recurrent_lookback=self.recurrent_lookback,
                                     smoothing_channels=self.smoothing_channels(),
-                                    profile_channel=self.profile_channel(), name=name)
+                                    profile_channel=self.profile_channel(), name=name, compile=compile)
 
         if self.members == 1:
             return member(self.seed, None)
-        return build_ensemble([member(seed, f"member_{k}") for k, seed in enumerate(self.member_seeds(), start=1)])
+        return build_ensemble([member(seed, f"member_{k}", compile=False)
+                               for k, seed in enumerate(self.member_seeds(), start=1)])
 
     def member_seeds(self) -> list[int]:
         """Each member's seed (weights, dropout, window order): the first is `seed` itself, so a one-member

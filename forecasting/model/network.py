@@ -201,7 +201,7 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
                      base: Base = "level", season: int = 1, long_season: int = 0,
                      recurrent_lookback: int | None = None,
                      smoothing_channels: Sequence[int] | None = None,
-                     profile_channel: int | None = None, name: str | None = None) -> keras.Model:
+                     profile_channel: int | None = None, name: str | None = None, compile: bool = True) -> keras.Model:
     """Compiled model mapping [batch, lookback, n_features] to [batch, horizon, len(quantiles)] (scaled).
 
     cell: "lstm" or "gru"; units: cells per layer; layers: stacked recurrent layers; dropout: rate after
@@ -214,7 +214,8 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     the series' smoothing statistics (alpha, seasonal flag, drift; forecasting/smoothing.py) the seasonal base
     follows (None: the mean of the last `level_window` steps and always the profile); profile_channel: the
     input channel of the base's seasonal profile (None: the average of the window's periods); name: the
-    model's name (default `<cell>_forecaster`; an ensemble's members need their own).
+    model's name (default `<cell>_forecaster`; an ensemble's members need their own); compile: False for an
+    ensemble's members, which train inside the ensemble's joint trainer and need no optimizer of their own.
     """
     if cell not in ("lstm", "gru"):
         raise ValueError(f"cell must be 'lstm' or 'gru', not {cell!r}")
@@ -255,14 +256,15 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     else:
         outputs = RestoreLevel(level_window, name="restore_level", dtype="float32")([x, history])
     model = keras.Model(history, outputs, name=name or f"{cell}_forecaster")
-    compile_forecaster(model, quantiles, learning_rate)
+    if compile:
+        compile_forecaster(model, quantiles, learning_rate)
     return model
 
 
 def build_ensemble(members: Sequence[keras.Model]) -> keras.Model:
     """One model whose output is the average of its members' outputs (each [batch, horizon, quantiles]).
 
-    The members are trained one by one (forecasting/model/training.py); this model shares their layers,
+    The members train together (forecasting/model/training.py, joint_trainer); this model shares their layers,
     so it holds their trained weights, saves and loads as one file and predicts like a single forecaster.
     Averaging the quantiles themselves (not the members' losses) keeps the interval calibratable as one.
     """

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,8 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
     facts). Best validation weights are restored.
 
     An ensemble (config.members > 1) trains its members one after another, each from its own seed (weights,
-    dropout and window order) with its own early stopping, and returns the model that averages them.
+    dropout and window order) with its own early stopping, and returns the model that averages them. One
+    compiled network trains them all in turn (MemberTrainer), so the training graph is traced once.
 
     devices: where to train; several are mirrored (data-parallel), None means every visible GPU.
     mixed_precision: float16 compute, for GPUs with tensor cores.
@@ -40,21 +44,61 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
         model = config.build()
         if initial_weights is not None:
             model.set_weights(initial_weights)
+        members = ensemble_members(model)
+        trainer = MemberTrainer(config) if len(members) > 1 else None
     started = time.perf_counter()
     runs = []
-    members = ensemble_members(model)
     for number, (member, seed) in enumerate(zip(members, config.member_seeds()), start=1):
         if log is not None and len(members) > 1:
             log.info("Training network %d of %d (seed %d)", number, len(members), seed)
         if number > 1:  # the first trains from the state seeded above, as a single network always has
             seed_everything(seed)
-        runs.append(_fit_member(member, seed, config, source, max_epochs=max_epochs, patience=patience,
-                                lr_patience=lr_patience, log=log, max_windows=max_windows, priority=priority))
+        with trainer.training(member) if trainer is not None else nullcontext(member) as network:
+            runs.append(_fit_member(network, seed, config, source, max_epochs=max_epochs, patience=patience,
+                                    lr_patience=lr_patience, log=log, max_windows=max_windows, priority=priority))
     seconds = time.perf_counter() - started
     facts = {**(_member_facts(runs[0]) if len(runs) == 1 else _ensemble_facts(model, config, source, runs)),
              "devices": replicas(devices), "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
              "train_windows_per_s": round(sum(run["windows"] for run in runs) / max(seconds, 1e-9), 1)}
     return model, facts
+
+
+class MemberTrainer:
+    """One compiled network of an ensemble's architecture that trains each member in turn: `training(member)`
+    loads the member's variables (its weights and its dropout's random state) and a fresh optimizer into
+    the network, yields it to be fitted, and stores the trained variables back in the member.
+
+    Why: Keras traces a model's training step the first time it fits it. Every member fitting itself traced
+    the same graph again: about 2.5 s each on the 2-core CPU, a third of a 532-window daily series' whole
+    training. Training the members side by side as one model was no cheaper: the graph three times the size
+    took four times as long to trace (10.2 s against 2.3 s)."""
+
+    def __init__(self, config: ModelConfig):
+        self.network = replace(config, members=1).build()
+        self.network.optimizer.build(self.network.trainable_variables)
+        self.fresh_optimizer = [variable.numpy() for variable in self.network.optimizer.variables]
+
+    @contextmanager
+    def training(self, member: Any) -> Iterator[Any]:
+        _copy_variables(member, self.network)
+        for variable, value in zip(self.network.optimizer.variables, self.fresh_optimizer, strict=True):
+            variable.assign(value)  # step count, moments and the learning rate a plateau may have halved
+        yield self.network
+        _copy_variables(self.network, member)
+
+
+def _copy_variables(source: Any, target: Any) -> None:
+    """Every weight and random state of `source` into the same-architecture model `target`."""
+    theirs, mine = _network_variables(source), _network_variables(target)
+    if [v.shape for v in theirs] != [v.shape for v in mine]:
+        raise ValueError(f"{source.name} and {target.name} do not share an architecture")
+    for value, variable in zip(theirs, mine):
+        variable.assign(value)
+
+
+def _network_variables(model: Any) -> list[Any]:
+    """A network's layer variables: weights and dropout's seed states (not metrics or the optimizer's)."""
+    return [variable for layer in model.layers for variable in layer.variables]
 
 
 def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSource, *, max_epochs: int,
