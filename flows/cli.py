@@ -163,8 +163,10 @@ def _check_settings(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from flows.daily import daily_forecast
+    from flows.warmup import import_in_background
 
     _check_settings(args)
+    import_in_background()
     result = daily_forecast(input_path=args.input_path, data_dir=args.data_dir, as_of=args.as_of,
                             horizon=args.horizon, lookback=args.lookback, max_epochs=args.max_epochs,
                             task_runner=args.task_runner)
@@ -186,9 +188,11 @@ def _setup(args: argparse.Namespace) -> int:
 
 def _backfill(args: argparse.Namespace) -> int:
     from flows.backfill import as_of_dates, backfill_flow
+    from flows.warmup import import_in_background
 
     _check_settings(args)
     as_of_dates(args.start, args.end, args.every)  # argument errors before Prefect starts
+    import_in_background()
     result = backfill_flow(start=args.start, end=args.end, every=args.every, input_path=args.input_path,
                            data_dir=args.data_dir, force=args.force, horizon=args.horizon, lookback=args.lookback,
                            max_epochs=args.max_epochs)
@@ -199,10 +203,12 @@ def _backfill(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     from flows.backtest import backtest_flow
+    from flows.warmup import import_in_background
 
     _check_settings(args)
     if args.origins < 1:
         raise UsageError(f"--origins must be at least 1, not {args.origins}")
+    import_in_background()
     summary = backtest_flow(input_path=args.input_path, data_dir=args.data_dir, origins=args.origins,
                             horizon=args.horizon, lookback=args.lookback, max_epochs=args.max_epochs,
                             output=args.output)
@@ -214,9 +220,11 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     from flows.tune import tune_flow
+    from flows.warmup import import_in_background
 
     _check_settings(args)
     grid = {name: getattr(args, name) for name in ("lookback", "layers", "units", "dropout") if getattr(args, name)}
+    import_in_background()
     winner = tune_flow(input_path=args.input_path, data_dir=args.data_dir, origins=args.origins,
                        grid=grid or None, max_epochs=args.max_epochs)
     print(f"Tuned over {winner['candidates']} candidates: {winner['config']} (MASE {winner['mase']:.4f}); "

@@ -158,3 +158,15 @@ def test_the_whole_bad_input_corpus_runs_without_a_traceback(prefect_server, tmp
             for row in content.decode("utf-8", "ignore").splitlines() if row.startswith("good-")}
     assert good <= forecast_ids  # every good series in every file was forecast
     assert "../../etc/passwd" in forecast_ids and not (tmp_path / "etc").exists()
+
+
+def test_the_task_libraries_import_in_the_background_and_a_missing_one_is_left_to_its_task():
+    import sys
+
+    from flows.warmup import import_in_background
+
+    sys.modules.pop("colorsys", None)
+    thread = import_in_background(("no_such_library_for_lstm_forecast", "colorsys"))
+    thread.join(timeout=60)
+    assert not thread.is_alive() and thread.daemon
+    assert "colorsys" in sys.modules and "no_such_library_for_lstm_forecast" not in sys.modules
