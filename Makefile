@@ -70,3 +70,10 @@ bench-dev: $(STAMP) $(BENCH_STAMP)
 	rm -rf $(DEV_REPORTS)
 	$(PY) benchmarks/dev_backtest.py --out $(DEV_REPORTS)
 	$(BENCH_VENV)/bin/python benchmarks/dev_panel.py --reports $(DEV_REPORTS) --output benchmarks/results/dev_panel.md
+
+# Whole flow per cut (`lstm-forecast run`, process start to exit) against NeuralForecast LSTM's cached fit+predict
+# seconds per cut; the small datasets by default (about 8 minutes; DEV_FLOW_DATASETS= for all).
+DEV_FLOW_DATASETS ?= bike_daily m4_monthly wikipedia seattle_daily
+.PHONY: bench-dev-flow
+bench-dev-flow: $(STAMP)
+	$(PY) benchmarks/dev_flow_time.py $(if $(DEV_FLOW_DATASETS),--datasets $(DEV_FLOW_DATASETS))
