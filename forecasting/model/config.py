@@ -78,7 +78,7 @@ class ModelConfig:
 
     def build(self) -> Any:
         """The compiled forecaster; with several members, the ensemble that averages them (its members
-        uncompiled: they train together in fit_model's joint trainer)."""
+        uncompiled: fit_model trains them in turn on one compiled network, MemberTrainer)."""
         from forecasting.model.network import build_ensemble, build_forecaster  # Keras: imported when built
 
         def member(seed: int, name: str | None, compile: bool = True) -> Any:

@@ -215,7 +215,7 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
     follows (None: the mean of the last `level_window` steps and always the profile); profile_channel: the
     input channel of the base's seasonal profile (None: the average of the window's periods); name: the
     model's name (default `<cell>_forecaster`; an ensemble's members need their own); compile: False for an
-    ensemble's members, which train inside the ensemble's joint trainer and need no optimizer of their own.
+    ensemble's members, which one compiled network trains in turn (MemberTrainer) and need no optimizer.
     """
     if cell not in ("lstm", "gru"):
         raise ValueError(f"cell must be 'lstm' or 'gru', not {cell!r}")
@@ -264,7 +264,7 @@ def build_forecaster(*, lookback: int, horizon: int, n_features: int = 1, quanti
 def build_ensemble(members: Sequence[keras.Model]) -> keras.Model:
     """One model whose output is the average of its members' outputs (each [batch, horizon, quantiles]).
 
-    The members train together (forecasting/model/training.py, joint_trainer); this model shares their layers,
+    The members train in turn (forecasting/model/training.py, MemberTrainer); this model shares their layers,
     so it holds their trained weights, saves and loads as one file and predicts like a single forecaster.
     Averaging the quantiles themselves (not the members' losses) keeps the interval calibratable as one.
     """

@@ -53,7 +53,8 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
             log.info("Training network %d of %d (seed %d)", number, len(members), seed)
         if number > 1:  # the first trains from the state seeded above, as a single network always has
             seed_everything(seed)
-        with trainer.training(member) if trainer is not None else nullcontext(member) as network:
+        training = trainer.training(member) if trainer is not None else nullcontext(member)
+        with training as network:
             runs.append(_fit_member(network, seed, config, source, max_epochs=max_epochs, patience=patience,
                                     lr_patience=lr_patience, log=log, max_windows=max_windows, priority=priority))
     seconds = time.perf_counter() - started
