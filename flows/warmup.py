@@ -1,11 +1,10 @@
-"""Import the libraries the flow's tasks need while Prefect starts its API.
+"""Import the libraries the flow's tasks need in the background, while the flow starts and runs its first tasks.
 
-Without PREFECT_API_URL each command starts a temporary Prefect server (a subprocess) before the flow's first
-task: about 4 s on two cores with an existing PREFECT_HOME, 11 s where its database is created first. The
-main thread only waits for it. The tasks then import Great Expectations (validation, about 1.5 s) and
-TensorFlow through Keras (training, about 2.5 s), one after the other, while the flow waits for them. A
-background thread imports both during the server's start instead; a task that needs one sooner waits for
-the import in progress (Python's import lock), so nothing runs half-imported.
+The tasks import Great Expectations (validation, about 1.5 s on two cores) and TensorFlow through Keras
+(training, about 2.5 s) when they run, one after the other, while the flow waits for them. A background
+thread started once the flow's module is imported brings them in while the command waits for the Prefect
+API (flows/local_api.py) and runs ingestion; a task that needs one sooner waits for the import in progress
+(Python's import lock), so nothing runs half-imported.
 """
 
 from __future__ import annotations
@@ -13,8 +12,9 @@ from __future__ import annotations
 import importlib
 import threading
 
-# The modules the tasks import when they run (forecasting/validation.py, forecasting/model/*), slowest first.
-TASK_LIBRARIES = ("keras", "great_expectations")
+# The modules the tasks import when they run, in the order the flow needs them: validation's
+# (forecasting/validation.py) a few seconds after the flow starts, training's (forecasting/model/*) later.
+TASK_LIBRARIES = ("great_expectations", "keras")
 
 
 def import_in_background(modules: tuple[str, ...] = TASK_LIBRARIES) -> threading.Thread:

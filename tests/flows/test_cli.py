@@ -170,3 +170,22 @@ def test_the_task_libraries_import_in_the_background_and_a_missing_one_is_left_t
     thread.join(timeout=60)
     assert not thread.is_alive() and thread.daemon
     assert "colorsys" in sys.modules and "no_such_library_for_lstm_forecast" not in sys.modules
+
+
+def test_the_command_exits_with_its_code_after_the_exit_handlers_ran(tmp_path):
+    """`run_and_exit` (the console script) skips the interpreter's teardown, not the exit handlers."""
+    import subprocess
+    import sys
+
+    from forecasting.settings import PROJECT_ROOT
+
+    script = ("import atexit, threading, time\n"
+              "from flows.cli import run_and_exit\n"
+              "atexit.register(print, 'exit handler ran', flush=False)\n"
+              "threading.Thread(target=lambda: (time.sleep(1), print('foreground thread done'))).start()\n"
+              f"run_and_exit(['run', '--horizon', '0', '--data-dir', {str(tmp_path)!r}])\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == ["foreground thread done", "exit handler ran"]
+    assert done.stderr.startswith("lstm-forecast: error: invalid settings: horizon")
