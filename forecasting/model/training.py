@@ -56,7 +56,8 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
         training = trainer.training(member) if trainer is not None else nullcontext(member)
         with training as network:
             runs.append(_fit_member(network, seed, config, source, max_epochs=max_epochs, patience=patience,
-                                    lr_patience=lr_patience, log=log, max_windows=max_windows, priority=priority))
+                                    lr_patience=lr_patience, log=log, max_windows=max_windows, priority=priority,
+                                    distributed=replicas(devices) > 1))
     seconds = time.perf_counter() - started
     facts = {**(_member_facts(runs[0]) if len(runs) == 1 else _ensemble_facts(model, config, source, runs)),
              "devices": replicas(devices), "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
@@ -104,7 +105,7 @@ def _network_variables(model: Any) -> list[Any]:
 
 def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSource, *, max_epochs: int,
                 patience: int, lr_patience: int, log: Any, max_windows: int | None,
-                priority: np.ndarray | None) -> dict[str, Any]:
+                priority: np.ndarray | None, distributed: bool = False) -> dict[str, Any]:
     """Train one network (in place), its windows in the order `seed` draws; returns its validation-loss
     history and how many windows it trained on."""
     import keras
@@ -123,13 +124,81 @@ def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSourc
     if not train.per_pass:
         raise PipelineError("no training windows: every series is shorter than lookback + horizon "
                             f"({config.lookback} + {config.horizon}) before the validation period")
-    # shuffle=False: the dataset orders each epoch itself, from its seed (see WindowDataset for why).
-    history = member.fit(train, steps_per_epoch=train.batches_per_epoch, shuffle=False,
-                         validation_data=stopping_windows(source, config), epochs=max_epochs, verbose=0,
-                         callbacks=callbacks)
-    val_losses = np.asarray(history.history.get("val_loss", [np.nan]), dtype="float64")
+    validation = stopping_windows(source, config)
+    if distributed:
+        # shuffle=False: the dataset orders each epoch itself, from its seed (see WindowDataset for why).
+        history = member.fit(train, steps_per_epoch=train.batches_per_epoch, shuffle=False,
+                             validation_data=validation, epochs=max_epochs, verbose=0, callbacks=callbacks).history
+    else:
+        history = fit_in_batches(member, train, validation, max_epochs, callbacks)
+    val_losses = np.asarray(history.get("val_loss", [np.nan]), dtype="float64")
     return {"seed": seed, "val_losses": val_losses, "windows": train.per_pass * len(val_losses),
-            "diverged": bool(not np.all(np.isfinite(history.history.get("loss", [np.nan]))))}
+            "diverged": bool(not np.all(np.isfinite(history.get("loss", [np.nan]))))}
+
+
+def fit_in_batches(model: Any, train: Any, validation: Any, max_epochs: int, callbacks: list[Any]) -> dict[str, list[float]]:
+    """What `model.fit(train, steps_per_epoch=..., validation_data=validation, epochs=max_epochs)` does on one
+    device, batch by batch with `train_on_batch` and `test_on_batch`; returns the history (loss and val_loss
+    per epoch).
+
+    Why: `fit` feeds a Python dataset through a tf.data pipeline of worker threads, which cost as much as
+    the training step itself on the small windows a daily series gives (2-core CPU, two LSTM(32) layers,
+    batch 128: 25 ms a step through `fit`, 12 ms through `train_on_batch`). The same compiled step sees
+    the same batches in the same order, so the weights are those `fit` would train. The epoch's losses are
+    what `fit` logs (EpochMean). Distributed training keeps `fit`, which splits each batch across the
+    replicas.
+    """
+    import keras
+
+    callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=max_epochs,
+                                             steps=train.batches_per_epoch)
+    batch_loss = next(metric for metric in model.metrics if metric.name == "loss")  # Keras' loss tracker
+    history: dict[str, list[float]] = {"loss": [], "val_loss": []}
+    model.stop_training = False
+    callbacks.on_train_begin()
+    logs: dict[str, float] = {}
+    for epoch in range(max_epochs):
+        callbacks.on_epoch_begin(epoch)
+        loss = EpochMean()
+        for step in range(train.batches_per_epoch):
+            x, y, *weights = train[epoch * train.batches_per_epoch + step]
+            callbacks.on_train_batch_begin(step)
+            model.train_on_batch(x, y, sample_weight=weights[0] if weights else None)
+            loss.add(batch_loss)
+            callbacks.on_train_batch_end(step, {"loss": loss.result()})
+            if model.stop_training:  # TerminateOnNaN
+                break
+        val_loss = EpochMean()
+        for index in range(validation.num_batches):
+            x, y, *weights = validation[index]
+            model.test_on_batch(x, y, sample_weight=weights[0] if weights else None)
+            val_loss.add(batch_loss)
+        logs = {"loss": loss.result(), "val_loss": val_loss.result()}
+        history["loss"].append(logs["loss"])
+        history["val_loss"].append(logs["val_loss"])
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    model.optimizer.finalize_variable_values(model.trainable_weights)
+    callbacks.on_train_end(logs)
+    return history
+
+
+class EpochMean:
+    """The epoch's loss as `fit` logs it: Keras' loss tracker (a `Mean` of batch losses weighted by batch
+    size, in float32) summed over the epoch's batches. `train_on_batch` resets the tracker for each batch;
+    its total and count after the batch are added here as the tracker would have added them. (The mean may
+    differ from fit's in the last bit: fit divides in its compiled graph.)"""
+
+    def __init__(self):
+        self.total, self.count = np.float32(0.0), np.float32(0.0)
+
+    def add(self, tracker: Any) -> None:
+        self.total = np.float32(self.total + np.float32(tracker.total.numpy()))
+        self.count = np.float32(self.count + np.float32(tracker.count.numpy()))
+
+    def result(self) -> float:
+        return float(self.total / self.count) if self.count else float("nan")
 
 
 def stopping_windows(source: WindowSource, config: ModelConfig) -> Any:
@@ -162,7 +231,7 @@ def _ensemble_facts(model: Any, config: ModelConfig, source: WindowSource, runs:
     total, count = 0.0, 0.0
     for index in range(validation.num_batches):
         x, y, *weights = validation[index]  # weights (imputed targets: 0) only where the data has imputed points
-        losses = np.asarray(loss.call(y, model(x, training=False)), dtype="float64")  # [batch, horizon]
+        losses = np.asarray(loss.call(y, forward(model, x)), dtype="float64")  # [batch, horizon]
         weights = np.asarray(weights[0], dtype="float64") if weights else np.ones_like(losses)
         total, count = total + float(np.sum(losses * weights)), count + float(np.sum(weights))
     return {"epochs_run": sum(m["epochs_run"] for m in per_member), "best_epoch": None,
@@ -190,11 +259,7 @@ def predict_quantiles(model: Any, x: np.ndarray, correction: list[float] | np.nd
     base_only: the median is the model's seasonal base alone (the forecast its network corrects), the
     interval the model's own (calibrated) one moved onto it; for series where the correction did not pay.
     """
-    import keras
-
-    # Direct calls in fixed-size chunks: `model.predict` re-traces a graph for every new input size.
-    chunks = [keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
-              for i in range(0, len(x), batch_size)]
+    chunks = [forward(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     raw = np.concatenate(chunks).astype("float64") if chunks else np.zeros((0, *model.output_shape[1:]))
     out = np.sort(raw, axis=-1)  # quantile crossing cannot survive
     if correction is not None:
@@ -206,6 +271,18 @@ def predict_quantiles(model: Any, x: np.ndarray, correction: list[float] | np.nd
     if base_only:
         out = out - out[..., 1:2] + seasonal_base_forecast(model, x, batch_size)[..., None]
     return out
+
+
+def forward(model: Any, x: np.ndarray) -> np.ndarray:
+    """The model's output on one batch of windows, as numpy, through its compiled predict function.
+
+    Why not `model(x)`: called eagerly, a recurrent layer runs its time loop op by op from Python, 0.4 s for
+    any batch of a three-network ensemble on two cores, and a run calls the model half a dozen times after
+    training (calibration, promotion, explanations, the forecast). The compiled function is traced for the
+    first two batch sizes (about 0.6 s each; then for any size, TensorFlow relaxes the batch dimension) and
+    takes milliseconds per call. Not `model.predict`, whose dataset machinery re-traces for each new input
+    size."""
+    return np.asarray(model.predict_on_batch(x))
 
 
 def seasonal_base_forecast(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:

@@ -87,6 +87,43 @@ def test_two_runs_on_the_cpu_give_the_same_forecasts():
     assert done.stdout.strip().splitlines()[-1] == trained_digest()
 
 
+@pytest.mark.parametrize("imputed", [False, True])
+def test_training_batch_by_batch_gives_the_weights_and_losses_of_keras_fit(imputed):
+    """fit_in_batches replaces `fit` on one device: the same compiled step, batches and callbacks, so the same
+    network, early stopping and learning-rate schedule, dropout included. With imputed targets (sample
+    weights) the two compiled steps round differently in the last bits, so the weights agree to 1e-5."""
+    import keras
+
+    from forecasting.model.dataset import WindowDataset
+    from forecasting.model.training import fit_in_batches, stopping_windows
+
+    source = wave_source(noise=0.3)
+    if imputed:
+        observed = np.ones(len(source.target), dtype="float32")
+        observed[::5] = 0.0
+        source = replace(source, observed=observed)
+    config = tiny_config(dropout=0.2, max_val_windows=None)
+    histories, trained = [], []
+    for batch_by_batch in (False, True):
+        keras.utils.set_random_seed(0)
+        model = config.build()
+        train = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=5)
+        callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True),
+                     keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1)]
+        if batch_by_batch:
+            history = fit_in_batches(model, train, stopping_windows(source, config), 12, callbacks)
+        else:
+            history = model.fit(train, steps_per_epoch=train.batches_per_epoch, shuffle=False, epochs=12,
+                                validation_data=stopping_windows(source, config), verbose=0,
+                                callbacks=callbacks).history
+        histories.append(history)
+        trained.append(model.get_weights())
+    for key in ("loss", "val_loss"):  # fit divides the loss total by the count in its graph: the last bit may differ
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-5)
+    for theirs, ours in zip(*trained, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 if imputed else 0)
+
+
 def test_quantiles_are_ordered():
     source = wave_source()
     model, facts = fit_model(tiny_config(), source, max_epochs=3, patience=2)
