@@ -280,10 +280,20 @@ def run_and_exit(argv: Sequence[str] | None = None) -> NoReturn:
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()  # what Python waits for before its exit handlers
+    _send_prefect_logs()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _send_prefect_logs() -> None:
+    """Send the logs Prefect's log worker holds while its event loop and API are up. Left to logging's own
+    exit handler, which runs last, the worker's loop was already shut down by Prefect's exit handlers, and
+    the flush waited out Prefect's 5 s timeout at every command's end."""
+    handlers = sys.modules.get("prefect.logging.handlers")
+    if handlers is not None:
+        handlers.APILogWorker.drain_all(timeout=5)
 
 
 if __name__ == "__main__":
