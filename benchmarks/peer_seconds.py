@@ -30,7 +30,9 @@ def grid_frequency(rows: pd.DataFrame) -> str:
     freq = pd.infer_freq(stamps.sort_values().dt.tz_convert(None))
     if freq is None:
         raise SystemExit(f"cannot tell the frequency of series {longest!r}")
-    return freq
+    # pandas names a weekly grid by its weekday (W-SUN), which is no fixed step; the project, and with it
+    # the peers' input size in dev_panel.py, calls it 7D.
+    return "7D" if freq.startswith("W") else freq
 
 
 def main() -> int:
