@@ -39,8 +39,8 @@ def test_a_run_without_an_api_records_its_flow_in_prefect_home_and_leaves_no_pro
         flow_logs = [message for (message,) in db.execute(
             "SELECT message FROM log WHERE task_run_id IS NULL AND flow_run_id IS NOT NULL")]
     assert states == [("COMPLETED",)]
-    # The flow's last log reached the API before the server stopped (sent after it, at logging's exit
-    # handler, it was lost and the command waited out Prefect's 5 s flush timeout).
+    # The flow's last log reached the API before the server stopped: the command sends Prefect's pending
+    # logs itself, before the exit handlers that stop the server.
     assert any(message.startswith("Finished in state Completed") for message in flow_logs), flow_logs
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # neither the command nor its server is left running
