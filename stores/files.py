@@ -160,6 +160,12 @@ def remove_tree(path: Path | str) -> None:
         path.fs.rm(path.path, recursive=True)
 
 
+def file_signature(path: Path | str) -> tuple[int, int]:
+    """(size, modification time in ns) of a file: what changes when it is rewritten in place."""
+    info = as_path(path).stat()
+    return int(info.st_size), int(getattr(info, "st_mtime_ns", 0) or getattr(info, "st_mtime", 0) * 1e9)
+
+
 @contextlib.contextmanager
 def local_file(path: Path | str) -> Iterator[Path]:
     """`path` as a file on the local disk, for libraries that only open local files (Keras models)."""

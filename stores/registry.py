@@ -16,6 +16,7 @@ touch a path.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,15 @@ from stores import files
 VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
 MODEL_FILE, SCALERS_FILE, METADATA_FILE, INDEX_FILE = "model.keras", "scalers.json", "metadata.json", "index.json"
 EXPLANATIONS_FILE = "explanations.json"
+
+# Versions this process has loaded, newest last. A run loads the same version two or three times
+# (explanations, publication, a long-lived worker's next run): each load rebuilt the network, and its first
+# predictions traced it again (about 1.5 s a load on two cores, a tenth of a small series' whole run).
+# A version folder is never rewritten in place by the pipeline; the key carries the model file's size and
+# modification time, so a file changed by other hands is loaded (or refused) afresh. Two: a run's
+# challenger and the champion it did not replace.
+LOADED_VERSIONS = 2
+_loaded: OrderedDict[tuple[str, str, tuple[int, int]], ModelVersion] = OrderedDict()
 
 
 def version_dir(models_dir: Path, version: str) -> Path:
@@ -83,14 +93,28 @@ def read_index(models_dir: Path) -> dict[str, Any]:
 
 
 def load_version(models_dir: Path, version: str) -> ModelVersion:
-    """Load a version; Keras safe_mode refuses any serialized code (e.g. Lambda layers)."""
+    """Load a version; Keras safe_mode refuses any serialized code (e.g. Lambda layers). Loaded once per
+    process (LOADED_VERSIONS): callers only read the model (predictions; training copies its weights)."""
+    folder = version_dir(models_dir, version)
+    if not (folder / MODEL_FILE).is_file():
+        raise PipelineError(f"model version {version!r} is missing from {models_dir}")
+    key = (str(models_dir), version, files.file_signature(folder / MODEL_FILE))
+    if key in _loaded:
+        _loaded.move_to_end(key)
+        return _loaded[key]
+    loaded = _load_version(models_dir, version)
+    _loaded[key] = loaded
+    while len(_loaded) > LOADED_VERSIONS:
+        _loaded.popitem(last=False)
+    return loaded
+
+
+def _load_version(models_dir: Path, version: str) -> ModelVersion:
     import keras
 
     import forecasting.model.network  # noqa: F401 - registers the custom layers and loss the saved model refers to
 
     folder = version_dir(models_dir, version)
-    if not (folder / MODEL_FILE).is_file():
-        raise PipelineError(f"model version {version!r} is missing from {models_dir}")
     with files.local_file(folder / MODEL_FILE) as local:  # Keras opens local files only
         model = keras.saving.load_model(local, safe_mode=True, compile=False)
     scalers = Scalers.from_dict(files.read_json(folder / SCALERS_FILE))

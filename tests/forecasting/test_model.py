@@ -286,6 +286,20 @@ def test_registry_round_trip_with_safe_mode(tmp_path):
         save_version(tmp_path, "v1", model, scalers(), metadata)
 
 
+def test_a_process_loads_a_version_once_until_its_model_file_changes(tmp_path):
+    config = tiny_config()
+    model = config.build()
+    save_version(tmp_path, "v1", model, scalers(), {"config": config.as_dict()})
+    first = load_version(tmp_path, "v1")
+    assert load_version(tmp_path, "v1") is first  # explanations and publication share one loaded network
+    other = tmp_path / "copy"
+    save_version(other, "v1", model, scalers(), {"config": config.as_dict()})
+    assert load_version(other, "v1") is not first  # same name, another registry
+    (tmp_path / "v1" / "model.keras").write_bytes(b"not a model")  # rewritten by other hands: read afresh
+    with pytest.raises(ValueError):
+        load_version(tmp_path, "v1")
+
+
 def test_only_a_loadable_champion_of_the_same_frequency_is_used(tmp_path, caplog):
     import logging
 
