@@ -183,6 +183,14 @@ def test_the_profile_weight_follows_what_forecast_the_latest_horizons_best():
     hidden = np.concatenate([steady[:-56], changed[-56:]])
     assert choose_profile_weight(hidden, statistics, 7, 28, 14, observed) == \
         choose_profile_weight(steady[:-56], statistics, 7, 28, 14)
+    # A horizon forecast from a fill is not scored: whatever was imputed just before the latest origin (the
+    # level follows the last value), the choice is the same.
+    follows = SeriesSmoothing(alpha=1.0, seasonal=True, drift=0.0)
+    before_origin = np.ones(420, bool)
+    before_origin[-15] = False
+    choices = {choose_profile_weight(np.where(np.arange(420) == 420 - 15, fill, steady), follows, 7, 28, 14,
+                                     before_origin) for fill in (-30.0, -8.0, steady[-15], 8.0, 30.0)}
+    assert len(choices) == 1
     # No profile in the base, or too short to score a horizon: the fixed weight.
     assert choose_profile_weight(changed, SeriesSmoothing(0.2, False, 0.0), 7, 28, 14) == PROFILE_WEIGHT
     assert choose_profile_weight(changed[:40], statistics, 7, 28, 14) == PROFILE_WEIGHT
