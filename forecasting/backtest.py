@@ -61,15 +61,21 @@ def rolling_origins(last: pd.Timestamp, freq: str, horizon: int, count: int) -> 
     return [grid[len(grid) - 1 - k * horizon] for k in range(count, 0, -1)]
 
 
-def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None) -> BacktestResult:
-    """Train and score at each rolling origin; `valid` is validated long-format data (gaps allowed)."""
+def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 3, log: Any = None,
+             actuals: pd.DataFrame | None = None) -> BacktestResult:
+    """Train and score at each rolling origin; `valid` is validated long-format data (gaps allowed).
+
+    actuals: the rows forecasts are scored against, and whose history scales MASE (default: `valid`). A
+    benchmark that knocks rows out of complete data passes the complete rows, so forecasts from the gapped
+    feed are scored on the same points, on the same scale, as forecasts from the complete one."""
+    actuals = valid if actuals is None else actuals
     _, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
     season = defaults_for(freq).season
     cuts = rolling_origins(valid[TIMESTAMP].max(), freq, horizon, origins)
     scores, train_seconds = [], 0.0
     for number, cut in enumerate(cuts, start=1):
         history = valid[valid[TIMESTAMP] <= cut]
-        truth = valid[(valid[TIMESTAMP] > cut)]
+        truth = actuals[actuals[TIMESTAMP] > cut]
         clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
         longest = longest_length(clean)
         lookback, _ = resolve_sizes(freq, settings.lookback, horizon, longest)  # as the run at this cut would
@@ -103,7 +109,8 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
             log.info("origin %d/%d (%s): %d epochs, %d series forecast, %d by the model, %d by its seasonal base "
                      "(%s)", number, len(cuts), cut.isoformat(), epochs, sum(by.values()), by["model"], by["base"],
                      outcome)
-        scores.append(_score(rows, truth, clean, cut, season))
+        scored_history = clean if actuals is valid else actuals[actuals[TIMESTAMP] <= cut]
+        scores.append(_score(rows, truth, scored_history, cut, season))
     return BacktestResult(pd.concat(scores, ignore_index=True), cuts, horizon, lookback, season, train_seconds)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from forecasting.backtest import backtest, rolling_origins, summary_markdown
@@ -39,3 +40,25 @@ def test_cuts_too_short_to_train_score_the_seasonal_naive_a_run_would_publish(sa
     settings = Settings(lookback=28, horizon=7, max_epochs=2)  # the cuts hold 16 and 23 days: under the lookback
     result = backtest(short.reset_index(drop=True), "D", settings, origins=2)
     assert len(result.per_series) == 3 * 2 and (result.per_series["model_version"] == "seasonal-naive").all()
+
+
+def test_a_gapped_feed_is_scored_on_the_complete_rows_when_they_are_given(sample_slice):
+    from forecasting.metrics import mase
+
+    short = sample_slice[sample_slice["timestamp"] > sample_slice["timestamp"].max() - pd.Timedelta(days=30)]
+    short = short.reset_index(drop=True)
+    last = short["timestamp"].max()
+    # The feed lost each series' second-to-last day (inside the last cut's horizon) and a day of history.
+    lost = short["timestamp"].isin([last - pd.Timedelta(days=1), last - pd.Timedelta(days=20)])
+    settings = Settings(lookback=28, horizon=7, max_epochs=2)  # too short to train: seasonal naive, cheap
+    alone = backtest(short[~lost].reset_index(drop=True), "D", settings, origins=1)
+    scored = backtest(short[~lost].reset_index(drop=True), "D", settings, origins=1, actuals=short)
+    assert alone.per_series["points"].eq(6).all() and scored.per_series["points"].eq(7).all()
+    # The scale is the complete history's: the same MASE a forecast from the complete feed would be held to.
+    cut = scored.origins[0]
+    for _, row in scored.per_series.iterrows():
+        series = short[short["series_id"] == row["series_id"]]
+        truth = series[series["timestamp"] > cut]["value"].to_numpy()
+        history = series[series["timestamp"] <= cut]["value"].to_numpy()
+        naive = history[-7:][:len(truth)]  # seasonal naive (m = 7) over the 7-day horizon
+        assert row["mase"] == pytest.approx(mase(truth, naive, history, 7))
