@@ -32,14 +32,14 @@ VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
 MODEL_FILE, SCALERS_FILE, METADATA_FILE, INDEX_FILE = "model.keras", "scalers.json", "metadata.json", "index.json"
 EXPLANATIONS_FILE = "explanations.json"
 
-# Versions this process has loaded, newest last. A run loads the same version two or three times
-# (explanations, publication, a long-lived worker's next run): each load rebuilt the network, and its first
-# predictions traced it again (about 1.5 s a load on two cores, a tenth of a small series' whole run).
-# A version folder is never rewritten in place by the pipeline; the key carries the model file's size and
-# modification time, so a file changed by other hands is loaded (or refused) afresh. Two: a run's
-# challenger and the champion it did not replace.
+# The networks of the versions this process has loaded, newest last. A run loads the same version two or
+# three times (explanations, publication, the champion in training): each load rebuilt the network, and
+# its first predictions traced it again (about 1.5 s a load on two cores, a tenth of a small series' whole
+# run). A version folder is never rewritten in place by the pipeline; the key carries the model file's
+# size and modification time, so a file changed by other hands is loaded (or refused) afresh. Two: a
+# run's challenger and the champion it did not replace.
 LOADED_VERSIONS = 2
-_loaded: OrderedDict[tuple[str, str, tuple[int, int]], ModelVersion] = OrderedDict()
+_loaded: OrderedDict[tuple[str, str, tuple[int, int]], Any] = OrderedDict()  # key -> keras.Model
 
 
 def version_dir(models_dir: Path, version: str) -> Path:
@@ -93,32 +93,30 @@ def read_index(models_dir: Path) -> dict[str, Any]:
 
 
 def load_version(models_dir: Path, version: str) -> ModelVersion:
-    """Load a version; Keras safe_mode refuses any serialized code (e.g. Lambda layers). Loaded once per
-    process (LOADED_VERSIONS): callers only read the model (predictions; training copies its weights)."""
+    """Load a version; Keras safe_mode refuses any serialized code (e.g. Lambda layers). The network is
+    loaded once per process (LOADED_VERSIONS; callers only predict with it, training copies its weights);
+    scalers and metadata are read afresh each time, because callers extend and keep them as their own."""
     folder = version_dir(models_dir, version)
     if not (folder / MODEL_FILE).is_file():
         raise PipelineError(f"model version {version!r} is missing from {models_dir}")
     key = (str(models_dir), version, files.file_signature(folder / MODEL_FILE))
     if key in _loaded:
         _loaded.move_to_end(key)
-        return _loaded[key]
-    loaded = _load_version(models_dir, version)
-    _loaded[key] = loaded
-    while len(_loaded) > LOADED_VERSIONS:
-        _loaded.popitem(last=False)
-    return loaded
+    else:
+        _loaded[key] = _load_network(folder / MODEL_FILE)
+        while len(_loaded) > LOADED_VERSIONS:
+            _loaded.popitem(last=False)
+    scalers = Scalers.from_dict(files.read_json(folder / SCALERS_FILE))
+    return ModelVersion(version, _loaded[key], scalers, files.read_json(folder / METADATA_FILE))
 
 
-def _load_version(models_dir: Path, version: str) -> ModelVersion:
+def _load_network(path: Path) -> Any:
     import keras
 
     import forecasting.model.network  # noqa: F401 - registers the custom layers and loss the saved model refers to
 
-    folder = version_dir(models_dir, version)
-    with files.local_file(folder / MODEL_FILE) as local:  # Keras opens local files only
-        model = keras.saving.load_model(local, safe_mode=True, compile=False)
-    scalers = Scalers.from_dict(files.read_json(folder / SCALERS_FILE))
-    return ModelVersion(version, model, scalers, files.read_json(folder / METADATA_FILE))
+    with files.local_file(path) as local:  # Keras opens local files only
+        return keras.saving.load_model(local, safe_mode=True, compile=False)
 
 
 def load_champion(models_dir: Path) -> ModelVersion:

@@ -291,10 +291,15 @@ def test_a_process_loads_a_version_once_until_its_model_file_changes(tmp_path):
     model = config.build()
     save_version(tmp_path, "v1", model, scalers(), {"config": config.as_dict()})
     first = load_version(tmp_path, "v1")
-    assert load_version(tmp_path, "v1") is first  # explanations and publication share one loaded network
+    again = load_version(tmp_path, "v1")
+    assert again.model is first.model  # explanations and publication share one loaded network
+    first.scalers.extend(pd.DataFrame({"series_id": ["new"] * 2, "value": [5.0, 7.0]}))
+    first.metadata["note"] = "changed by its caller"
+    fresh = load_version(tmp_path, "v1")  # scalers and metadata are each caller's own
+    assert not fresh.scalers.target.knows(pd.Series(["new"])).any() and "note" not in fresh.metadata
     other = tmp_path / "copy"
     save_version(other, "v1", model, scalers(), {"config": config.as_dict()})
-    assert load_version(other, "v1") is not first  # same name, another registry
+    assert load_version(other, "v1").model is not first.model  # same name, another registry
     (tmp_path / "v1" / "model.keras").write_bytes(b"not a model")  # rewritten by other hands: read afresh
     with pytest.raises(ValueError):
         load_version(tmp_path, "v1")
