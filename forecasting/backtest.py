@@ -68,14 +68,14 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
     actuals: the rows forecasts are scored against, and whose history scales MASE (default: `valid`). A
     benchmark that knocks rows out of complete data passes the complete rows, so forecasts from the gapped
     feed are scored on the same points, on the same scale, as forecasts from the complete one."""
-    actuals = valid if actuals is None else actuals
     _, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
     season = defaults_for(freq).season
     cuts = rolling_origins(valid[TIMESTAMP].max(), freq, horizon, origins)
     scores, train_seconds = [], 0.0
     for number, cut in enumerate(cuts, start=1):
         history = valid[valid[TIMESTAMP] <= cut]
-        truth = actuals[actuals[TIMESTAMP] > cut]
+        scored = valid if actuals is None else actuals
+        truth = scored[scored[TIMESTAMP] > cut]
         clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
         longest = longest_length(clean)
         lookback, _ = resolve_sizes(freq, settings.lookback, horizon, longest)  # as the run at this cut would
@@ -109,8 +109,8 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
             log.info("origin %d/%d (%s): %d epochs, %d series forecast, %d by the model, %d by its seasonal base "
                      "(%s)", number, len(cuts), cut.isoformat(), epochs, sum(by.values()), by["model"], by["base"],
                      outcome)
-        scored_history = clean if actuals is valid else actuals[actuals[TIMESTAMP] <= cut]
-        scores.append(_score(rows, truth, scored_history, cut, season))
+        scale_history = clean if actuals is None else scored[scored[TIMESTAMP] <= cut]
+        scores.append(_score(rows, truth, scale_history, cut, season))
     return BacktestResult(pd.concat(scores, ignore_index=True), cuts, horizon, lookback, season, train_seconds)
 
 

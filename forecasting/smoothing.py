@@ -170,8 +170,8 @@ def choose_profile_weight(values: np.ndarray, statistics: "SeriesSmoothing", per
     """The weight in `weights` whose profile channel gives the base the least absolute error over the
     series' latest `horizons` horizons (each forecast from the window before it, as the model's base does),
     scored on `observed` points only (imputed ones are a fill method's guess, not the series) and from windows
-    that end on an observed point; PROFILE_WEIGHT
-    where the base has no profile or the series is too short to score one horizon."""
+    that end on an observed point; PROFILE_WEIGHT where the base has no profile or the series is too short
+    to score one horizon."""
     values = np.asarray(values, dtype="float64")
     observed = np.ones(len(values), bool) if observed is None else np.asarray(observed, bool)
     if not statistics.seasonal or period <= 1 or lookback // period < 2:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 
 from forecasting.backtest import backtest, rolling_origins, summary_markdown
 from forecasting.settings import Settings, load_settings
