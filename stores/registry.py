@@ -37,7 +37,8 @@ EXPLANATIONS_FILE = "explanations.json"
 # its first predictions traced it again (about 1.5 s a load on two cores, a tenth of a small series' whole
 # run). A version folder is never rewritten in place by the pipeline; the key carries the model file's
 # size and modification time, so a file changed by other hands is loaded (or refused) afresh. Two: a
-# run's challenger and the champion it did not replace.
+# run's challenger and the champion it did not replace. The train task hands over the network it has just
+# trained and saved (save_version's keep_loaded), so a run loads none it trained itself.
 LOADED_VERSIONS = 2
 _loaded: OrderedDict[tuple[str, str, tuple[int, int]], Any] = OrderedDict()  # key -> keras.Model
 
@@ -49,11 +50,16 @@ def version_dir(models_dir: Path, version: str) -> Path:
 
 
 def save_version(models_dir: Path, version: str, model: Any, scalers: Scalers, metadata: dict[str, Any],
-                 *, make_champion: bool = True) -> Path:
+                 *, make_champion: bool = True, keep_loaded: bool = False) -> Path:
     """Write a complete version folder atomically, then record it in the index (once).
 
     A retry of the same training (same version name and training fingerprint) after the folder was written
-    but before the index was finds the folder complete and only registers it."""
+    but before the index was finds the folder complete and only registers it.
+
+    keep_loaded: the caller is done changing `model` (a trained network), so this process's loads of the
+    version return it instead of reading the file back: the network a load would build, with its weights
+    to the bit, whose predict function the caller's own predictions have traced already (the run's
+    explanations and publication would otherwise load and trace it again, about 1.5 s on two cores)."""
     target = version_dir(models_dir, version)
     fingerprint = metadata.get("training_fingerprint")
     written = files.read_json(target / METADATA_FILE, default={}) if fingerprint and target.exists() else {}
@@ -62,6 +68,8 @@ def save_version(models_dir: Path, version: str, model: Any, scalers: Scalers, m
             model.save(tmp / MODEL_FILE)
             files.write_json(scalers.to_dict(), tmp / SCALERS_FILE)
             files.write_json({**metadata, "version": version}, tmp / METADATA_FILE)
+    if keep_loaded:
+        _remember(models_dir, version, model)
     index = read_index(models_dir)
     if version not in index["versions"]:
         index["versions"] = [*index["versions"], version]
@@ -99,15 +107,26 @@ def load_version(models_dir: Path, version: str) -> ModelVersion:
     folder = version_dir(models_dir, version)
     if not (folder / MODEL_FILE).is_file():
         raise PipelineError(f"model version {version!r} is missing from {models_dir}")
-    key = (str(models_dir), version, files.file_signature(folder / MODEL_FILE))
+    key = _loaded_key(models_dir, version)
     if key in _loaded:
         _loaded.move_to_end(key)
     else:
-        _loaded[key] = _load_network(folder / MODEL_FILE)
-        while len(_loaded) > LOADED_VERSIONS:
-            _loaded.popitem(last=False)
+        _remember(models_dir, version, _load_network(folder / MODEL_FILE))
     scalers = Scalers.from_dict(files.read_json(folder / SCALERS_FILE))
     return ModelVersion(version, _loaded[key], scalers, files.read_json(folder / METADATA_FILE))
+
+
+def _loaded_key(models_dir: Path, version: str) -> tuple[str, str, tuple[int, int]]:
+    return str(models_dir), version, files.file_signature(version_dir(models_dir, version) / MODEL_FILE)
+
+
+def _remember(models_dir: Path, version: str, network: Any) -> None:
+    """Keep `network` as the version's loaded network (the newest), forgetting the oldest past LOADED_VERSIONS."""
+    key = _loaded_key(models_dir, version)
+    _loaded[key] = network
+    _loaded.move_to_end(key)
+    while len(_loaded) > LOADED_VERSIONS:
+        _loaded.popitem(last=False)
 
 
 def _load_network(path: Path) -> Any:

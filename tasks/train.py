@@ -134,7 +134,7 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
         "warm_start": warm,
     }
     path = save_version(settings.data_dir / "models", version, model, scalers, metadata,
-                        make_champion=verdict.promote)
+                        make_champion=verdict.promote, keep_loaded=True)
     (log.info if verdict.promote else log.warning)("Model %s %s: %s", version,
                                                    "promoted to champion" if verdict.promote else "not promoted",
                                                    verdict.reason)

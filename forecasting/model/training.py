@@ -279,11 +279,31 @@ def forward(model: Any, x: np.ndarray) -> np.ndarray:
 
     Why not `model(x)`: called eagerly, a recurrent layer runs its time loop op by op from Python, 0.4 s for
     any batch of a three-network ensemble on two cores, and a run calls the model half a dozen times after
-    training (calibration, promotion, explanations, the forecast). The compiled function is traced for the
-    first two batch sizes (about 0.6 s each; then for any size, TensorFlow relaxes the batch dimension) and
-    takes milliseconds per call. Not `model.predict`, whose dataset machinery re-traces for each new input
-    size."""
+    training (calibration, promotion, explanations, the forecast). The compiled function is traced once
+    for any batch size (see _trace_for_any_batch_size) and takes milliseconds per call. Not `model.predict`,
+    whose dataset machinery re-traces for each new input size."""
+    _trace_for_any_batch_size(model, x)
     return np.asarray(model.predict_on_batch(x))
+
+
+def _trace_for_any_batch_size(model: Any, x: np.ndarray) -> None:
+    """On TensorFlow, trace a model's predict function once for windows of x's shape in batches of any size,
+    before its first call.
+
+    Why: left to itself, TensorFlow traces the function for the first batch size it sees and again, relaxed
+    to any size, for the second (about 0.6 s each for a three-network ensemble on two cores), and a run's
+    calls come in several sizes (the stopping sample's batches, the holdout, the explanations, one window a
+    series to forecast). Traced once with the batch dimension unknown, the same graph serves every size.
+    Other backends trace (or not) their own way."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or getattr(model, "predict_function", None) is not None:
+        return
+    import tensorflow as tf
+
+    model.make_predict_function()
+    # The argument's structure is predict_on_batch's: a list of one batch, the batch a tuple of the inputs.
+    model.predict_function.get_concrete_function([(tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)),)])
 
 
 def seasonal_base_forecast(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:

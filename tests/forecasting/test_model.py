@@ -12,10 +12,11 @@ import pytest
 from forecasting.errors import PipelineError
 from forecasting.model.config import ModelConfig, quantiles_for
 from forecasting.model.network import build_forecaster, is_cudnn_eligible, recurrent_layers
-from forecasting.model.training import calibrate, fit_model, predict_quantiles
+from forecasting.model.training import calibrate, fit_model, forward, predict_quantiles
 from forecasting.model.version import new_version_name
 from forecasting.scaling import Scalers, SeriesScaler
 from forecasting.windows import TRAIN, VALIDATION, WindowSource
+from stores import registry
 from stores.registry import load_champion, load_version, read_index, save_version, usable_champion, version_dir
 
 
@@ -303,6 +304,29 @@ def test_a_process_loads_a_version_once_until_its_model_file_changes(tmp_path):
     (tmp_path / "v1" / "model.keras").write_bytes(b"not a model")  # rewritten by other hands: read afresh
     with pytest.raises(ValueError):
         load_version(tmp_path, "v1")
+
+
+def test_a_network_saved_to_keep_loaded_is_the_one_loaded_and_forecasts_as_its_file_does(tmp_path):
+    config = tiny_config(members=2)
+    model = config.build()
+    save_version(tmp_path, "v1", model, scalers(), {"config": config.as_dict()}, keep_loaded=True)
+    assert load_version(tmp_path, "v1").model is model  # the run's explanations and publication use it
+    read_back = registry._load_network(tmp_path / "v1" / "model.keras")
+    x = np.random.default_rng(0).normal(size=(5, config.lookback, 1)).astype("float32")
+    np.testing.assert_array_equal(forward(model, x), forward(read_back, x))  # to the bit
+
+
+def test_predictions_trace_the_network_once_for_every_batch_size():
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tracing is TensorFlow's")
+    model = tiny_config(members=2).build()
+    x = np.random.default_rng(0).normal(size=(7, 8, 1)).astype("float32")
+    outputs = [forward(model, x[:size]) for size in (4, 7, 1)]
+    assert model.predict_function.experimental_get_tracing_count() == 1  # TensorFlow alone traces it twice
+    np.testing.assert_allclose(outputs[1], np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs[0], outputs[1][:4], rtol=1e-5, atol=1e-6)
 
 
 def test_only_a_loadable_champion_of_the_same_frequency_is_used(tmp_path, caplog):
