@@ -90,7 +90,7 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
                                                series=int(plan.series[SERIES_ID].nunique()))
             started = time.perf_counter()
             model, facts = fit_model(config, source, max_epochs=settings.max_epochs, patience=settings.patience,
-                                     lr_patience=settings.lr_patience)
+                                     lr_patience=settings.lr_patience, min_improvement=settings.min_improvement)
             train_seconds += time.perf_counter() - started
             interval = calibrate(model, source, settings.interval_level)
             # What a first daily run on this history would publish: the model where it beat seasonal naive

@@ -62,7 +62,12 @@ class Settings(BaseSettings):
         "by frequency: a week of hourly data's two-week windows, else the whole window.")
     max_epochs: int = Field(40, ge=1, le=10_000, description="Epoch bound of a full retrain (early stopping usually "
                             "ends it sooner).")
-    patience: int = Field(5, ge=1, description="Early-stopping patience in epochs (validation loss).")
+    patience: int = Field(5, ge=1, description="Early-stopping patience: epochs without progress on the "
+                          "validation loss before training stops (the best weights seen are kept).")
+    min_improvement: float = Field(
+        0.005, ge=0.0, lt=1.0, description="What counts as progress for early stopping: a validation loss this "
+        "fraction below the last progress (0.005: 0.5%; 0: any decrease). Smaller decreases still keep their "
+        "weights if best, but do not prolong training.")
     batch_size: int = Field(128, ge=1, description="Training batch size on the CPU.")
     max_windows_per_epoch: int = Field(
         2048, ge=1, description="At most this many training windows per epoch (each epoch its own seeded sample): "

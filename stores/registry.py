@@ -178,8 +178,8 @@ def read_tuned(models_dir: Path) -> dict[str, Any] | None:
 
 
 # Settings that change what training produces besides the model config (which is hashed whole).
-_TRAINING_SETTINGS = ("max_epochs", "patience", "lr_patience", "full_retrain_days", "warm_epochs",
-                      "warm_windows_per_epoch", "holdout_windows", "interval_level", "mixed_precision")
+_TRAINING_SETTINGS = ("max_epochs", "patience", "min_improvement", "lr_patience", "full_retrain_days",
+                      "warm_epochs", "warm_windows_per_epoch", "holdout_windows", "interval_level", "mixed_precision")
 
 
 REUSE_LOOKBACK_VERSIONS = 50

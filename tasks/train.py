@@ -105,6 +105,7 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
                  "" if settings.ensemble_members else ": the default for a run on a single series")
     model, facts = fit_model(config, source, max_epochs=settings.warm_epochs if warm else settings.max_epochs,
                              patience=settings.patience, lr_patience=settings.lr_patience,
+                             min_improvement=settings.min_improvement,
                              initial_weights=champion.model.get_weights() if warm else None, log=log,
                              devices=devices, mixed_precision=settings.mixed_precision and bool(devices),
                              max_windows=settings.warm_windows_per_epoch if warm else None, priority=unseen)

@@ -19,13 +19,15 @@ from forecasting.windows import TRAIN, VALIDATION, WindowSource
 
 
 def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, patience: int,
-              lr_patience: int = 2, initial_weights: list[np.ndarray] | None = None, log: Any = None,
+              lr_patience: int = 2, min_improvement: float = 0.0, initial_weights: list[np.ndarray] | None = None, log: Any = None,
               devices: list[str] | None = None, mixed_precision: bool = False,
               max_windows: int | None = None, priority: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
     """Train on the source's training windows, streamed in shuffled batches, with early stopping on its
     validation windows (at most the config's `max_val_windows`, one fixed seeded sample: scoring every
     validation window each epoch cost more than the epoch's training on 1,000 series); returns (model,
-    facts). Best validation weights are restored.
+    facts). Best validation weights are restored. Training stops after `patience` epochs without progress,
+    an epoch that lowers the validation loss by at least `min_improvement` (a fraction) below the last
+    progress (see stall_stopping).
 
     An ensemble (config.members > 1) trains its members one after another, each from its own seed (weights,
     dropout and window order) with its own early stopping, and returns the model that averages them. One
@@ -57,7 +59,7 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
         training = trainer.training(member) if trainer is not None else nullcontext(member)
         with training as network:
             runs.append(_fit_member(network, seed, config, source, max_epochs=max_epochs, patience=patience,
-                                    lr_patience=lr_patience, log=log, max_windows=max_windows, priority=priority,
+                                    lr_patience=lr_patience, min_improvement=min_improvement, log=log, max_windows=max_windows, priority=priority,
                                     distributed=replicas(devices) > 1))
     seconds = time.perf_counter() - started
     facts = {**(_member_facts(runs[0]) if len(runs) == 1 else _ensemble_facts(model, config, source, runs)),
@@ -105,7 +107,7 @@ def _network_variables(model: Any) -> list[Any]:
 
 
 def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSource, *, max_epochs: int,
-                patience: int, lr_patience: int, log: Any, max_windows: int | None,
+                patience: int, lr_patience: int, min_improvement: float, log: Any, max_windows: int | None,
                 priority: np.ndarray | None, distributed: bool = False) -> dict[str, Any]:
     """Train one network (in place), its windows in the order `seed` draws; returns its validation-loss
     history and how many windows it trained on."""
@@ -115,7 +117,7 @@ def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSourc
 
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        stall_stopping(patience, min_improvement),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=lr_patience, min_lr=1e-5),
     ]
     if log is not None:
@@ -238,6 +240,40 @@ def _ensemble_facts(model: Any, config: ModelConfig, source: WindowSource, runs:
     return {"epochs_run": sum(m["epochs_run"] for m in per_member), "best_epoch": None,
             "val_loss": total / count if count else float("nan"),
             "diverged": any(m["diverged"] for m in per_member), "members": per_member}
+
+
+def stall_stopping(patience: int, min_improvement: float) -> Any:
+    """A Keras callback: early stopping on the validation loss that stops once `patience` epochs in a row
+    made no progress, progress being a loss at least `min_improvement` (a fraction) below the loss of the
+    last epoch that made progress, and restores the best weights seen (the lowest loss, progress or not).
+
+    Why a relative threshold: Keras' EarlyStopping counts any decrease as progress (or one by an absolute
+    min_delta, meaningless across series scales), so a network whose validation loss creeps down by 0.1%
+    an epoch trains on for as long as it creeps. On the development panel, a 0.5% threshold ended the
+    trainings 10-30% sooner with the same MASE to the third decimal (benchmarks/results/dev_panel.md).
+    With min_improvement 0 it stops as EarlyStopping(patience=patience, restore_best_weights=True) does."""
+    import keras
+
+    class StallStopping(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.best, self.best_weights, self.progress, self.wait = np.inf, None, np.inf, 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            current = float((logs or {}).get("val_loss", np.nan))
+            if self.best_weights is None or current < self.best:
+                self.best, self.best_weights = current, self.model.get_weights()
+            if current < self.progress * (1.0 - min_improvement):
+                self.progress, self.wait = current, 0
+                return
+            self.wait += 1  # no progress: a higher loss, too small a decrease, or not a number
+            if self.wait >= patience and epoch > 0:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return StallStopping()
 
 
 def epoch_logger(log: Any, max_epochs: int) -> Any:

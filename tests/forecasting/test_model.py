@@ -12,7 +12,7 @@ import pytest
 from forecasting.errors import PipelineError
 from forecasting.model.config import ModelConfig, quantiles_for
 from forecasting.model.network import build_forecaster, is_cudnn_eligible, recurrent_layers
-from forecasting.model.training import calibrate, fit_model, forward, predict_quantiles
+from forecasting.model.training import calibrate, fit_model, forward, predict_quantiles, stall_stopping
 from forecasting.model.version import new_version_name
 from forecasting.scaling import Scalers, SeriesScaler
 from forecasting.windows import TRAIN, VALIDATION, WindowSource
@@ -304,6 +304,37 @@ def test_a_process_loads_a_version_once_until_its_model_file_changes(tmp_path):
     (tmp_path / "v1" / "model.keras").write_bytes(b"not a model")  # rewritten by other hands: read afresh
     with pytest.raises(ValueError):
         load_version(tmp_path, "v1")
+
+
+def _stopping_run(callback, model, losses):
+    """Feed `callback` the validation losses epoch by epoch as training would, the weights of epoch e set to
+    e; returns (epochs run, the first weight after training)."""
+    callback.set_model(model)
+    model.stop_training = False
+    callback.on_train_begin()
+    epochs = 0
+    for epoch, loss in enumerate(losses):
+        model.set_weights([np.full(w.shape, float(epoch), dtype=w.dtype) for w in model.get_weights()])
+        callback.on_epoch_end(epoch, {"val_loss": loss})
+        epochs += 1
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return epochs, float(model.get_weights()[0].flat[0])
+
+
+def test_early_stopping_counts_only_relative_progress_and_restores_the_best_weights_seen():
+    import keras
+
+    model = tiny_config().build()
+    creeping = [1.0, 0.98, 0.979, 0.978, 0.977, 0.976, 0.975, 0.974]  # 0.1% an epoch after the first step
+    assert _stopping_run(stall_stopping(2, 0.005), model, creeping) == (4, 3.0)  # the best seen: epoch 3
+    assert _stopping_run(stall_stopping(2, 0.0), model, creeping) == (8, 7.0)  # every decrease is progress
+    rng = np.random.default_rng(3)
+    for _ in range(20):  # with no threshold it stops and restores as Keras' EarlyStopping does
+        losses = list(rng.normal(1.0, 0.05, size=15))
+        keras_stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+        assert _stopping_run(stall_stopping(3, 0.0), model, losses) == _stopping_run(keras_stop, model, losses)
 
 
 def test_a_network_saved_to_keep_loaded_is_the_one_loaded_and_forecasts_as_its_file_does(tmp_path):
