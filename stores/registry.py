@@ -68,8 +68,8 @@ def save_version(models_dir: Path, version: str, model: Any, scalers: Scalers, m
             model.save(tmp / MODEL_FILE)
             files.write_json(scalers.to_dict(), tmp / SCALERS_FILE)
             files.write_json({**metadata, "version": version}, tmp / METADATA_FILE)
-    if keep_loaded:
-        _remember(models_dir, version, model)
+        if keep_loaded:  # not where an earlier attempt wrote the folder: its file is what the version holds
+            _remember(models_dir, version, model)
     index = read_index(models_dir)
     if version not in index["versions"]:
         index["versions"] = [*index["versions"], version]

@@ -19,8 +19,8 @@ from forecasting.windows import TRAIN, VALIDATION, WindowSource
 
 
 def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, patience: int,
-              lr_patience: int = 2, min_improvement: float = 0.0, initial_weights: list[np.ndarray] | None = None, log: Any = None,
-              devices: list[str] | None = None, mixed_precision: bool = False,
+              lr_patience: int = 2, min_improvement: float = 0.0, initial_weights: list[np.ndarray] | None = None,
+              log: Any = None, devices: list[str] | None = None, mixed_precision: bool = False,
               max_windows: int | None = None, priority: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
     """Train on the source's training windows, streamed in shuffled batches, with early stopping on its
     validation windows (at most the config's `max_val_windows`, one fixed seeded sample: scoring every
@@ -59,8 +59,8 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
         training = trainer.training(member) if trainer is not None else nullcontext(member)
         with training as network:
             runs.append(_fit_member(network, seed, config, source, max_epochs=max_epochs, patience=patience,
-                                    lr_patience=lr_patience, min_improvement=min_improvement, log=log, max_windows=max_windows, priority=priority,
-                                    distributed=replicas(devices) > 1))
+                                    lr_patience=lr_patience, min_improvement=min_improvement, log=log,
+                                    max_windows=max_windows, priority=priority, distributed=replicas(devices) > 1))
     seconds = time.perf_counter() - started
     facts = {**(_member_facts(runs[0]) if len(runs) == 1 else _ensemble_facts(model, config, source, runs)),
              "devices": replicas(devices), "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
@@ -249,8 +249,9 @@ def stall_stopping(patience: int, min_improvement: float) -> Any:
 
     Why a relative threshold: Keras' EarlyStopping counts any decrease as progress (or one by an absolute
     min_delta, meaningless across series scales), so a network whose validation loss creeps down by 0.1%
-    an epoch trains on for as long as it creeps. On the development panel, a 0.5% threshold ended the
-    trainings 10-30% sooner with the same MASE to the third decimal (benchmarks/results/dev_panel.md).
+    an epoch trains on for as long as it creeps. On the development panel, a 0.5% threshold cut the
+    training's CPU seconds by 7% (16% on M4 weekly) at the same MASE to the third decimal; 1% with patience
+    3 cut 26% but lost 0.006 MASE (benchmarks/results/dev_panel.md).
     With min_improvement 0 it stops as EarlyStopping(patience=patience, restore_best_weights=True) does."""
     import keras
 

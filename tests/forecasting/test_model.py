@@ -345,6 +345,11 @@ def test_a_network_saved_to_keep_loaded_is_the_one_loaded_and_forecasts_as_its_f
     read_back = registry._load_network(tmp_path / "v1" / "model.keras")
     x = np.random.default_rng(0).normal(size=(5, config.lookback, 1)).astype("float32")
     np.testing.assert_array_equal(forward(model, x), forward(read_back, x))  # to the bit
+    metadata = {"config": config.as_dict(), "training_fingerprint": "same"}
+    save_version(tmp_path, "v2", model, scalers(), metadata)
+    retried = config.build()  # a retried train task's network, after an earlier attempt wrote the folder
+    save_version(tmp_path, "v2", retried, scalers(), metadata, keep_loaded=True)
+    assert load_version(tmp_path, "v2").model is not retried  # the version is the file the first attempt wrote
 
 
 def test_predictions_trace_the_network_once_for_every_batch_size():
