@@ -69,7 +69,7 @@ def save_version(models_dir: Path, version: str, model: Any, scalers: Scalers, m
             files.write_json(scalers.to_dict(), tmp / SCALERS_FILE)
             files.write_json({**metadata, "version": version}, tmp / METADATA_FILE)
         if keep_loaded:  # not where an earlier attempt wrote the folder: its file is what the version holds
-            _remember(models_dir, version, model)
+            _remember(_loaded_key(models_dir, version), model)
     index = read_index(models_dir)
     if version not in index["versions"]:
         index["versions"] = [*index["versions"], version]
@@ -111,7 +111,7 @@ def load_version(models_dir: Path, version: str) -> ModelVersion:
     if key in _loaded:
         _loaded.move_to_end(key)
     else:
-        _remember(models_dir, version, _load_network(folder / MODEL_FILE))
+        _remember(key, _load_network(folder / MODEL_FILE))
     scalers = Scalers.from_dict(files.read_json(folder / SCALERS_FILE))
     return ModelVersion(version, _loaded[key], scalers, files.read_json(folder / METADATA_FILE))
 
@@ -120,9 +120,9 @@ def _loaded_key(models_dir: Path, version: str) -> tuple[str, str, tuple[int, in
     return str(models_dir), version, files.file_signature(version_dir(models_dir, version) / MODEL_FILE)
 
 
-def _remember(models_dir: Path, version: str, network: Any) -> None:
-    """Keep `network` as the version's loaded network (the newest), forgetting the oldest past LOADED_VERSIONS."""
-    key = _loaded_key(models_dir, version)
+def _remember(key: tuple[str, str, tuple[int, int]], network: Any) -> None:
+    """Keep `network` as the loaded network of `key`'s version (the newest), forgetting the oldest past
+    LOADED_VERSIONS."""
     _loaded[key] = network
     _loaded.move_to_end(key)
     while len(_loaded) > LOADED_VERSIONS:
