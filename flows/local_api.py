@@ -7,7 +7,8 @@ first). Started here before the command imports Prefect and the pipeline, the se
 core while those imports run, and the command's process never imports Prefect's server package.
 
 It is the server Prefect would start (prefect/server/api/server.py, SubprocessASGIServer): the same
-uvicorn command, app factory and server environment, and the same PREFECT_HOME database. `adopt()` hands
+uvicorn command, app factory and server environment (but for block-type registration, see
+SERVER_ENVIRONMENT), and the same PREFECT_HOME database. `adopt()` hands
 it to Prefect as the API URL only where Prefect would have started a temporary server itself: no API URL
 in the environment, a profile or prefect.toml, and ephemeral mode allowed. Otherwise, or where the server
 does not answer in time, it is stopped and Prefect goes its usual way.
@@ -26,8 +27,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-# What Prefect's SubprocessASGIServer sets for the server it starts (no UI; it is the final, ephemeral app).
-SERVER_ENVIRONMENT = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+# What Prefect's SubprocessASGIServer sets for the server it starts (no UI; it is the final, ephemeral app),
+# and one thing it does not: registering block types. Prefect's server checks at every start whether the
+# installed block types are in its database (it imports every installed Prefect collection, prefect-dask's
+# Dask among them, and hashes their schemas: 0.6-0.9 s of a 4-5 s start on two cores, while the command
+# waits for it). A command's flows load only the blocks a user saved (a Secret, a notification block), whose
+# types were registered when they were saved; Prefect's own servers still register types as before.
+SERVER_ENVIRONMENT = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+                      "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+                      "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false"}
 STOP_GRACE_SECONDS = 5
 
 

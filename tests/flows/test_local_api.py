@@ -46,6 +46,28 @@ def test_a_run_without_an_api_records_its_flow_in_prefect_home_and_leaves_no_pro
         os.killpg(process.pid, 0)  # neither the command nor its server is left running
 
 
+def test_the_temporary_server_saves_and_loads_blocks_though_it_registers_no_block_types_at_its_start(tmp_path):
+    """The temporary server skips Prefect's block-type check at its start (SERVER_ENVIRONMENT); a block saved
+    through it registers its own type, and loads back (a Secret, as `database_secret` reads it)."""
+    code = "\n".join([
+        "from flows.local_api import start_temporary_api",
+        "api = start_temporary_api()",
+        "assert api.adopt()",
+        "from prefect.blocks.system import Secret",
+        "Secret(value='postgresql://u:p@h/db').save('lstm-forecast-db')",
+        "print(Secret.load('lstm-forecast-db').get())",
+    ])
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(PROJECT_ROOT))
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("postgresql://u:p@h/db")
+    with sqlite3.connect(tmp_path / "prefect-home" / "prefect.db") as db:
+        types = [slug for (slug,) in db.execute("SELECT slug FROM block_type")]
+    assert types == ["secret"]  # the only type registered: the one saved, none at the server's start
+
+
 def test_an_api_in_the_settings_is_left_alone(monkeypatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
