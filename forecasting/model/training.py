@@ -158,6 +158,11 @@ def fit_in_batches(model: Any, train: Any, validation: Any, max_epochs: int, cal
     batch_loss = next(metric for metric in model.metrics if metric.name == "loss")  # Keras' loss tracker
     history: dict[str, list[float]] = {"loss": [], "val_loss": []}
     model.stop_training = False
+    # Built here, Adam's moments exist before the training step's first trace; created by it, they made
+    # TensorFlow trace the step a second time (first step 1.2-1.5 s -> 0.7 s, daily network, two cores).
+    # (An ensemble's MemberTrainer builds them itself.)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     callbacks.on_train_begin()
     logs: dict[str, float] = {}
     for epoch in range(max_epochs):
@@ -165,8 +170,6 @@ def fit_in_batches(model: Any, train: Any, validation: Any, max_epochs: int, cal
         loss = EpochMean()
         for step in range(train.batches_per_epoch):
             x, y, *weights = train[epoch * train.batches_per_epoch + step]
-            if epoch == step == 0:
-                _trace_steps_for_any_batch_size(model, (x, y, weights[0] if weights else None))
             callbacks.on_train_batch_begin(step)
             model.train_on_batch(x, y, sample_weight=weights[0] if weights else None)
             loss.add(batch_loss)
@@ -343,45 +346,6 @@ def _trace_for_any_batch_size(model: Any, x: np.ndarray) -> None:
     model.make_predict_function()
     # The argument's structure is predict_on_batch's: a list of one batch, the batch a tuple of the inputs.
     model.predict_function.get_concrete_function([(tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)),)])
-
-
-def _trace_steps_for_any_batch_size(model: Any, batch: tuple[Any, Any, Any]) -> None:
-    """On TensorFlow, trace a compiled model's training and test steps once for batches like `batch` (x, y,
-    sample weights or None) of any size, before their first call (see _trace_for_any_batch_size).
-
-    Why: an epoch of fewer windows than a whole number of batches ends on a shorter batch (532 windows of a
-    daily series: four of 128, one of 20), and the validation windows too (512 and 312); TensorFlow traced
-    the training step again, relaxed to any size, for the first short batch (0.9 s on two cores, against
-    1.1 s for the first trace) and the test step likewise (0.25 s). And where the optimizer was not built
-    yet (one network; an ensemble's MemberTrainer builds it), the first trace created its moments, so
-    TensorFlow traced the step a second time without creating them. Keras keeps the traced step inside
-    its train and test functions (`TensorFlowTrainer._make_function`, keras 3.15): where that is not where
-    it is found, this traces nothing and TensorFlow traces as before."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow" or model.train_function is not None or model.test_function is not None:
-        return
-    import tensorflow as tf
-
-    spec = tuple(None if part is None else tf.TensorSpec((None, *np.shape(part)[1:]), tf.as_dtype(np.asarray(part).dtype))
-                 for part in batch)
-    if not model.optimizer.built:  # else its first trace creates the optimizer's moments and traces again
-        model.optimizer.build(model.trainable_variables)
-    model.make_train_function()
-    model.make_test_function()
-    for function in (model.train_function, model.test_function):
-        step = _compiled_step(function)
-        if step is not None:
-            step.get_concrete_function(spec)
-
-
-def _compiled_step(function: Any) -> Any:
-    """The tf.function that a Keras train or test function calls per batch (its `one_step_on_data`, under
-    Keras' wrapper that maps empty optionals to None); None where it is not there."""
-    cells = dict(zip(getattr(function, "__code__", None).co_freevars if hasattr(function, "__code__") else (),
-                     (cell.cell_contents for cell in getattr(function, "__closure__", None) or ())))
-    step = getattr(cells.get("one_step_on_data"), "__wrapped__", None)
-    return step if hasattr(step, "get_concrete_function") else None
 
 
 def seasonal_base_forecast(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
