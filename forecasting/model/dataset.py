@@ -60,6 +60,15 @@ class WindowDataset(keras.utils.PyDataset):
         return math.ceil(self.per_pass / self.batch_size)
 
     @property
+    def epoch_batch_size(self) -> int:
+        """Training: the size of every batch of an epoch, `batch_size` or a little less, so that the epoch's
+        batches are all one size (532 windows: five of 107, the last topped up with the epoch's first 3
+        windows, not four of 128 and one of 20). TensorFlow traces the training step once per batch shape:
+        a short last batch cost a second trace (0.9 s on two cores for a daily network), and the windows a
+        daily series gives are often fewer than an epoch could take. Validation keeps `batch_size`."""
+        return math.ceil(self.per_pass / self.batches_per_epoch) if self.shuffle else self.batch_size
+
+    @property
     def num_batches(self) -> int | None:
         """None (endless) when shuffled for training; the batches of one pass otherwise."""
         return None if self.shuffle else self.batches_per_epoch
@@ -80,8 +89,12 @@ class WindowDataset(keras.utils.PyDataset):
         return order
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        epoch, position = divmod(index, self.batches_per_epoch) if self.shuffle else (0, index)
-        batch = self.epoch_order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
+        if self.shuffle:
+            epoch, position = divmod(index, self.batches_per_epoch)
+            size = self.epoch_batch_size  # the last batch wraps round to the epoch's first windows
+            batch = self.epoch_order(epoch)[np.arange(position * size, (position + 1) * size) % self.per_pass]
+        else:
+            batch = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         x, y = self.source.window(self.starts[batch])
         weights = self.source.target_weights(self.starts[batch])  # imputed targets weigh nothing
         return (x, y) if weights is None else (x, y, weights)
