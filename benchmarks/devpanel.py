@@ -75,6 +75,24 @@ def with_gaps(rows: pd.DataFrame, seed: int = 7, blocks: int = 3, singles: float
     return rows[keep].reset_index(drop=True)
 
 
+def prefilled(gapped: pd.DataFrame, complete: pd.DataFrame) -> pd.DataFrame:
+    """The gapped rows handed over already filled, as the cuts in issue 12's "filled" column were: every row
+    the feed lost is back, its value and numeric covariates interpolated linearly between the rows either side
+    (the nearest row's beyond the ends), its other columns carried forward. The baseline the raw-gap runs are
+    held to: the same information, filled by the data's provider instead of by the pipeline."""
+    lost = ~complete.set_index(["series_id", "timestamp"]).index.isin(gapped.set_index(["series_id", "timestamp"]).index)
+    filled = complete.copy()
+    numeric = [c for c in filled.columns if c not in ("series_id", "timestamp") and pd.api.types.is_numeric_dtype(filled[c])]
+    other = [c for c in filled.columns if c not in ("series_id", "timestamp", *numeric)]
+    filled.loc[lost, numeric + other] = None
+    groups = filled.groupby("series_id", sort=False)
+    for column in numeric:
+        filled[column] = groups[column].transform(lambda v: v.interpolate(limit_direction="both"))
+    for column in other:
+        filled[column] = groups[column].transform(lambda v: v.ffill().bfill())
+    return filled
+
+
 def by_name(names: list[str] | None) -> list[Dataset]:
     if not names:
         return list(DATASETS)
