@@ -210,9 +210,10 @@ def test_an_epoch_can_be_capped_to_a_seeded_sample_of_windows():
     # 40 windows: three batches of one size (14, 14 and 12 topped up with the epoch's first two windows), not
     # 16 + 16 + 8, so TensorFlow traces the training step for one shape
     assert dataset.batches_per_epoch == 3 and dataset.epoch_batch_size == 14
+    assert {len(dataset[i][0]) for i in range(30)} == {14}
     epochs = [np.concatenate([dataset[3 * e + i][0][:, 0, 0] for i in range(3)]) for e in range(10)]
-    assert all(len(epoch) == 42 and len(np.unique(epoch)) == 40 for epoch in epochs)  # a sample, no repeats
-    assert all(np.array_equal(epoch[-2:], epoch[:2]) for epoch in epochs)  # but the two that fill the last batch
+    assert all(len(epoch) == 42 and len(np.unique(epoch)) == 40 for epoch in epochs)  # a sample of 40 windows
+    assert all(np.array_equal(epoch[-2:], epoch[:2]) for epoch in epochs)  # two of them again to fill the last batch
     assert not np.array_equal(np.sort(epochs[0]), np.sort(epochs[1]))  # each epoch draws its own sample
     assert len(np.unique(np.concatenate(epochs))) > 120  # so over ten epochs training sees most windows
     again = WindowDataset(source, TRAIN, batch_size=16, shuffle=True, seed=0, max_windows=40)
