@@ -68,7 +68,8 @@ class Settings(BaseSettings):
         0.005, ge=0.0, lt=1.0, description="What counts as progress for early stopping: a validation loss this "
         "fraction below the last progress (0.005: 0.5%; 0: any decrease). Smaller decreases still keep their "
         "weights if best, but do not prolong training.")
-    batch_size: int = Field(128, ge=1, description="Training batch size on the CPU.")
+    batch_size: int = Field(128, ge=1, description="Training batch size on the CPU (an epoch's batches are all one "
+                            "size: this, or a little less where the epoch's windows do not divide into it).")
     max_windows_per_epoch: int = Field(
         2048, ge=1, description="At most this many training windows per epoch (each epoch its own seeded sample): "
         "short epochs let early stopping end training as soon as validation loss stops improving.")
