@@ -66,7 +66,9 @@ class WindowDataset(keras.utils.PyDataset):
         windows, not four of 128 and one of 20). TensorFlow traces the training step once per batch shape:
         a short last batch cost a second trace (0.9 s on two cores for a daily network), and the windows a
         daily series gives are often fewer than an epoch could take. Validation keeps `batch_size`."""
-        return math.ceil(self.per_pass / self.batches_per_epoch) if self.shuffle else self.batch_size
+        if not self.shuffle or not self.per_pass:
+            return self.batch_size
+        return math.ceil(self.per_pass / self.batches_per_epoch)
 
     @property
     def num_batches(self) -> int | None:
