@@ -97,14 +97,38 @@ def _warp(values: pd.Series) -> pd.Series:
     return np.sign(value) * np.log1p(value.abs())
 
 
+# Quantiles of a series' absolute deviations from its median, each with the factor that makes it a standard
+# deviation for normal noise (1 / the normal quantile of (1 + q) / 2). The spread is the first that is not
+# zero: the median one (the MAD) for most series; a higher one where more than half of the values are the
+# same, as an intermittent series' zeros are (80% zeros made every sale of 1 to 7 units an "absurd outlier"
+# a million robust deviations from the median, and all of them were quarantined). Capped below the maximum,
+# so one absurd value never becomes the spread that measures it.
+SPREAD_QUANTILES = ((0.5, 1.4826), (0.75, 0.8695), (0.9, 0.6080), (0.95, 0.5102), (0.99, 0.3882))
+# The least spread, on the warped scale, is 1% of the median's size. A series with no spread at all (99%
+# of its values the same) gets at least 1% of a million's (0.14): at max_robust_z 50, one that is nearly
+# always zero then calls a value absurd only beyond about 1,000, not every value that is not zero.
+FLAT_FLOOR = 0.01 * float(np.log1p(1e6))
+
+
 def robust_stats(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per series (index): the median of the warped values and their robust spread (1.4826 MAD)."""
+    """Per series (index): the median of the warped values and their robust spread (1.4826 MAD, or a higher
+    quantile of the deviations where the MAD is zero: SPREAD_QUANTILES), at least 1% of the median's size
+    (FLAT_FLOOR where the series has no spread)."""
     warped = _warp(rows[VALUE])
     groups = rows[SERIES_ID].fillna("").to_numpy()
     median = warped.groupby(groups).median()
-    spread = (warped - median.reindex(groups).to_numpy()).abs().groupby(groups).median() * 1.4826
-    # A floor on the spread: a flat series (MAD 0) must not make every small change an outlier.
-    scale = np.maximum(spread, np.maximum(0.01 * median.abs(), 1e-6))
+    deviations = (warped - median.reindex(groups).to_numpy()).abs()
+    spread = pd.Series(0.0, index=median.index)
+    for quantile, factor in SPREAD_QUANTILES:
+        flat = spread.index[~(spread > 0)]  # NaN too: a series without a finite value has no spread
+        if flat.empty:
+            break
+        rows_of_flat = pd.Index(groups).isin(flat)
+        spread.loc[flat] = deviations[rows_of_flat].groupby(groups[rows_of_flat]).quantile(quantile) \
+            .reindex(flat).to_numpy() * factor
+    spread = spread.fillna(0.0)
+    floor = np.where(spread > 0, 0.01 * median.abs(), np.maximum(0.01 * median.abs(), FLAT_FLOOR))
+    scale = np.maximum(spread, floor)
     stats = pd.DataFrame({"median": median, "scale": scale})
     stats.index.name = SERIES_ID
     return stats

@@ -75,6 +75,13 @@ CASES: dict[str, tuple[str, bytes, tuple]] = {
                          ("quarantined", "f", "changed frequency: D before, every 3D since 2016-12-16")),
     "absurd_outlier": ("outlier.csv", csv("outlier", *series("o", [100 + i % 7 for i in range(59)] + [1e300])),
                        ("quarantined", "o", "is an absurd outlier")),
+    # Intermittent demand: more than half of the values are zero, so the deviations' median (the MAD) is 0.
+    "intermittent_series": ("intermittent.csv", csv("intermittent", *series("i", [0, 0, 3, 0, 1, 0, 0, 7, 0, 2] * 6)),
+                            ("accepted", None)),
+    "nearly_always_zero": ("rare.csv", csv("rare", *series("r", [0] * 29 + [12] + [0] * 29 + [40])), ("accepted", None)),
+    "absurd_in_intermittent": ("intermittent_absurd.csv",
+                               csv("intermittent_absurd", *series("ia", [0, 0, 3, 0, 1, 0, 0, 7, 0, 2] * 5 + [0] * 9 + [1e300])),
+                               ("quarantined", "ia", "is an absurd outlier")),
     "shorter_than_a_window": ("short.csv", csv("short", *series("short", range(1, 11))), ("accepted", None)),
     "gap_over_limit": ("gap.csv", csv("gap", *series("g", range(10), DAYS[:10]), *series("g", range(20))),
                        ("quarantined", "g", "over the fill limit")),
