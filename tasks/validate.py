@@ -20,6 +20,21 @@ from stores.quarantine import quarantine_path, write_quarantine
 from stores.snapshots import VALIDATION_SETTINGS, find_base, full_run_reason, settings_of, write_state
 from tasks.retry import retrying
 
+# Distinct quarantine reasons the task logs one line each for; the rest get one line with their count.
+LOGGED_REASONS = 20
+
+
+def quarantine_lines(reasons: pd.Series, path: object, limit: int = LOGGED_REASONS) -> list[str]:
+    """The log's account of quarantined rows: a line per reason, most frequent first, for `limit` reasons,
+    then one line for the rest (row-level reasons name their row, so a long run of missing values would
+    otherwise be one line per row, or silently cut off) pointing to the quarantine file at `path`."""
+    counts = reasons.value_counts()
+    lines = [f"Quarantined {count} row(s): {reason}" for reason, count in counts.head(limit).items()]
+    if len(counts) > limit:
+        lines.append(f"Quarantined {counts.iloc[limit:].sum()} more row(s) for {len(counts) - limit} other "
+                     f"reason(s): see {path}")
+    return lines
+
 
 @task(name="validate", **retrying())
 def validate_batch(settings: Settings, as_of: str | None) -> Validated:
@@ -58,8 +73,8 @@ def validate_batch(settings: Settings, as_of: str | None) -> Validated:
         log.info("Full validation of %d rows: %s", len(result.batch.rows), full_reason)
     run_date = result.batch.as_of.date()
     write_quarantine(result.quarantined, quarantine_path(data_dir, run_date, "validate"))
-    for reason, count in result.quarantined["reason"].value_counts().head(20).items():
-        log.warning("Quarantined %d row(s): %s", count, reason)
+    for line in quarantine_lines(result.quarantined["reason"], quarantine_path(data_dir, run_date, "validate")):
+        log.warning(line)
     markdown = summary_markdown(result, run_date)
     create_markdown_artifact(markdown=markdown, key="validation-summary",
                              description="Great Expectations results and quarantined rows")
