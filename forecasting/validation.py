@@ -20,8 +20,8 @@ import pandas as pd
 from forecasting.columns import (INGEST_SEQ, RAW_TIMESTAMP, RAW_VALUE, REQUIRED, SERIES_ID, SOURCE_FILE, SOURCE_ROW,
                                  TIMESTAMP, VALUE)
 from forecasting.errors import PipelineError
-from forecasting.frequency import (fixed_step, frequency_change, infer_frequency, on_grid, on_grid_from,
-                                   periods_between, periods_since)
+from forecasting.frequency import (FrequencyDefaults, defaults_for, fixed_step, frequency_change, infer_frequency,
+                                   on_grid, on_grid_from, periods_between, periods_since)
 from forecasting.quarantine import quarantine_records
 from forecasting.rows import append_rows, in_series, tail_rows
 
@@ -157,12 +157,19 @@ def value_checks(rows: pd.DataFrame, stats: pd.DataFrame, max_robust_z: float) -
     return rows
 
 
-def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int,
+def staleness_limit(max_staleness: int | None, freq: str | None) -> int:
+    """The periods a series may lag the as-of: `max_staleness` where set, else the frequency's default."""
+    if max_staleness is not None:
+        return max_staleness
+    return defaults_for(freq).max_staleness if freq is not None else FrequencyDefaults.max_staleness
+
+
+def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int | None,
                   max_robust_z: float = 50.0, panel_frequency: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Add the suite's derived boolean columns; returns (rows, facts) with per-series frequencies.
 
     `panel_frequency` is the panel's frequency when known (an incremental run checks only some series);
-    by default the most common series frequency.
+    by default the most common series frequency. `max_staleness` None: the panel frequency's default.
     """
     stats = robust_stats(rows)
     rows = value_checks(rows, stats, max_robust_z)
@@ -173,6 +180,7 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int,
     known = frequencies.dropna()
     if panel_frequency is None:
         panel_frequency = known.value_counts().index[0] if not known.empty else None
+    max_staleness = staleness_limit(max_staleness, panel_frequency)
     rows[FREQUENCY_MATCHES_PANEL] = True
     rows[FREQUENCY_IS_STEADY] = True
     rows[ON_FREQUENCY_GRID] = True
@@ -313,7 +321,7 @@ class ValidationResult:
     covariates: list[str] = field(default_factory=list)
 
 
-def validate(store: pd.DataFrame, as_of: pd.Timestamp | None, max_staleness: int,
+def validate(store: pd.DataFrame, as_of: pd.Timestamp | None, max_staleness: int | None,
              file_names: dict[str, str] | None = None, max_robust_z: float = 50.0) -> ValidationResult:
     """Validate the store's rows up to the as-of; returns valid rows and quarantine records with reasons."""
     if store.empty:
@@ -366,7 +374,7 @@ class Increment:
 
 
 def split_increment(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as_of: pd.Timestamp,
-                    max_staleness: int, history: Callable[[list[str]], pd.DataFrame] | None = None) -> Increment:
+                    max_staleness: int | None, history: Callable[[list[str]], pd.DataFrame] | None = None) -> Increment:
     """Pick the rows an incremental run must check (see stores/snapshots.py). `store` holds at least every
     row new since the base; `history(ids)` returns every stored row of those series (default: from `store`)."""
     stamps = store[TIMESTAMP]
@@ -383,7 +391,8 @@ def split_increment(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as
     state = base.series.loc[candidates]
     newest = current.groupby(SERIES_ID)[TIMESTAMP].max().reindex(candidates)
     last_seen = newest.where(newest.notna(), pd.to_datetime(state["last_seen"], utc=True))
-    stale = candidates[periods_since(last_seen, as_of, base.panel_frequency) > max_staleness]
+    limit = staleness_limit(max_staleness, base.panel_frequency)
+    stale = candidates[periods_since(last_seen, as_of, base.panel_frequency) > limit]
     changed = _frequency_changed(current, base_valid, state, base.panel_frequency)
     rebuilt = sorted(unknown_ids | late_ids | set(stale) | changed)
     carried = known.difference(pd.Index(rebuilt, dtype=object))
@@ -442,7 +451,7 @@ def derive_carried_checks(rows: pd.DataFrame, state: pd.DataFrame, max_robust_z:
 
 
 def validate_incremental(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as_of: pd.Timestamp,
-                         max_staleness: int, file_names: dict[str, str] | None = None,
+                         max_staleness: int | None, file_names: dict[str, str] | None = None,
                          max_robust_z: float = 50.0, history: Callable[[list[str]], pd.DataFrame] | None = None
                          ) -> tuple[ValidationResult, Increment, pd.DataFrame]:
     """Validate only what is new since `base`: the new rows of carried series (against their kept state)

@@ -79,6 +79,24 @@ def test_stale_series_and_other_frequency_are_quarantined_whole(sample_slice):
     assert set(result.valid["series_id"]) == {ids[2]}
 
 
+@pytest.mark.parametrize(("freq", "late", "stale_by_default"), [("h", 10, False), ("h", 13, True),
+                                                                ("D", 7, False), ("D", 8, True)])
+def test_the_staleness_limit_defaults_by_frequency(freq, late, stale_by_default):
+    """Half a day of hourly data (12 periods), a week of daily data (7): an hourly feed's outage of a few hours
+    at the as-of keeps its series; an explicit max_staleness holds for every frequency."""
+    stamps = pd.date_range("2024-01-01", periods=200, freq=freq, tz="UTC")
+    fresh = pd.DataFrame({"series_id": "fresh", "timestamp": stamps, "value": 10.0 + np.arange(200) % 7})
+    late_rows = fresh.iloc[:-late].assign(series_id="late")
+    store = as_store(pd.concat([fresh, late_rows], ignore_index=True))
+
+    by_default = validate(store, None, max_staleness=None)
+    assert ("late" not in set(by_default.valid["series_id"])) == stale_by_default
+    assert by_default.facts["max_staleness"] == (12 if freq == "h" else 7)
+    explicit = validate(store, None, max_staleness=late - 1)
+    assert set(explicit.valid["series_id"]) == {"fresh"}
+    assert f"{late} periods before the as-of" in explicit.quarantined["reason"].iloc[0]
+
+
 def test_as_of_cuts_the_batch(sample_slice):
     as_of = sample_slice["timestamp"].max() - pd.Timedelta(days=10)
     result = validate(as_store(sample_slice), parse_as_of(as_of.strftime("%Y-%m-%d")), 7)
