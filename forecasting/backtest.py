@@ -19,7 +19,7 @@ import pandas as pd
 
 from forecasting.columns import MODEL_VERSION, SERIES_ID, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
 from forecasting.forecast import forecast, published_by
-from forecasting.frequency import defaults_for
+from forecasting.frequency import defaults_for, periods_between
 from forecasting.gapfill import gapfill
 from forecasting.metrics import coverage, mase, smape
 from forecasting.model.config import ModelConfig
@@ -27,6 +27,7 @@ from forecasting.model.training import calibrate, fit_model
 from forecasting.model.version import ModelVersion
 from forecasting.promotion import challenge
 from forecasting.settings import Settings
+from forecasting.validation import staleness_limit
 from forecasting.windows import TRAIN, VALIDATION, WindowSource, longest_length, plan_windows, resolve_sizes
 
 
@@ -68,12 +69,17 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
     actuals: the rows forecasts are scored against, and whose history scales MASE (default: `valid`). A
     benchmark that knocks rows out of complete data passes the complete rows, so forecasts from the gapped
     feed are scored on the same points, on the same scale, as forecasts from the complete one."""
-    _, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
+    lookback, horizon = resolve_sizes(freq, settings.lookback, settings.horizon)
     season = defaults_for(freq).season
     cuts = rolling_origins(valid[TIMESTAMP].max(), freq, horizon, origins)
     scores, train_seconds = [], 0.0
     for number, cut in enumerate(cuts, start=1):
         history = valid[valid[TIMESTAMP] <= cut]
+        # As the run at this cut would: series whose last point lags it by over max_staleness are quarantined.
+        lag = history.groupby(SERIES_ID)[TIMESTAMP].max().map(lambda last: periods_between(last, cut, freq))
+        history = history[~history[SERIES_ID].isin(lag.index[lag > staleness_limit(settings.max_staleness, freq)])]
+        if history.empty:
+            continue
         scored = valid if actuals is None else actuals
         truth = scored[scored[TIMESTAMP] > cut]
         clean = gapfill(history, freq, settings.fill_method, settings.max_gap).clean
@@ -103,7 +109,7 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
                                           "fallback_series": verdict.fallback_series,
                                           "base_series": verdict.base_series})
             epochs, outcome = facts["epochs_run"], verdict.reason
-        rows = forecast(candidate, clean, freq, horizon, settings.interval_level)
+        rows = forecast(candidate, clean, freq, horizon, settings.interval_level, as_of=cut)
         if log:
             by = published_by(rows)
             log.info("origin %d/%d (%s): %d epochs, %d series forecast, %d by the model, %d by its seasonal base "
@@ -111,7 +117,8 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
                      outcome)
         scale_history = clean if actuals is None else scored[scored[TIMESTAMP] <= cut]
         scores.append(_score(rows, truth, scale_history, cut, season))
-    return BacktestResult(pd.concat(scores, ignore_index=True), cuts, horizon, lookback, season, train_seconds)
+    per_series = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=[SERIES_ID, "origin"])
+    return BacktestResult(per_series, cuts, horizon, lookback, season, train_seconds)
 
 
 def _score(rows: pd.DataFrame, truth: pd.DataFrame, clean: pd.DataFrame, cut: pd.Timestamp, season: int) -> pd.DataFrame:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecasting.columns import MODEL_VERSION, ORIGIN, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
+from forecasting.columns import (IMPUTED, MODEL_VERSION, ORIGIN, SERIES_ID, STEP, TIMESTAMP, VALUE, YHAT, YHAT_LOWER,
+                                 YHAT_UPPER)
 from forecasting.frequency import defaults_for
 from forecasting.metrics import seasonal_naive
 from forecasting.model.training import predict_quantiles
@@ -33,8 +34,49 @@ BASE_SUFFIX = ":seasonal-base"  # model_version of rows published by a champion'
 
 
 def forecast(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, horizon: int,
-             level: float = 0.8) -> pd.DataFrame:
-    """Contract rows (all but run_id) for every series in `clean`: the champion where it can, else fallback."""
+             level: float = 0.8, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Contract rows (all but run_id) for every series in `clean`: the champion where it can, else fallback.
+
+    With `as_of`, every series' forecast covers the `horizon` periods after it: a series whose last point is
+    earlier (validation lets it lag by `max_staleness` periods) is first forecast up to the as-of from its
+    last point, those forecasts stand in for its missing periods (marked imputed, as a gap's fill is), and
+    its published forecast starts at the as-of. Without this an hourly series 10 hours late published 10 of
+    its 24 hours for times already past."""
+    rows = _forecast_from_last(champion, clean, freq, horizon, level)
+    if as_of is None:
+        return rows
+    for _ in range(MAX_CATCH_UP_PASSES):
+        origins = rows.groupby(SERIES_ID, sort=True)[ORIGIN].first()
+        lagging = origins.index[origins < as_of].astype(str)
+        if lagging.empty:
+            break
+        clean = append_rows_as_imputed(clean, rows[rows[SERIES_ID].isin(lagging) & (rows[TIMESTAMP] <= as_of)])
+        again = _forecast_from_last(champion, clean[clean[SERIES_ID].isin(lagging)], freq, horizon, level)
+        rows = pd.concat([rows[~rows[SERIES_ID].isin(lagging)], again], ignore_index=True)
+    return rows.sort_values([SERIES_ID, STEP], kind="stable").reset_index(drop=True)
+
+
+# Passes of forecast-and-append that bring a lagging series up to the as-of: each advances it by up to a
+# horizon, so this allows a lag of 10 horizons (max_staleness is 7 periods by default, 12 hourly).
+MAX_CATCH_UP_PASSES = 10
+
+
+def append_rows_as_imputed(clean: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
+    """`clean` plus a row per forecast point (its median as the value, marked imputed; covariates and other
+    columns carried forward from the series' last row)."""
+    if IMPUTED not in clean.columns:
+        clean = clean.assign(**{IMPUTED: False})
+    last = clean.sort_values(TIMESTAMP, kind="stable").groupby(SERIES_ID, sort=False).tail(1).set_index(SERIES_ID)
+    added = last.reindex(forecasts[SERIES_ID].astype(str).to_numpy()).reset_index()
+    added[TIMESTAMP] = forecasts[TIMESTAMP].to_numpy()
+    added[VALUE] = forecasts[YHAT].to_numpy()
+    added[IMPUTED] = True
+    return pd.concat([clean, added[clean.columns]], ignore_index=True)
+
+
+def _forecast_from_last(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, horizon: int,
+                        level: float) -> pd.DataFrame:
+    """forecast() from each series' last point."""
     clean = clean.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
     lengths = clean.groupby(SERIES_ID, sort=True).size()
     lookback = champion.config.lookback if champion is not None else None

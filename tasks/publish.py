@@ -68,7 +68,7 @@ def publish(settings: Settings, summaries: dict[str, Any]) -> Published:
     if champion is None:
         log.warning("No champion model yet: every series is forecast by seasonal naive")
     rows = forecast(champion, files.read_parquet(filled.clean_path), validated.frequency,
-                    windows.horizon, settings.interval_level)
+                    windows.horizon, settings.interval_level, as_of=pd.Timestamp(validated.as_of))
     rows[RUN_ID] = str(flow_run.id or "local")
     written = publish_forecasts_atomically(rows, run_date, settings.data_dir, database_url)
     by = published_by(rows)

@@ -52,6 +52,30 @@ def test_forecast_rows_follow_the_contract(sample_slice):
     np.testing.assert_allclose(rows["yhat"].iloc[:3], np.maximum(expected, 0), rtol=1e-5)
 
 
+def test_a_series_lagging_the_as_of_is_forecast_through_its_missing_periods_and_published_from_the_as_of(
+        sample_slice):
+    clean = sample_slice.assign(imputed=False)
+    as_of = clean["timestamp"].max()
+    late = clean["series_id"].iloc[0]
+    lagging = clean[~((clean["series_id"] == late) & (clean["timestamp"] > as_of - pd.Timedelta(days=2)))]
+    champion = champion_for(clean)
+
+    rows = forecast(champion, lagging, "D", horizon=3, as_of=as_of)
+    assert (rows["origin"] == as_of).all() and len(rows) == 3 * 3  # every series: the 3 days after the as-of
+    assert (rows["timestamp"] == as_of + pd.to_timedelta(rows["step"], unit="D")).all()
+    # Its forecast is the one made from its own forecasts of the two missing days, marked imputed.
+    first = forecast(champion, lagging[lagging["series_id"] == late], "D", horizon=3)
+    bridged = pd.concat([lagging[lagging["series_id"] == late],
+                         pd.DataFrame({"series_id": late, "timestamp": first["timestamp"].iloc[:2],
+                                       "value": first["yhat"].iloc[:2], "imputed": True})], ignore_index=True)
+    expected = forecast(champion, bridged, "D", horizon=3)
+    np.testing.assert_allclose(rows.loc[rows["series_id"] == late, "yhat"], expected["yhat"], rtol=1e-6)
+    # Series that are not late forecast as they would without the as-of; without it, from their last point.
+    others = rows[rows["series_id"] != late].reset_index(drop=True)
+    pd.testing.assert_frame_equal(others, forecast(champion, clean[clean["series_id"] != late], "D", horizon=3))
+    assert forecast(champion, lagging, "D", horizon=3)["origin"].min() == as_of - pd.Timedelta(days=2)
+
+
 def test_short_series_and_missing_champion_fall_back_to_seasonal_naive(sample_slice):
     clean = sample_slice.assign(imputed=False)
     short_id = clean["series_id"].iloc[0]
