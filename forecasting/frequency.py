@@ -34,9 +34,10 @@ class FrequencyDefaults:
     # Longest gap (periods) gap-fill fills; history before a longer one is set aside. Sub-daily: two days, so
     # a day-long outage is filled (imputed points are never targets) instead of costing all earlier history.
     max_gap: int = 14
-    # Periods a series may lag the as-of before it is quarantined as stale. Sub-daily: half a day, so an
-    # hourly feed's outage of a few hours at the as-of does not cost its series (the one series of a
-    # single-series run: the whole run), while the forecast still reaches most of a day past the as-of.
+    # Periods a series may lag the as-of before it is quarantined as stale (publication forecasts a lagging
+    # series through its missing periods). Sub-daily: two days, as max_gap: an outage gap-fill would fill
+    # inside the history does not cost a series at its end either (at 7 periods, an hourly series 10 hours
+    # late was quarantined, and with it a single-series run).
     max_staleness: int = 7
 
     def sizes_for(self, longest: int) -> "FrequencyDefaults":
@@ -65,7 +66,7 @@ class FrequencyDefaults:
 _DEFAULTS = {
     "min": FrequencyDefaults(lookback=120, horizon=60, season=60),
     "h": FrequencyDefaults(lookback=336, horizon=24, season=24, long_season=168, recurrent_lookback=168,
-                           holdout_spacing=24, max_gap=48, max_staleness=12),
+                           holdout_spacing=24, max_gap=48, max_staleness=48),
     "D": FrequencyDefaults(lookback=28, horizon=14, season=7),
     "W": FrequencyDefaults(lookback=52, horizon=8, season=52),
     "M": FrequencyDefaults(lookback=24, horizon=12, season=12),
@@ -93,7 +94,7 @@ def defaults_for(freq: str) -> FrequencyDefaults:
         recurrent = 7 * per_day if 7 * per_day <= 168 else 3 * per_day
         return FrequencyDefaults(lookback=14 * per_day, horizon=per_day, season=per_day, long_season=7 * per_day,
                                  recurrent_lookback=recurrent, holdout_spacing=per_day, max_gap=2 * per_day,
-                                 max_staleness=per_day // 2)
+                                 max_staleness=2 * per_day)
     return _FALLBACK
 
 

@@ -117,8 +117,9 @@ class Settings(BaseSettings):
                                 "observed before it (then it is filled too). Default by frequency: 14 periods, two "
                                 "days of sub-daily data (48 hourly).")
     max_staleness: int | None = Field(None, ge=0, description="Periods a series may lag the as-of before "
-                                      "quarantine. Default by frequency: 7 periods, half a day of sub-daily data "
-                                      "(12 hourly).")
+                                      "quarantine (publication forecasts a lagging series through its missing "
+                                      "periods). Default by frequency: 7 periods, two days of sub-daily data (48 "
+                                      "hourly).")
     max_robust_z: float = Field(50.0, gt=0.0, description="Values further than this many robust standard "
                                 "deviations from their series' median (on a signed log1p scale) "
                                 "are quarantined as absurd outliers.")

@@ -79,11 +79,11 @@ def test_stale_series_and_other_frequency_are_quarantined_whole(sample_slice):
     assert set(result.valid["series_id"]) == {ids[2]}
 
 
-@pytest.mark.parametrize(("freq", "late", "stale_by_default"), [("h", 10, False), ("h", 13, True),
+@pytest.mark.parametrize(("freq", "late", "stale_by_default"), [("h", 10, False), ("h", 49, True),
                                                                 ("D", 7, False), ("D", 8, True)])
 def test_the_staleness_limit_defaults_by_frequency(freq, late, stale_by_default):
-    """Half a day of hourly data (12 periods), a week of daily data (7): an hourly feed's outage of a few hours
-    at the as-of keeps its series; an explicit max_staleness holds for every frequency."""
+    """Two days of hourly data (48 periods), a week of daily data (7): an hourly feed's outage at the as-of
+    keeps its series; an explicit max_staleness holds for every frequency."""
     stamps = pd.date_range("2024-01-01", periods=200, freq=freq, tz="UTC")
     fresh = pd.DataFrame({"series_id": "fresh", "timestamp": stamps, "value": 10.0 + np.arange(200) % 7})
     late_rows = fresh.iloc[:-late].assign(series_id="late")
@@ -91,7 +91,7 @@ def test_the_staleness_limit_defaults_by_frequency(freq, late, stale_by_default)
 
     by_default = validate(store, None, max_staleness=None)
     assert ("late" not in set(by_default.valid["series_id"])) == stale_by_default
-    assert by_default.facts["max_staleness"] == (12 if freq == "h" else 7)
+    assert by_default.facts["max_staleness"] == (48 if freq == "h" else 7)
     explicit = validate(store, None, max_staleness=late - 1)
     assert set(explicit.valid["series_id"]) == {"fresh"}
     assert f"{late} periods before the as-of" in explicit.quarantined["reason"].iloc[0]
