@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         "season back), seasonal_linear (the value one season back, moved to meet both ends of the gap) or model "
         "(the champion's forecasts).")
     max_gap: int | None = Field(None, ge=0, description="Longest gap (periods) gap-fill always fills; the history "
-                                "before a longer one is set aside unless the gap is at most a tenth of the points "
+                                "before a longer one is set aside unless the gap is at most half the points "
                                 "observed before it (then it is filled too). Default by frequency: 14 periods, two "
                                 "days of sub-daily data (48 hourly).")
     max_staleness: int | None = Field(None, ge=0, description="Periods a series may lag the as-of before "
