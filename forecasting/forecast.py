@@ -50,18 +50,18 @@ def forecast(champion: ModelVersion | None, clean: pd.DataFrame, freq: str, hori
         lagging = origins.index[origins < as_of].astype(str)
         if lagging.empty:
             break
-        clean = append_rows_as_imputed(clean, rows[rows[SERIES_ID].isin(lagging) & (rows[TIMESTAMP] <= as_of)])
+        clean = _append_as_imputed(clean, rows[rows[SERIES_ID].isin(lagging) & (rows[TIMESTAMP] <= as_of)])
         again = _forecast_from_last(champion, clean[clean[SERIES_ID].isin(lagging)], freq, horizon, level)
         rows = pd.concat([rows[~rows[SERIES_ID].isin(lagging)], again], ignore_index=True)
     return rows.sort_values([SERIES_ID, STEP], kind="stable").reset_index(drop=True)
 
 
 # Passes of forecast-and-append that bring a lagging series up to the as-of: each advances it by up to a
-# horizon, so this allows a lag of 10 horizons (max_staleness is 7 periods by default, 12 hourly).
+# horizon, so this allows a lag of 10 horizons (max_staleness is 7 periods by default, 48 hourly).
 MAX_CATCH_UP_PASSES = 10
 
 
-def append_rows_as_imputed(clean: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
+def _append_as_imputed(clean: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
     """`clean` plus a row per forecast point (its median as the value, marked imputed; covariates and other
     columns carried forward from the series' last row)."""
     if IMPUTED not in clean.columns:
