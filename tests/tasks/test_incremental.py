@@ -99,7 +99,8 @@ def test_incremental_gapfill_matches_filling_everything(sample, rng, method):
 
 def test_incremental_gapfill_handles_a_new_long_gap_like_a_full_fill(sample):
     ids = sorted(sample["series_id"].unique())[:3]
-    valid = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > "2016-10-01")].reset_index(drop=True)
+    # 16 days before the gap: a 9-day gap is over half of them, so it cuts rather than being bridged.
+    valid = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > "2016-11-25")].reset_index(drop=True)
     cut = valid["timestamp"].max() - pd.Timedelta(days=20)
     base = gapfill(valid[valid["timestamp"] <= cut].reset_index(drop=True), "D", "linear", max_gap=5)
     gap = (valid["series_id"] == ids[1]) & valid["timestamp"].between(cut + pd.Timedelta(days=1), cut + pd.Timedelta(days=9))
@@ -188,3 +189,17 @@ def test_incremental_validation_reads_only_files_that_can_hold_news():
     assert has_news({"seq": 2, "max_timestamp": "2016-12-05T00:00:00+00:00"}, base)  # rows left after the as-of
     assert has_news({"seq": 2}, base)  # an older manifest entry that does not say: read it
     assert not has_news({"seq": 2, "max_timestamp": None}, base)  # no parseable timestamp at all
+
+
+def test_incremental_gapfill_bridges_a_new_long_gap_like_a_full_fill(sample):
+    ids = sorted(sample["series_id"].unique())[:3]
+    # 71 days before the 9-day gap: under half of them, so the gap is filled (marked) and nothing is set aside.
+    valid = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > "2016-10-01")].reset_index(drop=True)
+    cut = valid["timestamp"].max() - pd.Timedelta(days=20)
+    base = gapfill(valid[valid["timestamp"] <= cut].reset_index(drop=True), "D", "linear", max_gap=5)
+    gap = (valid["series_id"] == ids[1]) & valid["timestamp"].between(cut + pd.Timedelta(days=1), cut + pd.Timedelta(days=9))
+    current = valid[~gap].reset_index(drop=True)
+    result, _, _ = gapfill_increment(current, base.clean, set(), "D", "linear", max_gap=5)
+    expected = gapfill(current, "D", "linear", max_gap=5)
+    pd.testing.assert_frame_equal(result.clean, expected.clean)
+    assert result.quarantined.empty and result.clean.loc[result.clean["series_id"] == ids[1], "imputed"].sum() == 9
