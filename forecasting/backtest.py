@@ -19,7 +19,7 @@ import pandas as pd
 
 from forecasting.columns import MODEL_VERSION, SERIES_ID, TIMESTAMP, VALUE, YHAT, YHAT_LOWER, YHAT_UPPER
 from forecasting.forecast import forecast, published_by
-from forecasting.frequency import defaults_for, periods_between
+from forecasting.frequency import defaults_for, periods_since
 from forecasting.gapfill import gapfill
 from forecasting.metrics import coverage, mase, smape
 from forecasting.model.config import ModelConfig
@@ -76,8 +76,9 @@ def backtest(valid: pd.DataFrame, freq: str, settings: Settings, origins: int = 
     for number, cut in enumerate(cuts, start=1):
         history = valid[valid[TIMESTAMP] <= cut]
         # As the run at this cut would: series whose last point lags it by over max_staleness are quarantined.
-        lag = history.groupby(SERIES_ID)[TIMESTAMP].max().map(lambda last: periods_between(last, cut, freq))
-        history = history[~history[SERIES_ID].isin(lag.index[lag > staleness_limit(settings.max_staleness, freq)])]
+        last_seen = history.groupby(SERIES_ID)[TIMESTAMP].max()
+        stale = last_seen.index[periods_since(last_seen, cut, freq) > staleness_limit(settings.max_staleness, freq)]
+        history = history[~history[SERIES_ID].isin(stale)]
         if history.empty:
             continue
         scored = valid if actuals is None else actuals

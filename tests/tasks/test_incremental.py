@@ -97,16 +97,22 @@ def test_incremental_gapfill_matches_filling_everything(sample, rng, method):
         pd.testing.assert_frame_equal(result.clean, expected.clean, check_exact=False, rtol=1e-12)
 
 
-def test_incremental_gapfill_handles_a_new_long_gap_like_a_full_fill(sample):
+def new_nine_day_gap(sample, since: str):
+    """Three sample series from `since`, gap-filled up to 20 days before their end; then 9 days out of the
+    second right after that cut. Returns (ids, cut, incremental gap-fill result, full ids, full gap-fill)."""
     ids = sorted(sample["series_id"].unique())[:3]
-    # 16 days before the gap: a 9-day gap is over half of them, so it cuts rather than being bridged.
-    valid = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > "2016-11-25")].reset_index(drop=True)
+    valid = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > since)].reset_index(drop=True)
     cut = valid["timestamp"].max() - pd.Timedelta(days=20)
     base = gapfill(valid[valid["timestamp"] <= cut].reset_index(drop=True), "D", "linear", max_gap=5)
     gap = (valid["series_id"] == ids[1]) & valid["timestamp"].between(cut + pd.Timedelta(days=1), cut + pd.Timedelta(days=9))
     current = valid[~gap].reset_index(drop=True)
     result, full_ids, _ = gapfill_increment(current, base.clean, set(), "D", "linear", max_gap=5)
-    expected = gapfill(current, "D", "linear", max_gap=5)
+    return ids, cut, result, full_ids, gapfill(current, "D", "linear", max_gap=5)
+
+
+def test_incremental_gapfill_handles_a_new_long_gap_like_a_full_fill(sample):
+    # 16 days before the gap: a 9-day gap is over half of them, so it cuts rather than being bridged.
+    ids, cut, result, full_ids, expected = new_nine_day_gap(sample, "2016-11-25")
     assert full_ids == [ids[1]]
     pd.testing.assert_frame_equal(result.clean, expected.clean)
     assert set(result.quarantined["series_id"]) == {ids[1]} and "gap of 9 periods" in result.quarantined["reason"].iloc[0]
@@ -192,14 +198,7 @@ def test_incremental_validation_reads_only_files_that_can_hold_news():
 
 
 def test_incremental_gapfill_bridges_a_new_long_gap_like_a_full_fill(sample):
-    ids = sorted(sample["series_id"].unique())[:3]
     # 71 days before the 9-day gap: under half of them, so the gap is filled (marked) and nothing is set aside.
-    valid = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > "2016-10-01")].reset_index(drop=True)
-    cut = valid["timestamp"].max() - pd.Timedelta(days=20)
-    base = gapfill(valid[valid["timestamp"] <= cut].reset_index(drop=True), "D", "linear", max_gap=5)
-    gap = (valid["series_id"] == ids[1]) & valid["timestamp"].between(cut + pd.Timedelta(days=1), cut + pd.Timedelta(days=9))
-    current = valid[~gap].reset_index(drop=True)
-    result, _, _ = gapfill_increment(current, base.clean, set(), "D", "linear", max_gap=5)
-    expected = gapfill(current, "D", "linear", max_gap=5)
+    ids, _, result, _, expected = new_nine_day_gap(sample, "2016-10-01")
     pd.testing.assert_frame_equal(result.clean, expected.clean)
     assert result.quarantined.empty and result.clean.loc[result.clean["series_id"] == ids[1], "imputed"].sum() == 9
