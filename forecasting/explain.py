@@ -161,13 +161,16 @@ def explain(model: Any, correction: Any, scalers: Scalers, series: pd.DataFrame,
             features: list[str], lookback: int, horizon: int, quantiles: tuple[float, ...], freq: str, *,
             version: str | None = None, windows: int = 512, repeats: int = 3, seed: int = 0) -> Explanation | None:
     """Channel and lookback importance of a model on a seeded sample of at most `windows` of its validation
-    windows (features already in `series`); None when no validation window has an observed target."""
+    windows (features already in `series`); None when no validation window has an observed target on a
+    series that varies (a constant history gives MASE no scale)."""
     started = time.perf_counter()
     starts = sample_windows(series, index, lookback, horizon, windows, seed)
     if len(starts) == 0:
         return None
     season = defaults_for(freq).season
     scorer = _Scorer(model, correction, scalers, series, starts, features, lookback, horizon, quantiles, season)
+    if not scorer.mask.any():  # every sampled series is constant: MASE has no scale, nothing can be scored
+        return None
     rng = np.random.default_rng(seed)
     groups = input_groups(features, freq)
     variants = [scorer.x]  # unperturbed first, then each group shuffled `repeats` times, then each block hidden

@@ -245,9 +245,12 @@ def decide(challenger: float, champion: float | None, naive: float, windows: int
            champion_version: str | None = None, note: str = "") -> Verdict:
     """Promote only a finite challenger that beats seasonal naive and (if comparable) the champion."""
     scores = dict(challenger_mase=challenger, champion_mase=champion, seasonal_naive_mase=naive, windows=windows)
-    if diverged or not np.isfinite(challenger):
+    if diverged or (not np.isfinite(challenger) and np.isfinite(naive)):
         return Verdict(False, "training diverged (non-finite loss or forecasts); the champion keeps publishing",
                        **scores)
+    if not np.isfinite(challenger):  # seasonal naive has no score either: no holdout history varies
+        return Verdict(False, "no holdout window can be scored: the series do not vary, so MASE has no scale "
+                              "(seasonal naive's in-sample error is zero); the champion keeps publishing", **scores)
     if challenger >= naive:
         return Verdict(False, f"challenger MASE {challenger:.4f} does not beat seasonal naive {naive:.4f}{note}",
                        **scores)

@@ -47,7 +47,7 @@ def explain_model(settings: Settings, windows: Windowed, trained: Trained) -> Ex
                        version=version, windows=settings.explain_windows, repeats=settings.explain_repeats,
                        seed=config.seed)
     if measured is None:
-        return result(None, False, "no validation window has an observed target")
+        return result(None, False, "no validation window has an observed target on a series that varies")
     log.info("Explanations of %s on %d validation windows (%.1f s); MASE increase when shuffled: %s", version,
              measured.windows, measured.seconds, ", ".join(f"{c.name} {c.mase:+.3f}" for c in measured.channels))
     explanation = measured.as_dict()

@@ -73,9 +73,11 @@ def publish(settings: Settings, summaries: dict[str, Any]) -> Published:
     written = publish_forecasts_atomically(rows, run_date, settings.data_dir, database_url)
     by = published_by(rows)
     by_model, by_base = by["model"], by["base"]
-    log.info("Published %d forecast rows for %d series (%d by %s, %d by its seasonal base alone, %d by seasonal "
-             "naive) to %s and %s", written, sum(by.values()), by_model, champion_version, by_base,
-             by["seasonal-naive"], parquet_path(settings.data_dir, run_date), redacted_url(database_url))
+    # Without a champion every series is seasonal naive's: no "0 by None" of a model that does not exist.
+    models = f"{by_model} by {champion_version}, {by_base} by its seasonal base alone, " if champion else ""
+    log.info("Published %d forecast rows for %d series (%s%d by seasonal naive) to %s and %s", written,
+             sum(by.values()), models, by["seasonal-naive"], parquet_path(settings.data_dir, run_date),
+             redacted_url(database_url))
     shown = rows.head(ARTIFACT_TABLE_ROWS)
     table = shown.assign(**{ORIGIN: shown[ORIGIN].map(pd.Timestamp.isoformat),
                             TIMESTAMP: shown[TIMESTAMP].map(pd.Timestamp.isoformat),

@@ -3,6 +3,8 @@ sample, the same seed gives the same numbers, and the lookback blocks cover the 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,12 @@ def test_imputed_targets_are_not_scored(trained_with_noise):
     series["imputed"] = True  # nothing observed: nothing to explain on
     assert explain(model, correction, plan.scalers, series, plan.index, plan.features, LOOKBACK, HORIZON,
                    config.quantiles, "D") is None
+
+
+def test_constant_series_are_not_scored(trained_with_noise):
+    model, correction, plan, config = trained_with_noise
+    series = plan.series.assign(value=5.0)  # MASE has no scale: no window can be scored
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no "mean of empty slice" on the way
+        assert explain(model, correction, plan.scalers, series, plan.index, plan.features, LOOKBACK, HORIZON,
+                       config.quantiles, "D") is None

@@ -27,6 +27,7 @@ LOOKBACK, HORIZON = 14, 7
     (0.8, 0.8, 0.9, False, False, "does not beat champion"),  # a tie keeps the champion
     (float("nan"), 0.7, 0.9, False, False, "diverged"),
     (0.5, 0.7, 0.9, True, False, "diverged"),
+    (float("nan"), None, float("nan"), False, False, "the series do not vary"),  # constant: nothing to scale by
 ])
 def test_promotion_rule(challenger, champion, naive, diverged, promote, words):
     verdict = decide(challenger, champion, naive, windows=10, diverged=diverged, champion_version="v0")
