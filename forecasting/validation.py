@@ -186,7 +186,11 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int | 
     rows[ON_FREQUENCY_GRID] = True
     changes: dict[str, tuple[pd.Timestamp, str]] = {}
     rows[SERIES_IS_FRESH] = True
+    # A series is as fresh as its last usable observation: rows the row checks quarantine (a missing,
+    # non-finite or absurd value, a timestamp off the grid) do not count, or a series whose latest months
+    # are all missing or all shifted by a time zone would be forecast through them from its last usable row.
     last_seen = timed.groupby(SERIES_ID)[TIMESTAMP].max()
+    valued = (rows[VALUE].notna() & rows[VALUE_IS_FINITE] & rows[VALUE_IS_PLAUSIBLE]).to_numpy()
     stale_periods: dict[str, int] = {}
     for series, group in timed.groupby(SERIES_ID).groups.items():
         freq = frequencies.get(series)
@@ -197,7 +201,11 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int | 
         if change is not None:
             changes[series] = change
             rows.loc[group, FREQUENCY_IS_STEADY] = False
-        rows.loc[group, ON_FREQUENCY_GRID] = on_grid(rows.loc[group, TIMESTAMP], freq)
+        grid = on_grid(rows.loc[group, TIMESTAMP], freq)
+        rows.loc[group, ON_FREQUENCY_GRID] = grid
+        usable = rows.loc[group, TIMESTAMP][grid & valued[rows.index.get_indexer(group)]]
+        if not usable.empty:  # with none, every row is quarantined for its own reason anyway
+            last_seen[series] = usable.max()
         lag = periods_between(last_seen[series], as_of, freq)
         if lag > max_staleness:
             stale_periods[series] = lag
@@ -305,7 +313,7 @@ def _reason(outcome: dict[str, Any], row: pd.Series, facts: dict[str, Any], as_o
                 f"since {since.isoformat()}; gap-filling would invent most recent points, so it is held back "
                 "(fix the source, or run the new frequency separately)")
     if column == SERIES_IS_FRESH:
-        return (f"series {series!r} is stale: last observation {facts['last_seen'][series].isoformat()} is "
+        return (f"series {series!r} is stale: last valid observation {facts['last_seen'][series].isoformat()} is "
                 f"{facts['stale_periods'][series]} periods before the as-of {as_of.isoformat()} "
                 f"(limit {max_staleness})")
     return f"failed {kind} on {column}"
@@ -389,7 +397,10 @@ def split_increment(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as
     # Whole-series rules for carried series, on their last timestamps (no full history needed).
     current = delta[ids.isin(candidates) & (delta[TIMESTAMP] <= as_of).fillna(False).astype(bool)]
     state = base.series.loc[candidates]
-    newest = current.groupby(SERIES_ID)[TIMESTAMP].max().reindex(candidates)
+    # As in derive_checks, a series is as fresh as its last usable row; here (before the row checks) rows
+    # with a value, so new rows that are all missing or non-finite do not keep a series fresh.
+    valued = current[np.isfinite(current[VALUE].to_numpy("float64"))]
+    newest = valued.groupby(SERIES_ID)[TIMESTAMP].max().reindex(candidates)
     last_seen = newest.where(newest.notna(), pd.to_datetime(state["last_seen"], utc=True))
     limit = staleness_limit(max_staleness, base.panel_frequency)
     stale = candidates[periods_since(last_seen, as_of, base.panel_frequency) > limit]
@@ -466,7 +477,9 @@ def validate_incremental(store: pd.DataFrame, base: Any, base_valid: pd.DataFram
     rows = pd.concat([full_part, carried_part]).sort_index()
     state = base.series.loc[increment.carried]
     facts["frequencies"] = {**state["frequency"].astype(object).to_dict(), **facts["frequencies"]}
-    newest = carried_part.dropna(subset=[TIMESTAMP]).groupby(SERIES_ID)[TIMESTAMP].max()
+    usable = carried_part[TIMESTAMP].notna() & carried_part[VALUE].notna() & carried_part[VALUE_IS_FINITE] \
+        & carried_part[VALUE_IS_PLAUSIBLE] & carried_part[ON_FREQUENCY_GRID]
+    newest = carried_part[usable].groupby(SERIES_ID)[TIMESTAMP].max()
     facts["last_seen"] = {**state["last_seen"].to_dict(), **newest.to_dict(), **facts["last_seen"]}
     facts["robust"] = pd.concat([state[["median", "scale"]], facts["robust"]])
     result = _finish(rows, facts, batch, file_names)

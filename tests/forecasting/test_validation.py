@@ -97,6 +97,24 @@ def test_the_staleness_limit_defaults_by_frequency(freq, late, stale_by_default)
     assert f"{late} periods before the as-of" in explicit.quarantined["reason"].iloc[0]
 
 
+@pytest.mark.parametrize("spoil", ["missing", "not finite", "off the grid"])
+def test_a_series_is_as_fresh_as_its_last_valid_row(sample_slice, spoil):
+    """Rows the row checks quarantine do not keep a series fresh: its last 30 days spoiled, a series is
+    stale (not forecast through 30 days from its last valid row), whatever spoiled them."""
+    ids = sorted(sample_slice["series_id"].unique())
+    frame, last_valid = sample_slice.copy(), sample_slice["timestamp"].max() - pd.Timedelta(days=30)
+    spoiled = (frame["series_id"] == ids[0]) & (frame["timestamp"] > last_valid)
+    if spoil == "off the grid":  # e.g. the feed's latest rows in another time zone
+        frame.loc[spoiled, "timestamp"] += pd.Timedelta(hours=5)
+    else:
+        frame.loc[spoiled, "value"] = np.nan if spoil == "missing" else np.inf
+    result = validate(as_store(frame), None, max_staleness=7)
+    assert set(result.valid["series_id"]) == set(ids[1:])
+    reasons = result.quarantined.loc[result.quarantined["series_id"] == ids[0], "reason"]
+    assert reasons.str.contains(f"is stale: last valid observation {last_valid.isoformat()} is 30 periods before",
+                                regex=False).any()
+
+
 def test_as_of_cuts_the_batch(sample_slice):
     as_of = sample_slice["timestamp"].max() - pd.Timedelta(days=10)
     result = validate(as_store(sample_slice), parse_as_of(as_of.strftime("%Y-%m-%d")), 7)

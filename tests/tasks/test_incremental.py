@@ -71,6 +71,33 @@ def test_incremental_validation_checks_new_rows_and_rebuilds_changed_series(tmp_
     assert set(state.index) == set(incremental.valid["series_id"])
 
 
+def test_new_rows_without_values_do_not_keep_a_series_fresh(tmp_path, sample):
+    """A series whose new rows are all missing or non-finite is as stale in an incremental run as in a full one."""
+    ids = sorted(sample["series_id"].unique())[:3]
+    panel = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > "2016-09-01")].reset_index(drop=True)
+    cut = panel["timestamp"].max() - pd.Timedelta(days=10)
+    inbox = tmp_path / "inbox"
+    write_csv(panel[panel["timestamp"] <= cut], inbox / "a.csv")
+    ingest(inbox, tmp_path / "store")
+    store = read_series_store(tmp_path / "store")
+    first = validate(store, None, 7)
+    new = panel[panel["timestamp"] > cut].copy()
+    spoiled = new["series_id"] == ids[0]
+    new.loc[spoiled, "value"] = np.where(np.arange(spoiled.sum()) % 2, np.nan, np.inf)
+    write_csv(new, inbox / "b.csv")
+    ingest(inbox, tmp_path / "store")
+    store = read_series_store(tmp_path / "store")
+
+    full = validate(store, None, 7)
+    incremental, increment, _ = validate_incremental(store, _base(first, store), first.valid,
+                                                     panel["timestamp"].max(), 7)
+    assert increment.rebuilt == [ids[0]] and increment.reasons["stale"] == 1
+    assert set(full.valid["series_id"]) == set(ids[1:])
+    pd.testing.assert_frame_equal(incremental.valid, full.valid)
+    assert incremental.quarantined["reason"].str.contains("is stale: last valid observation").sum() == \
+        full.quarantined["reason"].str.contains("is stale: last valid observation").sum() > 0
+
+
 @pytest.mark.parametrize("method", ["linear", "time", "ffill", "bfill", "seasonal", "seasonal_linear"])
 def test_incremental_gapfill_matches_filling_everything(sample, rng, method):
     ids = sorted(sample["series_id"].unique())[:4]
