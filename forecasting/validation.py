@@ -49,6 +49,21 @@ class Batch:
     restated_rows: int = 0
     identical_duplicates: int = 0
     after_as_of: int = 0
+    future: pd.DataFrame | None = None  # rows dated after the run's clock (see FUTURE_TOLERANCE): quarantined
+    now: pd.Timestamp | None = None  # the run's clock, where the future rule applied
+
+
+# A row dated more than this after the run's clock cannot have been observed: a typo (2099 for 2019), a
+# misread epoch, a wrong time zone. Without this, the run's as-of (the newest timestamp) became that date
+# and every other series was quarantined as stale. A day covers naive local timestamps read as UTC in any
+# time zone (at most 14 hours ahead).
+FUTURE_TOLERANCE = pd.Timedelta(days=1)
+
+
+def newest_observable(timestamps: pd.Series, now: pd.Timestamp) -> pd.Timestamp | None:
+    """The newest of `timestamps` no later than FUTURE_TOLERANCE after `now` (None: none is)."""
+    newest = timestamps[timestamps <= now + FUTURE_TOLERANCE].max()
+    return None if pd.isna(newest) else newest
 
 
 def parse_as_of(as_of: str | pd.Timestamp | None) -> pd.Timestamp | None:
@@ -65,10 +80,12 @@ def parse_as_of(as_of: str | pd.Timestamp | None) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def prepare_batch(store: pd.DataFrame, as_of: pd.Timestamp | None) -> Batch:
+def prepare_batch(store: pd.DataFrame, as_of: pd.Timestamp | None, now: pd.Timestamp | None = None) -> Batch:
     """Resolve restatements (a later file wins per key), collapse identical duplicates, cut at the as-of.
 
-    Conflicting duplicates inside one file are kept: the suite's uniqueness check reports them.
+    Conflicting duplicates inside one file are kept: the suite's uniqueness check reports them. With the
+    run's clock `now`, rows after the as-of dated more than FUTURE_TOLERANCE after it are set aside as
+    `future` (to quarantine), not left for later runs, and the default as-of is the newest other row.
     """
     rows = store
     keyed = rows[SERIES_ID].notna() & rows[TIMESTAMP].notna()
@@ -79,14 +96,19 @@ def prepare_batch(store: pd.DataFrame, as_of: pd.Timestamp | None) -> Batch:
     identical = rows.duplicated([SERIES_ID, TIMESTAMP, VALUE], keep="first") & rows[SERIES_ID].notna() \
         & rows[TIMESTAMP].notna()
     rows = rows[~identical]
-    resolved_as_of = as_of if as_of is not None else rows[TIMESTAMP].max()
+    future = pd.Series(False, index=rows.index)
+    if now is not None:
+        future = (rows[TIMESTAMP] > now + FUTURE_TOLERANCE).fillna(False).astype(bool)
+    resolved_as_of = as_of if as_of is not None else rows.loc[~future, TIMESTAMP].max()
     if pd.isna(resolved_as_of):
-        raise PipelineError("no row in the store has a valid timestamp; nothing to forecast "
-                            "(see the ingest warnings and <data-dir>/quarantine/)")
-    after = rows[TIMESTAMP] > resolved_as_of
-    rows = rows[~after].reset_index(drop=True)
-    return Batch(rows=rows, as_of=resolved_as_of, restated_rows=int(restated.sum()),
-                 identical_duplicates=int(identical.sum()), after_as_of=int(after.sum()))
+        raise PipelineError("no row in the store has a valid timestamp" + (" that is not in the future" if future.any()
+                            else "") + "; nothing to forecast (see the ingest warnings and <data-dir>/quarantine/)")
+    after = (rows[TIMESTAMP] > resolved_as_of).fillna(False).astype(bool)
+    future &= after  # an explicit as-of beyond the clock (synthetic or test data) keeps its rows
+    batch_rows = rows[~after].reset_index(drop=True)
+    return Batch(rows=batch_rows, as_of=resolved_as_of, restated_rows=int(restated.sum()),
+                 identical_duplicates=int(identical.sum()), after_as_of=int((after & ~future).sum()),
+                 future=rows[future] if future.any() else None, now=now)
 
 
 def _warp(values: pd.Series) -> pd.Series:
@@ -271,7 +293,7 @@ def explain(rows: pd.DataFrame, outcomes: list[dict[str, Any]], facts: dict[str,
             raise PipelineError(f"validation: required column '{outcome['column']}' is missing from the batch")
         for position in outcome["unexpected_rows"]:
             row = rows.iloc[position]
-            where = f"{file_names.get(row[SOURCE_FILE], row[SOURCE_FILE])} row {row[SOURCE_ROW]}"
+            where = _place(row[SOURCE_FILE], row[SOURCE_ROW], file_names)
             text = _reason(outcome, row, facts, as_of, max_staleness)
             if outcome["column"] not in whole_series_rules:
                 text = f"{where}: {text}"
@@ -330,12 +352,14 @@ class ValidationResult:
 
 
 def validate(store: pd.DataFrame, as_of: pd.Timestamp | None, max_staleness: int | None,
-             file_names: dict[str, str] | None = None, max_robust_z: float = 50.0) -> ValidationResult:
-    """Validate the store's rows up to the as-of; returns valid rows and quarantine records with reasons."""
+             file_names: dict[str, str] | None = None, max_robust_z: float = 50.0,
+             now: pd.Timestamp | None = None) -> ValidationResult:
+    """Validate the store's rows up to the as-of; returns valid rows and quarantine records with reasons.
+    `now`: the run's clock, for the future rule (prepare_batch); None: no such rule (backtests)."""
     if store.empty:
         raise PipelineError("the series store is empty: no input file has been ingested successfully "
                             "(see the ingest warnings and <data-dir>/quarantine/ingest/)")
-    batch = prepare_batch(store, as_of)
+    batch = prepare_batch(store, as_of, now)
     rows, facts = derive_checks(batch.rows, batch.as_of, max_staleness, max_robust_z)
     return _finish(rows, facts, batch, file_names)
 
@@ -350,6 +374,9 @@ def _finish(rows: pd.DataFrame, facts: dict[str, Any], batch: Batch,
     failing[reasons.index.to_numpy(dtype=int)] = True
     bad_rows = rows[failing]
     quarantined = quarantine_records(bad_rows, stage="validate", reason=reasons.sort_index().to_numpy())
+    if batch.future is not None:
+        quarantined = pd.concat([quarantined, _future_records(batch.future, batch.now, file_names or {})],
+                                ignore_index=True)
     covariates = [c for c in rows.columns if c not in (*REQUIRED, *CHECK_COLUMNS, *HELPER_COLUMNS, SOURCE_FILE,
                                                       SOURCE_ROW, RAW_TIMESTAMP, RAW_VALUE, INGEST_SEQ)]
     covariates = [c for c in covariates if rows[c].notna().any()]
@@ -357,6 +384,21 @@ def _finish(rows: pd.DataFrame, facts: dict[str, Any], batch: Batch,
     valid = valid.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
     return ValidationResult(valid=valid, quarantined=quarantined, outcomes=outcomes, facts=facts, batch=batch,
                             covariates=covariates)
+
+
+def _future_records(rows: pd.DataFrame, now: pd.Timestamp, file_names: dict[str, str]) -> pd.DataFrame:
+    """Quarantine records for rows dated after the run's clock (Batch.future)."""
+    reasons = [f"{_place(source, row, file_names)}: timestamp {stamp.isoformat()} of series {series!r} is in the "
+               f"future, over a day after this run's clock ({now.isoformat(timespec='minutes')}); it cannot have "
+               "been observed yet (check the source's clock and time zone)"
+               for series, stamp, source, row in rows[[SERIES_ID, TIMESTAMP, SOURCE_FILE, SOURCE_ROW]].itertuples(
+                   index=False)]
+    return quarantine_records(rows, stage="validate", reason=pd.Series(reasons, index=rows.index, dtype="string"))
+
+
+def _place(source_file: str, source_row: Any, file_names: dict[str, str]) -> str:
+    """Where a row came from, as the reasons name it: `<file name> row <n>`."""
+    return f"{file_names.get(source_file, source_file)} row {source_row}"
 
 
 def series_state(valid: pd.DataFrame, facts: dict[str, Any]) -> pd.DataFrame:
@@ -463,13 +505,13 @@ def derive_carried_checks(rows: pd.DataFrame, state: pd.DataFrame, max_robust_z:
 
 def validate_incremental(store: pd.DataFrame, base: Any, base_valid: pd.DataFrame, as_of: pd.Timestamp,
                          max_staleness: int | None, file_names: dict[str, str] | None = None,
-                         max_robust_z: float = 50.0, history: Callable[[list[str]], pd.DataFrame] | None = None
-                         ) -> tuple[ValidationResult, Increment, pd.DataFrame]:
+                         max_robust_z: float = 50.0, history: Callable[[list[str]], pd.DataFrame] | None = None,
+                         now: pd.Timestamp | None = None) -> tuple[ValidationResult, Increment, pd.DataFrame]:
     """Validate only what is new since `base`: the new rows of carried series (against their kept state)
     and every row of rebuilt series (the full checks). Returns the result (its `valid` is the complete
     snapshot: the base's valid rows plus the new ones), the split, and the next per-series state."""
     increment = split_increment(store, base, base_valid, as_of, max_staleness, history)
-    batch = prepare_batch(increment.rows, as_of)
+    batch = prepare_batch(increment.rows, as_of, now)
     carried_rows = batch.rows[SERIES_ID].isin(increment.carried).to_numpy()
     full_part, facts = derive_checks(batch.rows[~carried_rows], batch.as_of, max_staleness, max_robust_z,
                                      panel_frequency=base.panel_frequency)

@@ -13,7 +13,8 @@ from forecasting.columns import SERIES_ID, TIMESTAMP
 from forecasting.errors import PipelineError
 from forecasting.results import Validated
 from forecasting.settings import Settings
-from forecasting.validation import parse_as_of, series_state, summary_markdown, validate, validate_incremental
+from forecasting.validation import (FUTURE_TOLERANCE, newest_observable, parse_as_of, series_state, summary_markdown,
+                                   validate, validate_incremental)
 from stores import files
 from stores.archive import has_news, read_manifest, read_series_store, store_newest, store_position
 from stores.quarantine import quarantine_path, write_quarantine
@@ -45,11 +46,14 @@ def validate_batch(settings: Settings, as_of: str | None) -> Validated:
     manifest = read_manifest(data_dir)
     file_names = {digest: entry["original_name"] for digest, entry in manifest.items()}
     requested = parse_as_of(as_of)
+    now = pd.Timestamp.now(tz="UTC")  # rows dated over a day later cannot have been observed (FUTURE_TOLERANCE)
     store = None
     resolved = requested if requested is not None else store_newest(manifest)
-    if resolved is None:  # an older manifest without timestamps: read the store to find its newest
+    if requested is None and (resolved is None or resolved > now + FUTURE_TOLERANCE):
+        # An older manifest without timestamps, or a file with a row dated in the future: the store knows
+        # the newest row that can have been observed.
         store = read_series_store(data_dir, manifest=manifest)
-        resolved = store[TIMESTAMP].max() if not store.empty else None
+        resolved = newest_observable(store[TIMESTAMP], now) if not store.empty else None
     base = find_base(data_dir, resolved) if resolved is not None and pd.notna(resolved) else None
     full_reason = full_run_reason(settings, base, resolved)
     if full_reason is None:
@@ -59,7 +63,7 @@ def validate_batch(settings: Settings, as_of: str | None) -> Validated:
         store = read_series_store(data_dir, wanted=lambda entry: has_news(entry, base), manifest=manifest)
         result, increment, state = validate_incremental(
             store, base, base_valid, resolved, settings.max_staleness, file_names, settings.max_robust_z,
-            history=lambda ids: read_series_store(data_dir, series=ids, manifest=manifest))
+            history=lambda ids: read_series_store(data_dir, series=ids, manifest=manifest), now=now)
         rebuilt, full_as_of = increment.rebuilt, base.full_as_of
         log.info("Incremental validation on the run of %s: %d new row(s) of %d carried series checked against "
                  "their kept state; %d series rebuilt in full (%s)", base.run_date, len(result.batch.rows),
@@ -68,7 +72,7 @@ def validate_batch(settings: Settings, as_of: str | None) -> Validated:
     else:
         store = read_series_store(data_dir, manifest=manifest) if store is None else store
         result = validate(store, requested, settings.max_staleness, file_names=file_names,
-                          max_robust_z=settings.max_robust_z)
+                          max_robust_z=settings.max_robust_z, now=now)
         state, rebuilt, full_as_of = series_state(result.valid, result.facts), None, result.batch.as_of
         log.info("Full validation of %d rows: %s", len(result.batch.rows), full_reason)
     run_date = result.batch.as_of.date()

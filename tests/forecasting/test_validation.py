@@ -115,6 +115,30 @@ def test_a_series_is_as_fresh_as_its_last_valid_row(sample_slice, spoil):
                                 regex=False).any()
 
 
+def test_a_row_dated_in_the_future_is_quarantined_and_the_as_of_ignores_it(sample_slice):
+    """A typo like 2099 neither becomes the run's as-of (every other series would be stale) nor is dropped
+    silently; an as-of the user gives beyond the clock keeps its rows (synthetic or test data)."""
+    ids = sorted(sample_slice["series_id"].unique())
+    typo = pd.DataFrame({"series_id": [ids[0]], "timestamp": [pd.Timestamp("2099-01-01", tz="UTC")], "value": [5.0]})
+    store = as_store(pd.concat([sample_slice, typo], ignore_index=True))
+    now = pd.Timestamp("2017-01-01T12:00", tz="UTC")
+
+    result = validate(store, None, max_staleness=7, now=now)
+    assert result.batch.as_of == sample_slice["timestamp"].max()
+    assert len(result.valid) == len(sample_slice) and set(result.valid["series_id"]) == set(ids)
+    assert len(result.quarantined) == 1 and "2099-01-01T00:00:00+00:00" in result.quarantined["reason"].iloc[0]
+    assert "is in the future" in result.quarantined["reason"].iloc[0]
+    assert result.batch.after_as_of == 0
+
+    later = as_store(sample_slice.assign(timestamp=sample_slice["timestamp"] + pd.DateOffset(years=20)))
+    as_of = later["timestamp"].max()
+    kept = validate(later, as_of, max_staleness=7, now=now)
+    assert kept.quarantined.empty and len(kept.valid) == len(sample_slice)
+
+    with pytest.raises(PipelineError, match="that is not in the future"):
+        validate(as_store(typo), None, max_staleness=7, now=now)
+
+
 def test_as_of_cuts_the_batch(sample_slice):
     as_of = sample_slice["timestamp"].max() - pd.Timedelta(days=10)
     result = validate(as_store(sample_slice), parse_as_of(as_of.strftime("%Y-%m-%d")), 7)

@@ -98,6 +98,28 @@ def test_new_rows_without_values_do_not_keep_a_series_fresh(tmp_path, sample):
         full.quarantined["reason"].str.contains("is stale: last valid observation").sum() > 0
 
 
+def test_an_incremental_run_quarantines_a_row_dated_in_the_future_like_a_full_run(tmp_path, sample):
+    ids = sorted(sample["series_id"].unique())[:3]
+    panel = sample[sample["series_id"].isin(ids) & (sample["timestamp"] > "2016-09-01")].reset_index(drop=True)
+    last, now = panel["timestamp"].max(), pd.Timestamp("2017-01-01T08:00", tz="UTC")
+    inbox = tmp_path / "inbox"
+    write_csv(panel[panel["timestamp"] < last], inbox / "a.csv")
+    ingest(inbox, tmp_path / "store")
+    store = read_series_store(tmp_path / "store")
+    first = validate(store, None, 7, now=now)
+    typo = pd.DataFrame({"series_id": [ids[1]], "timestamp": [pd.Timestamp("2099-12-31", tz="UTC")], "value": [1.0]})
+    write_csv(pd.concat([panel[panel["timestamp"] == last], typo]), inbox / "b.csv")
+    ingest(inbox, tmp_path / "store")
+    store = read_series_store(tmp_path / "store")
+
+    full = validate(store, None, 7, now=now)
+    incremental, increment, _ = validate_incremental(store, _base(first, store), first.valid, last, 7, now=now)
+    assert full.batch.as_of == last and increment.rebuilt == []
+    pd.testing.assert_frame_equal(incremental.valid, full.valid)
+    for result in (full, incremental):
+        assert len(result.quarantined) == 1 and "is in the future" in result.quarantined["reason"].iloc[0]
+
+
 @pytest.mark.parametrize("method", ["linear", "time", "ffill", "bfill", "seasonal", "seasonal_linear"])
 def test_incremental_gapfill_matches_filling_everything(sample, rng, method):
     ids = sorted(sample["series_id"].unique())[:4]
