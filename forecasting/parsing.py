@@ -88,12 +88,13 @@ def _parse_table(source: Any, suffix: str, name: str) -> pd.DataFrame:
         if suffix in PARQUET_SUFFIXES:
             return pq.read_table(source).to_pandas()
         # Everything as text first: parsing is done column by column so errors can quote the bad value.
+        separator = _separator(source) if isinstance(source, Path) else ","
         if isinstance(source, Path):
-            fast = _read_csv_fast(source)
+            fast = _read_csv_fast(source, separator)
             if fast is not None:
                 return fast
-        return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig",
-                           skipinitialspace=True)
+        return pd.read_csv(source, sep=separator, dtype=str, keep_default_na=False, na_values=[""],
+                           encoding="utf-8-sig", skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise RawFileError(name, "is empty") from None
     except UnicodeDecodeError as exc:
@@ -105,13 +106,24 @@ def _parse_table(source: Any, suffix: str, name: str) -> pd.DataFrame:
         raise RawFileError(name, f"cannot be read as {kind}: {str(exc).splitlines()[0][:300]}") from None
 
 
-def _read_csv_fast(path: Path) -> pd.DataFrame | None:
+def _separator(path: Path) -> str:
+    """The CSV's field separator: a comma, or a semicolon or tab where the header line has one and no
+    comma (spreadsheets in many locales export semicolons; databases export tabs)."""
+    with path.open("rb") as handle:
+        header = handle.readline(65536)
+    for separator in (b",", b";", b"\t"):
+        if separator in header:
+            return separator.decode()
+    return ","
+
+
+def _read_csv_fast(path: Path, separator: str = ",") -> pd.DataFrame | None:
     """pyarrow's multithreaded CSV reader (3x pandas' on 2 cores), as text like the careful reader; None
     when it objects to anything (a bad byte, a ragged row, an empty file): the careful reader then reads
     the file again and explains the problem."""
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig",
-                           engine="pyarrow")
+        return pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False, na_values=[""],
+                           encoding="utf-8-sig", engine="pyarrow")
     except Exception:  # noqa: BLE001 - any objection means: take the careful path
         return None
 

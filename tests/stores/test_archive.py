@@ -45,6 +45,18 @@ def test_header_names_are_matched_case_and_space_insensitively(tmp_path):
     assert rows["value"].tolist() == [1.0]
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_semicolon_and_tab_separated_files_read_like_commas(tmp_path, separator):
+    """Spreadsheets in many locales export semicolons, databases tabs: the header line tells which."""
+    lines = ["series_id,timestamp,value,temp", "a,2020-01-01,1.5,3", "a,2020-01-02,abc,4", "b x,2020-01-01,2,"]
+    (tmp_path / "comma.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "other.csv").write_text("\n".join(line.replace(",", separator) for line in lines) + "\n")
+    expected, _ = read_raw_file(tmp_path / "comma.csv")
+    rows, notes = read_raw_file(tmp_path / "other.csv")
+    assert notes == []
+    pd.testing.assert_frame_equal(rows, expected)
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "is empty"),
     (b"series_id,timestamp,value\n", "no data rows"),
@@ -154,7 +166,7 @@ def test_fast_csv_reader_parses_exactly_like_the_careful_one(tmp_path, monkeypat
     path.write_text(text, encoding="utf-8")
     assert parsing._read_csv_fast(path) is not None  # the fast path does read this file
     fast, fast_notes = read_raw_file(path)
-    monkeypatch.setattr(parsing, "_read_csv_fast", lambda path: None)
+    monkeypatch.setattr(parsing, "_read_csv_fast", lambda path, separator=",": None)
     careful, careful_notes = read_raw_file(path)
     pd.testing.assert_frame_equal(fast, careful)
     assert fast_notes == careful_notes
