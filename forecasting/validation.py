@@ -84,7 +84,7 @@ def prepare_batch(store: pd.DataFrame, as_of: pd.Timestamp | None, now: pd.Times
     """Resolve restatements (a later file wins per key), collapse identical duplicates, cut at the as-of.
 
     Conflicting duplicates inside one file are kept: the suite's uniqueness check reports them. With the
-    run's clock `now`, rows after the as-of dated more than FUTURE_TOLERANCE after it are set aside as
+    run's clock `now`, rows after the as-of that are also over FUTURE_TOLERANCE after `now` are set aside as
     `future` (to quarantine), not left for later runs, and the default as-of is the newest other row.
     """
     rows = store
@@ -101,8 +101,10 @@ def prepare_batch(store: pd.DataFrame, as_of: pd.Timestamp | None, now: pd.Times
         future = (rows[TIMESTAMP] > now + FUTURE_TOLERANCE).fillna(False).astype(bool)
     resolved_as_of = as_of if as_of is not None else rows.loc[~future, TIMESTAMP].max()
     if pd.isna(resolved_as_of):
-        raise PipelineError("no row in the store has a valid timestamp" + (" that is not in the future" if future.any()
-                            else "") + "; nothing to forecast (see the ingest warnings and <data-dir>/quarantine/)")
+        observable = f" up to a day after this run's clock ({now.isoformat(timespec='minutes')})" \
+            if future.any() else ""
+        raise PipelineError(f"no row in the store has a valid timestamp{observable}; nothing to forecast (see the "
+                            "ingest warnings and <data-dir>/quarantine/)")
     after = (rows[TIMESTAMP] > resolved_as_of).fillna(False).astype(bool)
     future &= after  # an explicit as-of beyond the clock (synthetic or test data) keeps its rows
     batch_rows = rows[~after].reset_index(drop=True)
