@@ -145,12 +145,34 @@ def _parse_series_id(column: pd.Series) -> pd.Series:
     return ids.mask(ids == "")
 
 
+# A date with nothing but midnight and an offset after it: 2016-03-14T00:00:00-04:00, 2016-03-14 00:00+0100.
+LOCAL_MIDNIGHT = r"(?P<day>\d{4}-\d{2}-\d{2})(?:[T ]00:00(?::00(?:\.0*)?)?)?(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?"
+UTC_OFFSET = r"Z|[+-]00(?::?00)?"
+
+
 def _parse_timestamps(column: pd.Series) -> pd.Series:
-    """UTC timestamps; naive values mean UTC, offsets are converted; unparseable values become NaT."""
+    """UTC timestamps; naive values mean UTC, offsets are converted; unparseable values become NaT.
+
+    A column whose every timestamp is a local midnight, some with an offset other than UTC's (days exported
+    from a time zone, as text or a time-zone-aware Parquet column), holds calendar dates: they are read as
+    those dates at midnight UTC. Converted instead, a daily series in a zone with daylight saving moved by
+    an hour twice a year and half its rows fell off its grid (a month-start series was not even monthly).
+    """
     if pd.api.types.is_datetime64_any_dtype(column):
-        parsed = pd.to_datetime(column, utc=True)
-    else:
-        parsed = pd.to_datetime(column.astype("string").str.strip(), utc=True, errors="coerce", format="ISO8601")
+        present = column.dropna()
+        if column.dt.tz is not None and not present.empty and (present == present.dt.normalize()).all():
+            return column.dt.tz_localize(None).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
+        return pd.to_datetime(column, utc=True).astype("datetime64[us, UTC]")
+    text = column.astype("string").str.strip()
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    times = parsed.dropna() - parsed.dropna().dt.normalize()
+    # A zone's midnights are at most two UTC times of day a year (daylight saving), three with naive dates.
+    if times.nunique() > 3 or (times == pd.Timedelta(0)).all():
+        return parsed.astype("datetime64[us, UTC]")
+    parts = text[parsed.notna()].str.extract(f"^{LOCAL_MIDNIGHT}$")
+    offsets = parts["offset"].dropna()
+    if not parts.empty and parts["day"].notna().all() and not offsets.str.fullmatch(UTC_OFFSET).all():
+        parsed[parts.index] = pd.to_datetime(parts["day"], utc=True, format="ISO8601")
     return parsed.astype("datetime64[us, UTC]")
 
 

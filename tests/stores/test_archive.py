@@ -45,6 +45,25 @@ def test_header_names_are_matched_case_and_space_insensitively(tmp_path):
     assert rows["value"].tolist() == [1.0]
 
 
+def test_local_midnights_are_read_as_calendar_dates(tmp_path):
+    """Days exported from a zone with daylight saving: midnight at -05:00 in winter, -04:00 in summer.
+    Converted to UTC they alternated between 05:00 and 04:00 and half of them fell off the daily grid."""
+    days = pd.date_range("2016-03-10", "2016-03-16", freq="D", tz="America/New_York")
+    expected = pd.date_range("2016-03-10", "2016-03-16", freq="D", tz="UTC").astype("datetime64[us, UTC]").tolist()
+    (tmp_path / "days.csv").write_text("series_id,timestamp,value\n" + "".join(
+        f"a,{day.isoformat()},{k}\n" for k, day in enumerate(days)))
+    rows, _ = read_raw_file(tmp_path / "days.csv")
+    assert rows["timestamp"].tolist() == expected
+    pd.DataFrame({"series_id": "a", "timestamp": days, "value": 1.0}).to_parquet(tmp_path / "days.parquet")
+    rows, _ = read_raw_file(tmp_path / "days.parquet")
+    assert rows["timestamp"].tolist() == expected
+    # Hours keep their instants: an hourly series is converted to UTC as before.
+    hours = pd.date_range("2016-03-12", periods=30, freq="h", tz="America/New_York")
+    (tmp_path / "hours.csv").write_text("series_id,timestamp,value\n" + "".join(f"a,{h.isoformat()},1\n" for h in hours))
+    rows, _ = read_raw_file(tmp_path / "hours.csv")
+    assert rows["timestamp"].tolist() == hours.tz_convert("UTC").astype("datetime64[us, UTC]").tolist()
+
+
 @pytest.mark.parametrize("separator", [";", "\t"])
 def test_semicolon_and_tab_separated_files_read_like_commas(tmp_path, separator):
     """Spreadsheets in many locales export semicolons, databases tabs: the header line tells which."""
