@@ -8,6 +8,7 @@ be read at all raises RawFileError with the reason.
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from forecasting.paths import is_local
 
 
 CSV_SUFFIXES = (".csv",)
+
+
+UNNAMED = re.compile(r"unnamed: \d+(_level_\d+)?")  # how pandas names a header cell that is empty
 
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -63,7 +67,13 @@ def read_raw_file(path: Path, name: str | None = None) -> tuple[pd.DataFrame, li
     rows[RAW_TIMESTAMP] = _unparsed_text(raw[TIMESTAMP], rows[TIMESTAMP].isna())
     rows[RAW_VALUE] = _unparsed_text(raw[VALUE], rows[VALUE].isna())
     notes = []
-    for column in (c for c in raw.columns if c not in REQUIRED):
+    # A column without a name is a saved DataFrame's index (pandas names it "Unnamed: 0"), row numbers that
+    # would go into the model as a covariate: it is ignored, with a note.
+    unnamed = [c for c in raw.columns if c == "" or UNNAMED.fullmatch(c)]
+    if unnamed:
+        notes.append(f"file '{name}': column(s) without a name ignored ({', '.join(repr(c) for c in unnamed)}; "
+                     "a saved index?)")
+    for column in (c for c in raw.columns if c not in REQUIRED and c not in unnamed):
         numeric = _parse_numbers(raw[column])
         present = raw[column].notna() & (raw[column].astype("string").str.strip() != "")
         if (numeric.notna() | ~present).all():

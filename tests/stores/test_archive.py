@@ -38,6 +38,17 @@ def test_non_numeric_covariate_is_ignored_with_a_note(tmp_path):
     assert notes and "'weather' is not numeric" in notes[0] and "'rain'" in notes[0]
 
 
+def test_a_column_without_a_name_is_not_a_covariate(tmp_path):
+    """`DataFrame.to_csv()` writes its index as a first column with an empty header: row numbers, not data."""
+    path = tmp_path / "indexed.csv"
+    pd.DataFrame({"series_id": ["a", "a"], "timestamp": ["2020-01-01", "2020-01-02"], "value": [1.0, 2.0],
+                  "temp": [3.0, 4.0]}).to_csv(path)
+    rows, notes = read_raw_file(path)
+    assert [c for c in rows.columns if c not in ("raw_timestamp", "raw_value", "source_row")] == \
+        ["series_id", "timestamp", "value", "temp"]
+    assert len(notes) == 1 and "without a name ignored ('unnamed: 0'" in notes[0]
+
+
 def test_header_names_are_matched_case_and_space_insensitively(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text(" Series_ID , Timestamp ,VALUE\na,2020-01-01,1\n")
