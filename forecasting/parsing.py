@@ -59,10 +59,11 @@ def read_raw_file(path: Path, name: str | None = None) -> tuple[pd.DataFrame, li
         raise RawFileError(name, "has a header but no data rows")
 
     first_row = 2 if path.suffix.lower() in CSV_SUFFIXES else 1  # CSV line 1 is the header
+    numbers = _decimal_points if raw.attrs.get("separator", ",") != "," else (lambda column: column)
     rows = pd.DataFrame({
         SERIES_ID: _parse_series_id(raw[SERIES_ID]),
         TIMESTAMP: _parse_timestamps(raw[TIMESTAMP]),
-        VALUE: _parse_numbers(raw[VALUE]),
+        VALUE: _parse_numbers(numbers(raw[VALUE])),
     })
     rows[RAW_TIMESTAMP] = _unparsed_text(raw[TIMESTAMP], rows[TIMESTAMP].isna())
     rows[RAW_VALUE] = _unparsed_text(raw[VALUE], rows[VALUE].isna())
@@ -74,7 +75,7 @@ def read_raw_file(path: Path, name: str | None = None) -> tuple[pd.DataFrame, li
         notes.append(f"file '{name}': column(s) without a name ignored ({', '.join(repr(c) for c in unnamed)}; "
                      "a saved index?)")
     for column in (c for c in raw.columns if c not in REQUIRED and c not in unnamed):
-        numeric = _parse_numbers(raw[column])
+        numeric = _parse_numbers(numbers(raw[column]))
         present = raw[column].notna() & (raw[column].astype("string").str.strip() != "")
         if (numeric.notna() | ~present).all():
             rows[column] = numeric.astype("float64")
@@ -99,12 +100,12 @@ def _parse_table(source: Any, suffix: str, name: str) -> pd.DataFrame:
             return pq.read_table(source).to_pandas()
         # Everything as text first: parsing is done column by column so errors can quote the bad value.
         separator = _separator(source) if isinstance(source, Path) else ","
-        if isinstance(source, Path):
-            fast = _read_csv_fast(source, separator)
-            if fast is not None:
-                return fast
-        return pd.read_csv(source, sep=separator, dtype=str, keep_default_na=False, na_values=[""],
-                           encoding="utf-8-sig", skipinitialspace=True)
+        frame = _read_csv_fast(source, separator) if isinstance(source, Path) else None
+        if frame is None:
+            frame = pd.read_csv(source, sep=separator, dtype=str, keep_default_na=False, na_values=[""],
+                                encoding="utf-8-sig", skipinitialspace=True)
+        frame.attrs["separator"] = separator  # where commas are free to be decimal marks (_decimal_points)
+        return frame
     except pd.errors.EmptyDataError:
         raise RawFileError(name, "is empty") from None
     except UnicodeDecodeError as exc:
@@ -136,6 +137,18 @@ def _read_csv_fast(path: Path, separator: str = ",") -> pd.DataFrame | None:
                            encoding="utf-8-sig", engine="pyarrow")
     except Exception:  # noqa: BLE001 - any objection means: take the careful path
         return None
+
+
+def _decimal_points(column: pd.Series) -> pd.Series:
+    """A number column of a file separated by semicolons or tabs, with its decimal commas as points where it
+    has a comma and no point anywhere (`1,5` is 1.5 in the locales that export semicolons). A column with
+    points as well is left as it is: `1.234,5` or `1,234.5` cannot be told apart safely."""
+    if pd.api.types.is_numeric_dtype(column):
+        return column
+    text = column.astype("string")
+    if text.str.contains(",", regex=False).any() and not text.str.contains(".", regex=False).any():
+        return text.str.replace(",", ".", regex=False)
+    return column
 
 
 def _parse_numbers(column: pd.Series) -> pd.Series:

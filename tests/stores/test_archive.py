@@ -87,6 +87,18 @@ def test_semicolon_and_tab_separated_files_read_like_commas(tmp_path, separator)
     pd.testing.assert_frame_equal(rows, expected)
 
 
+def test_decimal_commas_are_read_in_semicolon_files_only(tmp_path):
+    """Locales that separate fields with semicolons write 1,5 for 1.5; in a comma file "1,000" stays text."""
+    (tmp_path / "eu.csv").write_text("series_id;timestamp;value;temp\na, b;2020-01-01;1,5;-2,25\na, b;2020-01-02;2;3\n")
+    rows, notes = read_raw_file(tmp_path / "eu.csv")
+    assert rows["value"].tolist() == [1.5, 2.0] and rows["temp"].tolist() == [-2.25, 3.0] and notes == []
+    assert rows["series_id"].tolist() == ["a, b", "a, b"]  # ids are text: their commas stay
+    # Points and commas together cannot be told apart safely: the value is quarantined with its text.
+    (tmp_path / "mixed.csv").write_text("series_id;timestamp;value\na;2020-01-01;1.234,5\na;2020-01-02;2\n")
+    rows, _ = read_raw_file(tmp_path / "mixed.csv")
+    assert pd.isna(rows["value"].iloc[0]) and rows["raw_value"].iloc[0] == "1.234,5"
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "is empty"),
     (b"series_id,timestamp,value\n", "no data rows"),
