@@ -176,14 +176,17 @@ UTC_OFFSET = r"Z|[+-]00(?::?00)?"
 def _parse_timestamps(column: pd.Series) -> pd.Series:
     """UTC timestamps; naive values mean UTC, offsets are converted; unparseable values become NaT.
 
-    A column whose every timestamp is a local midnight, some with an offset other than UTC's (days exported
-    from a time zone, as text or a time-zone-aware Parquet column), holds calendar dates: they are read as
-    those dates at midnight UTC. Converted instead, a daily series in a zone with daylight saving moved by
-    an hour twice a year and half its rows fell off its grid (a month-start series was not even monthly).
+    A column whose every timestamp is a local midnight, some with an offset other than UTC's, on at least two
+    dates (days exported from a time zone, as text or a time-zone-aware Parquet column), holds calendar
+    dates: they are read as those dates at midnight UTC. Converted instead, a daily series in a zone with
+    daylight saving moved by an hour twice a year and half its rows fell off its grid (a month-start series
+    was not even monthly). A file of a single date is converted as it is: it may be one hour of an hourly
+    feed, and reading that hour as a date would move its rows onto another hour's.
     """
     if pd.api.types.is_datetime64_any_dtype(column):
         present = column.dropna()
-        if column.dt.tz is not None and not present.empty and (present == present.dt.normalize()).all():
+        if column.dt.tz is not None and (present == present.dt.normalize()).all() \
+                and present.dt.date.nunique() >= 2:
             return column.dt.tz_localize(None).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
         return pd.to_datetime(column, utc=True).astype("datetime64[us, UTC]")
     text = column.astype("string").str.strip()
@@ -194,7 +197,7 @@ def _parse_timestamps(column: pd.Series) -> pd.Series:
         return parsed.astype("datetime64[us, UTC]")
     parts = text[parsed.notna()].str.extract(f"^{LOCAL_MIDNIGHT}$")
     offsets = parts["offset"].dropna()
-    if not parts.empty and parts["day"].notna().all() and not offsets.str.fullmatch(UTC_OFFSET).all():
+    if parts["day"].notna().all() and parts["day"].nunique() >= 2 and not offsets.str.fullmatch(UTC_OFFSET).all():
         parsed[parts.index] = pd.to_datetime(parts["day"], utc=True, format="ISO8601")
     return parsed.astype("datetime64[us, UTC]")
 

@@ -70,9 +70,15 @@ def test_local_midnights_are_read_as_calendar_dates(tmp_path):
     assert rows["timestamp"].tolist() == expected
     # Hours keep their instants: an hourly series is converted to UTC as before.
     hours = pd.date_range("2016-03-12", periods=30, freq="h", tz="America/New_York")
-    (tmp_path / "hours.csv").write_text("series_id,timestamp,value\n" + "".join(f"a,{h.isoformat()},1\n" for h in hours))
+    (tmp_path / "hours.csv").write_text("series_id,timestamp,value\n"
+                                        + "".join(f"a,{h.isoformat()},1\n" for h in hours))
     rows, _ = read_raw_file(tmp_path / "hours.csv")
     assert rows["timestamp"].tolist() == hours.tz_convert("UTC").astype("datetime64[us, UTC]").tolist()
+    # So does one hour's file of an hourly feed, though its every row is a local midnight.
+    (tmp_path / "midnight.csv").write_text("series_id,timestamp,value\na,2016-03-12T00:00:00-05:00,1\n"
+                                           "b,2016-03-12T00:00:00-05:00,2\n")
+    rows, _ = read_raw_file(tmp_path / "midnight.csv")
+    assert rows["timestamp"].tolist() == [pd.Timestamp("2016-03-12T05:00", tz="UTC")] * 2
 
 
 @pytest.mark.parametrize("separator", [";", "\t"])
