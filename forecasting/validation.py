@@ -323,8 +323,13 @@ def _reason(outcome: dict[str, Any], row: pd.Series, facts: dict[str, Any], as_o
                 f"standard deviations from the series median {row[SERIES_MEDIAN]:.6g} (limit max_robust_z = "
                 f"{facts['max_robust_z']:g})")
     if column == ON_FREQUENCY_GRID:
-        return (f"timestamp {row[TIMESTAMP].isoformat()} is off the {facts['frequencies'].get(series)} grid "
-                f"of series {series!r}")
+        freq = facts["frequencies"].get(series)
+        text = f"timestamp {row[TIMESTAMP].isoformat()} is off the {freq} grid of series {series!r}"
+        step, stamp = fixed_step(freq), row[TIMESTAMP]
+        if (step is None or step >= pd.Timedelta(days=1)) and stamp != stamp.normalize():
+            # The usual cause: a date written as a local midnight with an offset, in a file of that one date.
+            text += " (a date with a time zone offset? write dates without a time or offset)"
+        return text
     if column == FREQUENCY_MATCHES_PANEL:
         freq = facts["frequencies"].get(series)
         if freq is None:

@@ -139,6 +139,16 @@ def test_a_row_dated_in_the_future_is_quarantined_and_the_as_of_ignores_it(sampl
         validate(as_store(typo), None, max_staleness=7, now=now)
 
 
+def test_an_off_grid_day_is_told_how_it_likely_got_there(sample_slice):
+    """A day's row at 05:00 UTC is the usual trace of a date written as a local midnight with an offset."""
+    ids = sorted(sample_slice["series_id"].unique())
+    frame = sample_slice.copy()
+    last = (frame["series_id"] == ids[0]) & (frame["timestamp"] == frame["timestamp"].max())
+    frame.loc[last, "timestamp"] += pd.Timedelta(hours=5)
+    reason = validate(as_store(frame), None, max_staleness=7).quarantined["reason"].iloc[0]
+    assert "off the D grid" in reason and "a date with a time zone offset?" in reason
+
+
 def test_as_of_cuts_the_batch(sample_slice):
     as_of = sample_slice["timestamp"].max() - pd.Timedelta(days=10)
     result = validate(as_store(sample_slice), parse_as_of(as_of.strftime("%Y-%m-%d")), 7)
