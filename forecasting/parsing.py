@@ -191,7 +191,8 @@ def _parse_timestamps(column: pd.Series) -> pd.Series:
         return pd.to_datetime(column, utc=True).astype("datetime64[us, UTC]")
     text = column.astype("string").str.strip()
     parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    times = parsed.dropna() - parsed.dropna().dt.normalize()
+    present = parsed.dropna()
+    times = present - present.dt.normalize()
     # A zone's midnights are at most two UTC times of day a year (daylight saving), three with naive dates.
     if times.nunique() > 3 or (times == pd.Timedelta(0)).all():
         return parsed.astype("datetime64[us, UTC]")

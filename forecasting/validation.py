@@ -99,7 +99,7 @@ def prepare_batch(store: pd.DataFrame, as_of: pd.Timestamp | None, now: pd.Times
     future = pd.Series(False, index=rows.index)
     if now is not None:
         future = (rows[TIMESTAMP] > now + FUTURE_TOLERANCE).fillna(False).astype(bool)
-    resolved_as_of = as_of if as_of is not None else rows.loc[~future, TIMESTAMP].max()
+    resolved_as_of = as_of if as_of is not None else rows.loc[~future, TIMESTAMP].max()  # = newest_observable
     if pd.isna(resolved_as_of):
         observable = f" up to a day after this run's clock ({now.isoformat(timespec='minutes')})" \
             if future.any() else ""
@@ -210,13 +210,9 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int | 
     rows[ON_FREQUENCY_GRID] = True
     changes: dict[str, tuple[pd.Timestamp, str]] = {}
     rows[SERIES_IS_FRESH] = True
-    # A series is as fresh as its last usable observation: rows the row checks quarantine (a missing,
-    # non-finite or absurd value, a timestamp off the grid) do not count, or a series whose latest months
-    # are all missing or all shifted by a time zone would be forecast through them from its last usable row.
-    last_seen = timed.groupby(SERIES_ID)[TIMESTAMP].max()
-    valued = (rows[VALUE].notna() & rows[VALUE_IS_FINITE] & rows[VALUE_IS_PLAUSIBLE]).to_numpy()
-    stale_periods: dict[str, int] = {}
-    for series, group in timed.groupby(SERIES_ID).groups.items():
+    groups = timed.groupby(SERIES_ID).groups
+    checked = []  # series of the panel's frequency: the grid and freshness rules apply
+    for series, group in groups.items():
         freq = frequencies.get(series)
         if freq is None or freq != panel_frequency:
             rows.loc[group, FREQUENCY_MATCHES_PANEL] = False
@@ -225,19 +221,29 @@ def derive_checks(rows: pd.DataFrame, as_of: pd.Timestamp, max_staleness: int | 
         if change is not None:
             changes[series] = change
             rows.loc[group, FREQUENCY_IS_STEADY] = False
-        grid = on_grid(rows.loc[group, TIMESTAMP], freq)
-        rows.loc[group, ON_FREQUENCY_GRID] = grid
-        usable = rows.loc[group, TIMESTAMP][grid & valued[rows.index.get_indexer(group)]]
-        if not usable.empty:  # with none, every row is quarantined for its own reason anyway
-            last_seen[series] = usable.max()
-        lag = periods_between(last_seen[series], as_of, freq)
+        rows.loc[group, ON_FREQUENCY_GRID] = on_grid(rows.loc[group, TIMESTAMP], freq)
+        checked.append(series)
+    last_seen = timed.groupby(SERIES_ID)[TIMESTAMP].max()
+    last_seen.update(last_usable(rows))  # a series with no usable row has every row quarantined anyway
+    stale_periods: dict[str, int] = {}
+    for series in checked:
+        lag = periods_between(last_seen[series], as_of, panel_frequency)
         if lag > max_staleness:
             stale_periods[series] = lag
-            rows.loc[group, SERIES_IS_FRESH] = False
+            rows.loc[groups[series], SERIES_IS_FRESH] = False
     facts = {"panel_frequency": panel_frequency, "frequencies": frequencies.to_dict(),
              "last_seen": last_seen.to_dict(), "stale_periods": stale_periods, "max_robust_z": max_robust_z,
              "frequency_changes": changes, "robust": stats, "max_staleness": max_staleness}
     return rows, facts
+
+
+def last_usable(rows: pd.DataFrame) -> pd.Series:
+    """Per series, the newest timestamp of a row the row checks keep (a value present, finite and plausible,
+    on the series' grid). A series is as fresh as that row: rows the checks quarantine do not count, or a
+    series whose latest months are all missing or all shifted by a time zone would be forecast through them."""
+    usable = rows[TIMESTAMP].notna() & rows[VALUE].notna() & rows[VALUE_IS_FINITE] & rows[VALUE_IS_PLAUSIBLE] \
+        & rows[ON_FREQUENCY_GRID]
+    return rows[usable].groupby(SERIES_ID)[TIMESTAMP].max()
 
 
 def build_suite(gx: Any) -> Any:
@@ -526,9 +532,7 @@ def validate_incremental(store: pd.DataFrame, base: Any, base_valid: pd.DataFram
     rows = pd.concat([full_part, carried_part]).sort_index()
     state = base.series.loc[increment.carried]
     facts["frequencies"] = {**state["frequency"].astype(object).to_dict(), **facts["frequencies"]}
-    usable = carried_part[TIMESTAMP].notna() & carried_part[VALUE].notna() & carried_part[VALUE_IS_FINITE] \
-        & carried_part[VALUE_IS_PLAUSIBLE] & carried_part[ON_FREQUENCY_GRID]
-    newest = carried_part[usable].groupby(SERIES_ID)[TIMESTAMP].max()
+    newest = last_usable(carried_part)
     facts["last_seen"] = {**state["last_seen"].to_dict(), **newest.to_dict(), **facts["last_seen"]}
     facts["robust"] = pd.concat([state[["median", "scale"]], facts["robust"]])
     result = _finish(rows, facts, batch, file_names)
