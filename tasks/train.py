@@ -100,7 +100,7 @@ def train_model(settings: Settings, validated: Validated, windows: Windowed) -> 
              f"; per epoch {min(settings.warm_windows_per_epoch, source.count(TRAIN))}, the {int(unseen.sum())} "
              "the champion has not trained on first" if unseen is not None else "")
     if config.members > 1:
-        log.info("An ensemble of %d networks (seeds %s), each trained in turn, their forecasts averaged%s",
+        log.info("An ensemble of %d networks (seeds %s), their forecasts averaged%s",
                  config.members, ", ".join(map(str, config.member_seeds())),
                  "" if settings.ensemble_members else ": the default for a run on a single series")
     model, facts = fit_model(config, source, max_epochs=settings.warm_epochs if warm else settings.max_epochs,

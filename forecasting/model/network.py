@@ -23,7 +23,10 @@ from typing import Literal
 import keras
 from keras import ops
 
+from forecasting.model.devices import configure_cpu_threads
 from forecasting.smoothing import base_period
+
+configure_cpu_threads()  # before any model runs an op: every model is built or loaded through this module
 
 Cell = Literal["lstm", "gru"]
 Base = Literal["level", "seasonal"]

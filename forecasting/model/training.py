@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
@@ -14,7 +15,14 @@ import pandas as pd
 from forecasting.columns import TIMESTAMP
 from forecasting.errors import PipelineError
 from forecasting.model.config import ModelConfig
-from forecasting.model.devices import distribution_scope, gpu_devices, precision_policy, replicas, seed_everything
+from forecasting.model.devices import (
+    distribution_scope,
+    gpu_devices,
+    members_side_by_side,
+    precision_policy,
+    replicas,
+    seed_everything,
+)
 from forecasting.windows import TRAIN, VALIDATION, WindowSource
 
 
@@ -29,9 +37,11 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
     an epoch that lowers the validation loss by at least `min_improvement` (a fraction) below the last
     progress (see stall_stopping).
 
-    An ensemble (config.members > 1) trains its members one after another, each from its own seed (weights,
-    dropout and window order) with its own early stopping, and returns the model that averages them. One
-    compiled network trains them all in turn (MemberTrainer), so the training graph is traced once.
+    An ensemble (config.members > 1) trains each member from its own seed (weights, dropout and window
+    order) with its own early stopping, and returns the model that averages them. On the CPU the members
+    train side by side, each on its own thread and compiled network (see members_side_by_side); elsewhere
+    one after another on one compiled network (MemberTrainer), so the training graph is traced once. Either
+    way a member ends where a network of its seed trained alone would.
 
     devices: where to train; several are mirrored (data-parallel), None means every visible GPU.
     mixed_precision: float16 compute, for GPUs with tensor cores.
@@ -47,20 +57,38 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
         if initial_weights is not None:
             model.set_weights(initial_weights)
         members = ensemble_members(model)
-        trainer = MemberTrainer(config) if len(members) > 1 else None
+        side_by_side = len(members) > 1 and members_side_by_side(devices)
+        if len(members) == 1:
+            trainers = [None]  # the network trains itself
+        elif side_by_side:
+            trainers = [MemberTrainer(config) for _ in members]
+        else:
+            trainers = [MemberTrainer(config)] * len(members)
+    seeds = config.member_seeds()
     started = time.perf_counter()
-    runs = []
-    for number, (member, seed) in enumerate(zip(members, config.member_seeds()), start=1):
-        if log is not None and len(members) > 1:
+
+    def train(number: int) -> dict[str, Any]:
+        member, seed, trainer = members[number - 1], seeds[number - 1], trainers[number - 1]
+        if log is not None and len(members) > 1 and not side_by_side:
             log.info("Training network %d of %d (seed %d)", number, len(members), seed)
         # No process-wide reseeding between members: a member's randomness is its own (initialisers and dropout
         # seeded from its seed, windows in the order its seed draws), and a new TensorFlow global seed makes
         # every compiled function trace again (about 1 s a member on two cores).
-        training = trainer.training(member) if trainer is not None else nullcontext(member)
-        with training as network:
-            runs.append(_fit_member(network, seed, config, source, max_epochs=max_epochs, patience=patience,
-                                    lr_patience=lr_patience, min_improvement=min_improvement, log=log,
-                                    max_windows=max_windows, priority=priority, distributed=replicas(devices) > 1))
+        with trainer.training(member) if trainer is not None else nullcontext(member) as network:
+            return _fit_member(network, seed, config, source, max_epochs=max_epochs, patience=patience,
+                               lr_patience=lr_patience, min_improvement=min_improvement, log=log,
+                               max_windows=max_windows, priority=priority, distributed=replicas(devices) > 1,
+                               label=f"network {number}: " if side_by_side else "")
+
+    numbers = range(1, len(members) + 1)
+    if side_by_side:
+        if log is not None:
+            log.info("Training %d networks side by side (seeds %s), one thread each",
+                     len(members), ", ".join(map(str, seeds)))
+        with ThreadPoolExecutor(len(members), thread_name_prefix="ensemble-member") as pool:
+            runs = list(pool.map(train, numbers))
+    else:
+        runs = [train(number) for number in numbers]
     seconds = time.perf_counter() - started
     facts = {**(_member_facts(runs[0]) if len(runs) == 1 else _ensemble_facts(model, config, source, runs)),
              "devices": replicas(devices), "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
@@ -69,9 +97,10 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
 
 
 class MemberTrainer:
-    """One compiled network of an ensemble's architecture that trains each member in turn: `training(member)`
-    loads the member's variables (its weights and its dropout's random state) and a fresh optimizer into
-    the network, yields it to be fitted, and stores the trained variables back in the member.
+    """One compiled network of an ensemble's architecture that trains members: `training(member)` loads the
+    member's variables (its weights and its dropout's random state) and a fresh optimizer into the network,
+    yields it to be fitted, and stores the trained variables back in the member. On a GPU one trainer
+    trains every member in turn; on the CPU each member has its own, all training at once.
 
     Why: Keras traces a model's training step the first time it fits it. Every member fitting itself traced
     the same graph again: about 2.5 s each on the 2-core CPU, a third of a 532-window daily series' whole
@@ -108,9 +137,9 @@ def _network_variables(model: Any) -> list[Any]:
 
 def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSource, *, max_epochs: int,
                 patience: int, lr_patience: int, min_improvement: float, log: Any, max_windows: int | None,
-                priority: np.ndarray | None, distributed: bool = False) -> dict[str, Any]:
+                priority: np.ndarray | None, distributed: bool = False, label: str = "") -> dict[str, Any]:
     """Train one network (in place), its windows in the order `seed` draws; returns its validation-loss
-    history and how many windows it trained on."""
+    history and how many windows it trained on. `label` starts its epoch log lines (which network)."""
     import keras
 
     from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
@@ -121,7 +150,7 @@ def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSourc
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=lr_patience, min_lr=1e-5),
     ]
     if log is not None:
-        callbacks.append(epoch_logger(log, max_epochs))
+        callbacks.append(epoch_logger(log, max_epochs, label))
     train = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=seed,
                           max_windows=max_windows or config.max_windows_per_epoch, priority=priority)
     if not train.per_pass:
@@ -282,15 +311,15 @@ def stall_stopping(patience: int, min_improvement: float) -> Any:
     return StallStopping()
 
 
-def epoch_logger(log: Any, max_epochs: int) -> Any:
-    """A Keras callback that reports progress to the run log, one line per epoch."""
+def epoch_logger(log: Any, max_epochs: int, label: str = "") -> Any:
+    """A Keras callback that reports progress to the run log, one line per epoch, starting with `label`."""
     import keras
 
     class EpochLogger(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            log.info("epoch %d/%d: loss %.4f, val_loss %.4f", epoch + 1, max_epochs, logs.get("loss", np.nan),
-                     logs.get("val_loss", np.nan))
+            log.info("%sepoch %d/%d: loss %.4f, val_loss %.4f", label, epoch + 1, max_epochs,
+                     logs.get("loss", np.nan), logs.get("val_loss", np.nan))
 
     return EpochLogger()
 

@@ -95,3 +95,37 @@ def test_gpus_are_found_on_the_torch_and_jax_backends_and_only_tensorflow_mirror
     assert devices.gpu_devices() == []  # this CPU machine
     assert devices.replicas(["/device:GPU:0", "/device:GPU:1"]) == 2  # MirroredStrategy splits each batch
     assert devices.replicas([]) == 1
+
+
+THREADS_SCRIPT = textwrap.dedent("""
+    import os
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import tensorflow as tf
+    import forecasting.model.network  # every model is built or loaded through it
+    threading = tf.config.threading
+    print(threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+""")
+
+
+def test_cpu_ops_run_one_thread_each_with_as_many_at_once_as_there_are_cores_unless_the_environment_says():
+    """What lets an ensemble's members train side by side on the CPU (members_side_by_side): it must be set
+    before TensorFlow's first op, so it is checked in a fresh process."""
+    import os
+
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("TF_NUM_")}
+
+    def threads(**environment):
+        done = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], capture_output=True, text=True, timeout=300,
+                              cwd=PROJECT_ROOT, env={**inherited, **environment})
+        assert done.returncode == 0, done.stderr[-3000:]
+        return tuple(int(n) for n in done.stdout.split()[-2:])
+
+    assert threads() == (1, len(os.sched_getaffinity(0)))
+    assert threads(TF_NUM_INTRAOP_THREADS="2", TF_NUM_INTEROP_THREADS="3") == (2, 3)
+
+
+def test_an_ensemble_trains_its_members_side_by_side_only_on_the_cpu():
+    from forecasting.model.devices import members_side_by_side
+
+    assert members_side_by_side([])
+    assert not members_side_by_side(["/device:GPU:0"])
