@@ -620,18 +620,21 @@ def test_an_ensemble_averages_networks_trained_from_their_own_seeds_and_loads_sa
 
 
 def test_each_member_trains_as_the_network_its_seed_builds_alone():
-    """The members share one compiled trainer (one traced graph) yet each ends where a single network of its
-    seed, with its dropout and window order, would: the trainer hands over weights, random state and a
-    fresh optimizer (learning rate included, which the plateau rule may have halved) at every switch."""
+    """On the CPU the members train side by side, each on its own thread; on a device (here the CPU named as
+    one) they share one compiled trainer in turn (one traced graph). Either way each ends where a single
+    network of its seed, with its dropout and window order, would: the trainer hands over weights, random
+    state and a fresh optimizer (learning rate included, which the plateau rule may have halved)."""
     from forecasting.model.network import ensemble_members
 
     source = wave_source(noise=0.1)
     config = tiny_config(members=3, dropout=0.2, base="seasonal", season=4)
-    ensemble, _ = fit_model(config, source, max_epochs=4, patience=2, lr_patience=1)
-    for member, seed in zip(ensemble_members(ensemble), config.member_seeds()):
+    side_by_side, _ = fit_model(config, source, max_epochs=4, patience=2, lr_patience=1)
+    in_turn, _ = fit_model(config, source, max_epochs=4, patience=2, lr_patience=1, devices=["/device:CPU:0"])
+    for number, seed in enumerate(config.member_seeds()):
         alone, _ = fit_model(replace(config, members=1, seed=seed), source, max_epochs=4, patience=2, lr_patience=1)
-        for mine, theirs in zip(member.get_weights(), alone.get_weights()):
-            np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+        for ensemble in (side_by_side, in_turn):
+            for mine, theirs in zip(ensemble_members(ensemble)[number].get_weights(), alone.get_weights()):
+                np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_a_single_member_is_the_network_its_seed_always_built():
