@@ -87,7 +87,7 @@ def members_side_by_side(devices: list[str]) -> bool:
     (1.5-2 s each on two cores; Python, so not in parallel), where one network training them in turn
     traces once. fit_model alone on two cores, same weights: a year of one hourly series (three networks,
     27 epochs in all) 28.7-32.6 s against 41-44 s in turn; an 8-year daily series (43 epochs of smaller
-    windows) 15.3-16.3 s against 16.7-17.8 s. A GPU or several devices keep the members in turn: a step
+    windows) 15.3-16.3 s against 16.7-18.7 s. A GPU or several devices keep the members in turn: a step
     there is one fused kernel call per layer."""
     import keras
 
