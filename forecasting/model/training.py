@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
@@ -66,6 +67,7 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
             trainers = [MemberTrainer(config)] * len(members)
     seeds = config.member_seeds()
     started = time.perf_counter()
+    stop = threading.Event() if side_by_side else None  # once set, the members stop at their next batch
 
     def train(number: int) -> dict[str, Any]:
         member, seed, trainer = members[number - 1], seeds[number - 1], trainers[number - 1]
@@ -78,15 +80,14 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
             return _fit_member(network, seed, config, source, max_epochs=max_epochs, patience=patience,
                                lr_patience=lr_patience, min_improvement=min_improvement, log=log,
                                max_windows=max_windows, priority=priority, distributed=replicas(devices) > 1,
-                               label=f"network {number}: " if side_by_side else "")
+                               label=f"network {number}: " if side_by_side else "", stop=stop)
 
     numbers = range(1, len(members) + 1)
     if side_by_side:
         if log is not None:
             log.info("Training %d networks side by side (seeds %s), one thread each",
                      len(members), ", ".join(map(str, seeds)))
-        with ThreadPoolExecutor(len(members), thread_name_prefix="ensemble-member") as pool:
-            runs = list(pool.map(train, numbers))
+        runs = side_by_side_runs(train, numbers, stop)
     else:
         runs = [train(number) for number in numbers]
     seconds = time.perf_counter() - started
@@ -94,6 +95,26 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
              "devices": replicas(devices), "mixed_precision": mixed_precision, "train_seconds": round(seconds, 3),
              "train_windows_per_s": round(sum(run["windows"] for run in runs) / max(seconds, 1e-9), 1)}
     return model, facts
+
+
+def side_by_side_runs(train: Callable[[int], dict[str, Any]], numbers: Iterable[int],
+                      stop: threading.Event) -> list[dict[str, Any]]:
+    """`train(number)` for every number at once, each on its own thread; their results in order. Where one
+    fails, or the caller is interrupted (Ctrl-C), `stop` is set so the others stop at their next batch, and
+    the error is raised once they have: left to train on, they would hold the process for minutes after
+    the run has failed."""
+    numbers = list(numbers)
+    with ThreadPoolExecutor(max(len(numbers), 1), thread_name_prefix="ensemble-member") as pool:
+        futures = [pool.submit(train, number) for number in numbers]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f.exception() for f in futures if f.done() and f.exception() is not None), None)
+            if failed is not None:
+                raise failed
+            return [future.result() for future in futures]
+        except BaseException:
+            stop.set()
+            raise
 
 
 class MemberTrainer:
@@ -137,9 +158,11 @@ def _network_variables(model: Any) -> list[Any]:
 
 def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSource, *, max_epochs: int,
                 patience: int, lr_patience: int, min_improvement: float, log: Any, max_windows: int | None,
-                priority: np.ndarray | None, distributed: bool = False, label: str = "") -> dict[str, Any]:
+                priority: np.ndarray | None, distributed: bool = False, label: str = "",
+                stop: threading.Event | None = None) -> dict[str, Any]:
     """Train one network (in place), its windows in the order `seed` draws; returns its validation-loss
-    history and how many windows it trained on. `label` starts its epoch log lines (which network)."""
+    history and how many windows it trained on. `label` starts its epoch log lines (which network);
+    training ends after the batch during which `stop` is set."""
     import keras
 
     from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
@@ -151,6 +174,8 @@ def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSourc
     ]
     if log is not None:
         callbacks.append(epoch_logger(log, max_epochs, label))
+    if stop is not None:
+        callbacks.append(stop_when_set(stop))
     train = WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=seed,
                           max_windows=max_windows or config.max_windows_per_epoch, priority=priority)
     if not train.per_pass:
@@ -203,7 +228,7 @@ def fit_in_batches(model: Any, train: Any, validation: Any, max_epochs: int, cal
             model.train_on_batch(x, y, sample_weight=weights[0] if weights else None)
             loss.add(batch_loss)
             callbacks.on_train_batch_end(step, {"loss": loss.result()})
-            if model.stop_training:  # TerminateOnNaN
+            if model.stop_training:  # TerminateOnNaN, or a stop asked for (stop_when_set)
                 break
         val_loss = EpochMean()
         for index in range(validation.num_batches):
@@ -309,6 +334,19 @@ def stall_stopping(patience: int, min_improvement: float) -> Any:
                 self.model.set_weights(self.best_weights)
 
     return StallStopping()
+
+
+def stop_when_set(stop: threading.Event) -> Any:
+    """A Keras callback that ends training after the batch during which `stop` is set (Keras' own stop
+    flag: the epoch ends there, and the best weights seen are restored as after early stopping)."""
+    import keras
+
+    class StopWhenSet(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if stop.is_set():
+                self.model.stop_training = True
+
+    return StopWhenSet()
 
 
 def epoch_logger(log: Any, max_epochs: int, label: str = "") -> Any:

@@ -655,3 +655,29 @@ def test_the_default_ensemble_is_three_networks_for_a_single_series_and_one_for_
     assert "members" in ModelConfig.from_dict({**tiny_config().as_dict()}).architecture()
     old = {k: v for k, v in tiny_config().as_dict().items() if k != "members"}  # saved before ensembles
     assert ModelConfig.from_dict(old).members == 1
+
+
+def test_when_one_member_fails_the_others_training_side_by_side_stop_and_the_error_is_raised():
+    """Left to train on, the other members would hold the process for minutes after the run failed."""
+    import threading
+    import time
+
+    from forecasting.model.training import side_by_side_runs
+
+    stop, stopped = threading.Event(), []
+
+    def train(number):
+        if number == 2:
+            raise PipelineError("member 2 failed")
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < deadline:  # a member's batches, until told to stop
+            time.sleep(0.01)
+        stopped.append((number, stop.is_set()))
+        return {"number": number}
+
+    started = time.monotonic()
+    with pytest.raises(PipelineError, match="member 2 failed"):
+        side_by_side_runs(train, [1, 2, 3], stop)
+    assert sorted(stopped) == [(1, True), (3, True)] and time.monotonic() - started < 30
+    assert side_by_side_runs(lambda number: {"number": number}, [3, 1, 2], threading.Event()) == [
+        {"number": 3}, {"number": 1}, {"number": 2}]
