@@ -12,8 +12,10 @@ from typing import Any
 # side (members_side_by_side). So on the CPU each op runs on one thread, with as many ops at once as there
 # are cores. Alone, one network trains in the same time either way (the bundled panel: 4.6-5.6 s both); an
 # 8-year daily series' three networks side by side took 15.3-16.3 s against 17.4-17.6 s with TensorFlow's
-# defaults (two threads an op). Weights are bit-identical either way. TF_NUM_INTRAOP_THREADS and
-# TF_NUM_INTEROP_THREADS, where set, win.
+# defaults (two threads an op). The price: one network's forecasts for thousands of windows at once run on
+# one core (4,096 daily windows: 0.18 s a call against 0.14 s), which costs a panel's explanations about
+# 0.2 s a run; an ensemble's members predict side by side and do not notice. Weights are bit-identical
+# either way. TF_NUM_INTRAOP_THREADS and TF_NUM_INTEROP_THREADS, where set, win.
 _threads_configured = False
 
 
