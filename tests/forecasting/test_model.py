@@ -64,13 +64,17 @@ def test_window_level_is_removed_and_restored():
 
 
 def trained_digest() -> str:
-    """SHA-256 of the quantile forecasts of a tiny model trained on the wave (run here or in a fresh process)."""
+    """SHA-256 of the quantile forecasts of a tiny model and of a three-network ensemble (its members trained
+    side by side, on threads) trained on the wave (run here or in a fresh process)."""
     import hashlib
 
     source = wave_source()
-    model, _ = fit_model(tiny_config(), source, max_epochs=3, patience=2)
     x, _ = source.window(source.starts[VALIDATION])
-    return hashlib.sha256(predict_quantiles(model, x).tobytes()).hexdigest()
+    digest = hashlib.sha256()
+    for config in (tiny_config(), tiny_config(members=3, dropout=0.2)):
+        model, _ = fit_model(config, source, max_epochs=3, patience=2)
+        digest.update(predict_quantiles(model, x).tobytes())
+    return digest.hexdigest()
 
 
 def test_two_runs_on_the_cpu_give_the_same_forecasts():
