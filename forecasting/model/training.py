@@ -107,10 +107,9 @@ def side_by_side_runs(train: Callable[[int], dict[str, Any]], numbers: Iterable[
     with ThreadPoolExecutor(max(len(numbers), 1), thread_name_prefix="ensemble-member") as pool:
         futures = [pool.submit(train, number) for number in numbers]
         try:
-            wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f.exception() for f in futures if f.done() and f.exception() is not None), None)
-            if failed is not None:
-                raise failed
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # a failed member's error, before waiting on the others
             return [future.result() for future in futures]
         except BaseException:
             stop.set()
