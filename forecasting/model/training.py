@@ -264,11 +264,17 @@ class EpochMean:
 
 def stopping_windows(source: WindowSource, config: ModelConfig) -> Any:
     """The validation windows early stopping scores each epoch: at most `max_val_windows`, one fixed seeded
-    sample (the same for every member of an ensemble, and for the ensemble's own validation loss)."""
+    sample (the same for every member of an ensemble, and for the ensemble's own validation loss), in one
+    batch where that bound is set.
+
+    Why one batch: TensorFlow traces the test step once per batch shape, and batches of 512 left a shorter
+    last one on almost every run (571 windows: 512 and 59), so each network traced its test step twice,
+    0.2-0.6 s each on two cores (three times over for an ensemble). Only the sum's rounding moves: the
+    validation loss in the last bit of float32."""
     from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
 
-    return WindowDataset(source, VALIDATION, 4 * config.batch_size, shuffle=False, seed=config.seed,
-                         max_windows=config.max_val_windows)
+    return WindowDataset(source, VALIDATION, config.max_val_windows or 4 * config.batch_size, shuffle=False,
+                         seed=config.seed, max_windows=config.max_val_windows)
 
 
 def _member_facts(run: dict[str, Any]) -> dict[str, Any]:

@@ -151,6 +151,29 @@ def test_training_traces_its_step_once_where_its_optimizer_was_not_built():
     assert step.experimental_get_tracing_count() == 1
 
 
+def test_validation_traces_its_test_step_once_however_many_windows_it_scores():
+    """Early stopping scores its validation sample in one batch: batches of 4 x batch_size left a shorter last
+    one on almost every run, and TensorFlow traced the test step again for it (0.2-0.6 s a network)."""
+    import keras
+
+    from forecasting.model.dataset import WindowDataset
+    from forecasting.model.training import fit_in_batches, stopping_windows
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tracing is TensorFlow's")
+    source = wave_source(n=400)  # 100 validation windows: more than 4 x 16, not a multiple of it
+    config = tiny_config(max_val_windows=2048)
+    validation = stopping_windows(source, config)
+    assert validation.num_batches == 1 and len(validation[0][0]) == 100
+    model = config.build()
+    fit_in_batches(model, WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=5, max_windows=64),
+                   validation, 2, [])
+    cells = dict(zip(model.test_function.__code__.co_freevars,
+                     (cell.cell_contents for cell in model.test_function.__closure__)))
+    step = cells["one_step_on_data"].__wrapped__  # keras 3.15's compiled step inside its test function
+    assert step.experimental_get_tracing_count() == 1
+
+
 def test_quantiles_are_ordered():
     source = wave_source()
     model, facts = fit_model(tiny_config(), source, max_epochs=3, patience=2)
