@@ -262,10 +262,15 @@ class EpochMean:
         return float(self.total / self.count) if self.count else float("nan")
 
 
+# The most validation windows early stopping scores in one batch: the default sample (2,048) fits whole.
+MAX_VALIDATION_BATCH = 4096
+
+
 def stopping_windows(source: WindowSource, config: ModelConfig) -> Any:
     """The validation windows early stopping scores each epoch: at most `max_val_windows`, one fixed seeded
     sample (the same for every member of an ensemble, and for the ensemble's own validation loss), in one
-    batch where that bound is set.
+    batch where that bound is set and at most MAX_VALIDATION_BATCH (a larger bound a user sets is scored in
+    batches of that size: memory).
 
     Why one batch: TensorFlow traces the test step once per batch shape, and batches of 512 left a shorter
     last one on almost every run (571 windows: 512 and 59), so each network traced its test step twice,
@@ -273,8 +278,9 @@ def stopping_windows(source: WindowSource, config: ModelConfig) -> Any:
     validation loss in the last bit of float32."""
     from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
 
-    return WindowDataset(source, VALIDATION, config.max_val_windows or 4 * config.batch_size, shuffle=False,
-                         seed=config.seed, max_windows=config.max_val_windows)
+    batch_size = min(config.max_val_windows, MAX_VALIDATION_BATCH) if config.max_val_windows else 4 * config.batch_size
+    return WindowDataset(source, VALIDATION, batch_size, shuffle=False, seed=config.seed,
+                         max_windows=config.max_val_windows)
 
 
 def _member_facts(run: dict[str, Any]) -> dict[str, Any]:

@@ -157,7 +157,7 @@ def test_validation_traces_its_test_step_once_however_many_windows_it_scores():
     import keras
 
     from forecasting.model.dataset import WindowDataset
-    from forecasting.model.training import fit_in_batches, stopping_windows
+    from forecasting.model.training import MAX_VALIDATION_BATCH, fit_in_batches, stopping_windows
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tracing is TensorFlow's")
@@ -165,6 +165,8 @@ def test_validation_traces_its_test_step_once_however_many_windows_it_scores():
     config = tiny_config(max_val_windows=2048)
     validation = stopping_windows(source, config)
     assert validation.num_batches == 1 and len(validation[0][0]) == 100
+    huge = stopping_windows(wave_source(n=40_000), tiny_config(max_val_windows=1_000_000))
+    assert huge.batch_size == MAX_VALIDATION_BATCH  # a bound a user raised is not one batch of everything
     model = config.build()
     fit_in_batches(model, WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=5, max_windows=64),
                    validation, 2, [])
