@@ -274,7 +274,7 @@ def stopping_windows(source: WindowSource, config: ModelConfig) -> Any:
 
     Why one batch: TensorFlow traces the test step once per batch shape, and batches of 512 left a shorter
     last one on almost every run (571 windows: 512 and 59), so each network traced its test step twice,
-    0.2-0.6 s each on two cores (three times over for an ensemble). Only the sum's rounding moves: the
+    0.4-0.6 s each on two cores (three times over for an ensemble). Only the sum's rounding moves: the
     validation loss in the last bit of float32."""
     from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
 

@@ -129,6 +129,12 @@ def test_training_batch_by_batch_gives_the_weights_and_losses_of_keras_fit(imput
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 if imputed else 0)
 
 
+def compiled_step(function):
+    """The tf.function inside a Keras 3.15 train or test function (TensorFlow backend): its traces are counted."""
+    cells = dict(zip(function.__code__.co_freevars, (cell.cell_contents for cell in function.__closure__)))
+    return cells["one_step_on_data"].__wrapped__
+
+
 def test_training_traces_its_step_once_where_its_optimizer_was_not_built():
     """A single network's optimizer is built before its first training step: left to the step's first trace,
     creating Adam's moments made TensorFlow trace it twice (0.5-0.7 s of a daily network's first step)."""
@@ -145,15 +151,12 @@ def test_training_traces_its_step_once_where_its_optimizer_was_not_built():
     assert not model.optimizer.built
     fit_in_batches(model, WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=5),
                    stopping_windows(source, config), 2, [])
-    cells = dict(zip(model.train_function.__code__.co_freevars,
-                     (cell.cell_contents for cell in model.train_function.__closure__)))
-    step = cells["one_step_on_data"].__wrapped__  # keras 3.15's compiled step inside its train function
-    assert step.experimental_get_tracing_count() == 1
+    assert compiled_step(model.train_function).experimental_get_tracing_count() == 1
 
 
 def test_validation_traces_its_test_step_once_however_many_windows_it_scores():
     """Early stopping scores its validation sample in one batch: batches of 4 x batch_size left a shorter last
-    one on almost every run, and TensorFlow traced the test step again for it (0.2-0.6 s a network)."""
+    one on almost every run, and TensorFlow traced the test step again for it (0.4-0.6 s a network)."""
     import keras
 
     from forecasting.model.dataset import WindowDataset
@@ -170,10 +173,7 @@ def test_validation_traces_its_test_step_once_however_many_windows_it_scores():
     model = config.build()
     fit_in_batches(model, WindowDataset(source, TRAIN, config.batch_size, shuffle=True, seed=5, max_windows=64),
                    validation, 2, [])
-    cells = dict(zip(model.test_function.__code__.co_freevars,
-                     (cell.cell_contents for cell in model.test_function.__closure__)))
-    step = cells["one_step_on_data"].__wrapped__  # keras 3.15's compiled step inside its test function
-    assert step.experimental_get_tracing_count() == 1
+    assert compiled_step(model.test_function).experimental_get_tracing_count() == 1
 
 
 def test_quantiles_are_ordered():
