@@ -24,6 +24,7 @@ from forecasting.model.devices import (
     replicas,
     seed_everything,
 )
+from forecasting.model.shared_steps import SharedSteps, supports
 from forecasting.windows import TRAIN, VALIDATION, WindowSource
 
 
@@ -40,8 +41,9 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
 
     An ensemble (config.members > 1) trains each member from its own seed (weights, dropout and window
     order) with its own early stopping, and returns the model that averages them. On the CPU the members
-    train side by side, each on its own thread and compiled network (see members_side_by_side); elsewhere
-    one after another on one compiled network (MemberTrainer), so the training graph is traced once. Either
+    train side by side, each on its own thread and network, through one traced training step (see
+    members_side_by_side, SharedSteps); elsewhere one after another on one compiled network (MemberTrainer),
+    so the training graph is traced once there too. Either
     way a member ends where a network of its seed trained alone would.
 
     devices: where to train; several are mirrored (data-parallel), None means every visible GPU.
@@ -68,6 +70,9 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
     seeds = config.member_seeds()
     started = time.perf_counter()
     stop = threading.Event() if side_by_side else None  # once set, the members stop at their next batch
+    # Side by side, each member's network would trace its own steps, one after another (tracing holds the
+    # interpreter lock); shared steps trace once for all of them (see forecasting/model/shared_steps.py).
+    steps = SharedSteps(trainers[0].network) if side_by_side and supports(trainers[0].network) else None
 
     def train(number: int) -> dict[str, Any]:
         member, seed, trainer = members[number - 1], seeds[number - 1], trainers[number - 1]
@@ -80,7 +85,7 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
             return _fit_member(network, seed, config, source, max_epochs=max_epochs, patience=patience,
                                lr_patience=lr_patience, min_improvement=min_improvement, log=log,
                                max_windows=max_windows, priority=priority, distributed=replicas(devices) > 1,
-                               label=f"network {number}: " if side_by_side else "", stop=stop)
+                               label=f"network {number}: " if side_by_side else "", stop=stop, steps=steps)
 
     numbers = range(1, len(members) + 1)
     if side_by_side:
@@ -158,10 +163,11 @@ def _network_variables(model: Any) -> list[Any]:
 def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSource, *, max_epochs: int,
                 patience: int, lr_patience: int, min_improvement: float, log: Any, max_windows: int | None,
                 priority: np.ndarray | None, distributed: bool = False, label: str = "",
-                stop: threading.Event | None = None) -> dict[str, Any]:
+                stop: threading.Event | None = None, steps: Any = None) -> dict[str, Any]:
     """Train one network (in place), its windows in the order `seed` draws; returns its validation-loss
     history and how many windows it trained on. `label` starts its epoch log lines (which network);
-    training ends after the batch during which `stop` is set."""
+    training ends after the batch during which `stop` is set; `steps`: compiled steps shared with other
+    networks (SharedSteps; None: the network's own)."""
     import keras
 
     from forecasting.model.dataset import WindowDataset  # Keras: imported when training starts
@@ -186,16 +192,17 @@ def _fit_member(member: Any, seed: int, config: ModelConfig, source: WindowSourc
         history = member.fit(train, steps_per_epoch=train.batches_per_epoch, shuffle=False,
                              validation_data=validation, epochs=max_epochs, verbose=0, callbacks=callbacks).history
     else:
-        history = fit_in_batches(member, train, validation, max_epochs, callbacks)
+        history = fit_in_batches(member, train, validation, max_epochs, callbacks, steps)
     val_losses = np.asarray(history.get("val_loss", [np.nan]), dtype="float64")
     return {"seed": seed, "val_losses": val_losses, "windows": train.per_pass * len(val_losses),
             "diverged": bool(not np.all(np.isfinite(history.get("loss", [np.nan]))))}
 
 
-def fit_in_batches(model: Any, train: Any, validation: Any, max_epochs: int, callbacks: list[Any]) -> dict[str, list[float]]:
+def fit_in_batches(model: Any, train: Any, validation: Any, max_epochs: int, callbacks: list[Any],
+                   steps: Any = None) -> dict[str, list[float]]:
     """What `model.fit(train, steps_per_epoch=..., validation_data=validation, epochs=max_epochs)` does on one
-    device, batch by batch with `train_on_batch` and `test_on_batch`; returns the history (loss and val_loss
-    per epoch).
+    device, batch by batch with `train_on_batch` and `test_on_batch` (or `steps`, a SharedSteps that computes
+    the same for every network of the architecture); returns the history (loss and val_loss per epoch).
 
     Why: `fit` feeds a Python dataset through a tf.data pipeline of worker threads, which cost as much as
     the training step itself on the small windows a daily series gives (2-core CPU, two LSTM(32) layers,
@@ -208,7 +215,7 @@ def fit_in_batches(model: Any, train: Any, validation: Any, max_epochs: int, cal
 
     callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=max_epochs,
                                              steps=train.batches_per_epoch)
-    batch_loss = next(metric for metric in model.metrics if metric.name == "loss")  # Keras' loss tracker
+    steps = steps or OwnSteps(model)
     history: dict[str, list[float]] = {"loss": [], "val_loss": []}
     model.stop_training = False
     # Built here, Adam's moments exist before the training step's first trace; created by it, they made
@@ -224,16 +231,14 @@ def fit_in_batches(model: Any, train: Any, validation: Any, max_epochs: int, cal
         for step in range(train.batches_per_epoch):
             x, y, *weights = train[epoch * train.batches_per_epoch + step]
             callbacks.on_train_batch_begin(step)
-            model.train_on_batch(x, y, sample_weight=weights[0] if weights else None)
-            loss.add(batch_loss)
+            loss.add(*steps.train(model, x, y, weights[0] if weights else None))
             callbacks.on_train_batch_end(step, {"loss": loss.result()})
             if model.stop_training:  # TerminateOnNaN, or a stop asked for (stop_when_set)
                 break
         val_loss = EpochMean()
         for index in range(validation.num_batches):
             x, y, *weights = validation[index]
-            model.test_on_batch(x, y, sample_weight=weights[0] if weights else None)
-            val_loss.add(batch_loss)
+            val_loss.add(*steps.test(model, x, y, weights[0] if weights else None))
         logs = {"loss": loss.result(), "val_loss": val_loss.result()}
         history["loss"].append(logs["loss"])
         history["val_loss"].append(logs["val_loss"])
@@ -245,6 +250,24 @@ def fit_in_batches(model: Any, train: Any, validation: Any, max_epochs: int, cal
     return history
 
 
+class OwnSteps:
+    """A network's own compiled steps, `train_on_batch` and `test_on_batch`, each returning the batch's loss
+    total and count from Keras' loss tracker (which both reset for each batch)."""
+
+    def __init__(self, model: Any):
+        self.tracker = next(metric for metric in model.metrics if metric.name == "loss")
+
+    def train(self, model: Any, x: np.ndarray, y: np.ndarray,
+              weights: np.ndarray | None) -> tuple[np.float32, np.float32]:
+        model.train_on_batch(x, y, sample_weight=weights)
+        return np.float32(self.tracker.total.numpy()), np.float32(self.tracker.count.numpy())
+
+    def test(self, model: Any, x: np.ndarray, y: np.ndarray,
+             weights: np.ndarray | None) -> tuple[np.float32, np.float32]:
+        model.test_on_batch(x, y, sample_weight=weights)
+        return np.float32(self.tracker.total.numpy()), np.float32(self.tracker.count.numpy())
+
+
 class EpochMean:
     """The epoch's loss as `fit` logs it: Keras' loss tracker (a `Mean` of batch losses weighted by batch
     size, in float32) summed over the epoch's batches. `train_on_batch` resets the tracker for each batch;
@@ -254,9 +277,9 @@ class EpochMean:
     def __init__(self):
         self.total, self.count = np.float32(0.0), np.float32(0.0)
 
-    def add(self, tracker: Any) -> None:
-        self.total = np.float32(self.total + np.float32(tracker.total.numpy()))
-        self.count = np.float32(self.count + np.float32(tracker.count.numpy()))
+    def add(self, total: np.float32, count: np.float32) -> None:
+        self.total = np.float32(self.total + total)
+        self.count = np.float32(self.count + count)
 
     def result(self) -> float:
         return float(self.total / self.count) if self.count else float("nan")
