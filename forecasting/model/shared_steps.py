@@ -13,8 +13,9 @@ network in a `keras.StatelessScope` that maps its variables onto the trained net
 object keeps for each network. tests/forecasting/test_shared_steps.py holds the weights and losses
 bit-identical to `train_on_batch` and `test_on_batch`. The learning rate is read from the network's own
 optimizer at every step, so Keras callbacks that change it (ReduceLROnPlateau) work as with Keras' steps.
-Only for optimizers this reproduces (`supports`): Adam without AMSGrad, weight decay, clipping, moving
-averages, gradient accumulation or loss scaling; anything else keeps Keras' own steps.
+Only for optimizers this reproduces (`supports`): Adam with a learning rate (not a schedule) and without
+AMSGrad, weight decay, clipping, moving averages, gradient accumulation or loss scaling; anything else keeps
+Keras' own steps.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def supports(model: Any) -> bool:
             and not optimizer.amsgrad and optimizer.weight_decay is None and optimizer.clipnorm is None
             and optimizer.clipvalue is None and optimizer.global_clipnorm is None and not optimizer.use_ema
             and optimizer.loss_scale_factor is None and optimizer.gradient_accumulation_steps is None
+            and isinstance(optimizer.learning_rate, keras.Variable)  # not a schedule: read per step as a variable
             and model.dtype_policy.name == "float32")
 
 

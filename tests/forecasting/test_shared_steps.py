@@ -75,8 +75,9 @@ def test_optimizers_it_does_not_reproduce_keep_their_own_steps():
 
     network = tiny_config().build()
     assert supports(network)
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=10, decay_rate=0.9)
     for optimizer in (keras.optimizers.Adam(amsgrad=True), keras.optimizers.Adam(clipnorm=1.0),
-                      keras.optimizers.SGD()):
+                      keras.optimizers.Adam(learning_rate=schedule), keras.optimizers.SGD()):
         other = tiny_config().build()
         other.compile(optimizer=optimizer, loss=other.loss)
         assert not supports(other)
