@@ -43,8 +43,8 @@ def fit_model(config: ModelConfig, source: WindowSource, *, max_epochs: int, pat
     order) with its own early stopping, and returns the model that averages them. On the CPU the members
     train side by side, each on its own thread and network, through one traced training step (see
     members_side_by_side, SharedSteps); elsewhere one after another on one compiled network (MemberTrainer),
-    so the training graph is traced once there too. Either
-    way a member ends where a network of its seed trained alone would.
+    so the training graph is traced once there too. Either way a member ends where a network of its seed
+    trained alone would.
 
     devices: where to train; several are mirrored (data-parallel), None means every visible GPU.
     mixed_precision: float16 compute, for GPUs with tensor cores.
@@ -260,11 +260,14 @@ class OwnSteps:
     def train(self, model: Any, x: np.ndarray, y: np.ndarray,
               weights: np.ndarray | None) -> tuple[np.float32, np.float32]:
         model.train_on_batch(x, y, sample_weight=weights)
-        return np.float32(self.tracker.total.numpy()), np.float32(self.tracker.count.numpy())
+        return self._tracked()
 
     def test(self, model: Any, x: np.ndarray, y: np.ndarray,
              weights: np.ndarray | None) -> tuple[np.float32, np.float32]:
         model.test_on_batch(x, y, sample_weight=weights)
+        return self._tracked()
+
+    def _tracked(self) -> tuple[np.float32, np.float32]:
         return np.float32(self.tracker.total.numpy()), np.float32(self.tracker.count.numpy())
 
 
