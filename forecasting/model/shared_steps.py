@@ -65,8 +65,11 @@ class SharedSteps:
         optimizer = template.optimizer
         self.beta_1, self.beta_2, self.epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
         self._states: dict[int, _NetworkState] = {}
-        self._train = tf.function(self._train_step)
-        self._test = tf.function(self._test_step)
+        # No AutoGraph: the steps hold no tensor-dependent Python control flow (their loops run over the
+        # variable lists, at trace time), and converting their source cost a quarter of the training step's
+        # trace (0.61-0.68 s against 0.88-0.90 s on two cores).
+        self._train = tf.function(self._train_step, autograph=False)
+        self._test = tf.function(self._test_step, autograph=False)
 
     def tracing_counts(self) -> tuple[int, int]:
         """How many times the training and the test step were traced (tests)."""
