@@ -80,7 +80,7 @@ def configure_cpu_threads() -> None:
 
 
 def members_side_by_side(devices: list[str]) -> bool:
-    """Whether an ensemble's members train at the same time, each on its own thread and compiled network
+    """Whether an ensemble's members train at the same time, each on its own thread and network
     (TensorFlow on the CPU), rather than one after another on one network (MemberTrainer).
 
     Why: on the CPU one small network's step leaves a core idle while its ops hand over to each other (two

@@ -125,7 +125,8 @@ class MemberTrainer:
     """One compiled network of an ensemble's architecture that trains members: `training(member)` loads the
     member's variables (its weights and its dropout's random state) and a fresh optimizer into the network,
     yields it to be fitted, and stores the trained variables back in the member. On a GPU one trainer
-    trains every member in turn; on the CPU each member has its own, all training at once.
+    trains every member in turn; on the CPU each member has its own, all training at once through one
+    traced step (SharedSteps).
 
     Why: Keras traces a model's training step the first time it fits it. Every member fitting itself traced
     the same graph again: about 2.5 s each on the 2-core CPU, a third of a 532-window daily series' whole
