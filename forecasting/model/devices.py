@@ -87,10 +87,10 @@ def members_side_by_side(devices: list[str]) -> bool:
     cores: a daily network's step 14-17 ms alone; three stepping at once 8-9 ms each). TensorFlow releases
     the interpreter lock while a compiled step runs. The members share one traced training and test step
     (forecasting/model/shared_steps.py); with Keras' own steps each traced its own (about 1 s a member on
-    two cores; Python, so not in parallel). fit_model alone on two cores, same weights: a year of one hourly series (three networks,
-    27 epochs in all) 28.7-32.6 s against 41-44 s in turn; an 8-year daily series (43 epochs of smaller
-    windows) 15.3-16.3 s against 16.7-18.7 s. A GPU or several devices keep the members in turn: a step
-    there is one fused kernel call per layer."""
+    two cores; Python, so not in parallel). fit_model alone on two cores, same weights: a year of one
+    hourly series (three networks, 27 epochs in all) 28.7-32.6 s against 41-44 s in turn; an 8-year daily
+    series (43 epochs of smaller windows) 15.3-16.3 s against 16.7-18.7 s. A GPU or several devices keep
+    the members in turn: a step there is one fused kernel call per layer."""
     import keras
 
     return not devices and keras.backend.backend() == "tensorflow"
